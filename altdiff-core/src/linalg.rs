@@ -1,0 +1,169 @@
+//! The [`LinAlg`] trait: the few operations of a backend that Alt-Diff needs.
+
+use num_traits::{Float, One, Zero};
+
+use crate::{Real, Result};
+
+/// Whether an operator is applied as is or transposed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Trans {
+    /// `op * rhs`.
+    No,
+    /// `op' * rhs`.
+    Yes,
+}
+
+/// Whether a product overwrites its destination or adds to it.
+///
+/// `Replace` never reads the destination (so a destination holding NaN is harmless).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Accum {
+    /// `dst = result`.
+    Replace,
+    /// `dst += result`.
+    Add,
+}
+
+/// Dense and operator linear algebra needed by Alt-Diff.
+///
+/// Every dense object is a column-major `rows x cols` block ([`LinAlg::Mat`]): a vector is an
+/// `n x 1` block, a Jacobian block an `n x d` one, so the solution and its derivatives run
+/// through the same code. `P`, `A`, `G` are opaque operators ([`LinAlg::Op`]): the algorithm
+/// only applies them and factors `H = P + rho (A'A + G'G)` once.
+///
+/// Shapes are validated once at setup; inside these methods a shape mismatch is a bug of the
+/// caller, and implementations may panic on it (document it under `# Panics`). Every method
+/// returns [`Result`] because device backends can fail for real (memory, driver).
+///
+/// See the crate docs, "Writing a backend", and [`crate::testing`] (feature `testing`) for
+/// the reference implementation and the conformance suite every backend must pass.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{Accum, LinAlg, Trans, testing::RefBackend};
+/// let be = RefBackend;
+/// let g = be.op_from_col_major(2, 2, &[1.0, 3.0, 2.0, 4.0])?; // [[1, 2], [3, 4]]
+/// let x = be.from_col_major(2, 1, &[1.0, 1.0])?;
+/// let mut y = be.zeros(2, 1)?;
+/// be.apply(&mut y, Accum::Replace, &g, Trans::Yes, &x, 2.0)?;  // y = 2 G' x
+/// assert_eq!(be.to_col_major(&y)?, vec![8.0, 12.0]);
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
+    /// The scalar type.
+    type Real: Real;
+    /// A dense column-major block.
+    type Mat: Clone + Send + Sync + core::fmt::Debug;
+    /// A matrix operator (`P`, `A`, `G`): dense or sparse, as the backend likes.
+    type Op: Clone + Send + Sync + core::fmt::Debug;
+    /// The factorization of `H = P + rho (A'A + G'G)`.
+    type Factor: Send + Sync + core::fmt::Debug;
+
+    /// A short name for messages and tables (`"faer"`, `"ndarray"`).
+    fn name(&self) -> &'static str;
+
+    // ---- creation and transfer ----
+
+    /// An all-zero `nrows x ncols` block.
+    fn zeros(&self, nrows: usize, ncols: usize) -> Result<Self::Mat>;
+    /// A block from column-major data (`data.len() == nrows * ncols`).
+    fn from_col_major(&self, nrows: usize, ncols: usize, data: &[Self::Real])
+    -> Result<Self::Mat>;
+    /// The block's entries in column-major order.
+    fn to_col_major(&self, m: &Self::Mat) -> Result<Vec<Self::Real>>;
+    /// `(rows, cols)` of a block.
+    fn shape(&self, m: &Self::Mat) -> (usize, usize);
+    /// An operator from dense column-major data.
+    fn op_from_col_major(&self, nrows: usize, ncols: usize, data: &[Self::Real])
+    -> Result<Self::Op>;
+    /// The operator's entries as a dense column-major array (used for validation and
+    /// oracles; sparse backends may override the validation instead).
+    fn op_to_col_major(&self, op: &Self::Op) -> Result<Vec<Self::Real>>;
+    /// `(rows, cols)` of an operator.
+    fn op_shape(&self, op: &Self::Op) -> (usize, usize);
+
+    // ---- operators and the one factorization ----
+
+    /// `dst = [dst +] alpha * op(') * rhs`.
+    fn apply(
+        &self,
+        dst: &mut Self::Mat,
+        accum: Accum,
+        op: &Self::Op,
+        trans: Trans,
+        rhs: &Self::Mat,
+        alpha: Self::Real,
+    ) -> Result<()>;
+    /// Factors `H = P + rho (A'A + G'G)` (Cholesky). `A` or `G` may have zero rows.
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`](crate::Error::NotPositiveDefinite) when `H` is not
+    /// positive definite.
+    fn factor(
+        &self,
+        p: &Self::Op,
+        a: &Self::Op,
+        g: &Self::Op,
+        rho: Self::Real,
+    ) -> Result<Self::Factor>;
+    /// `rhs = H^-1 rhs` with the factorization of [`LinAlg::factor`].
+    fn solve_in_place(&self, factor: &Self::Factor, rhs: &mut Self::Mat) -> Result<()>;
+
+    // ---- elementwise and cone operations ----
+
+    /// `y = alpha x + beta y`; when `beta == 0`, `y` is not read (BLAS convention).
+    fn axpby(
+        &self,
+        alpha: Self::Real,
+        x: &Self::Mat,
+        beta: Self::Real,
+        y: &mut Self::Mat,
+    ) -> Result<()>;
+    /// `x = max(x, 0)` elementwise: the projection onto the nonnegative orthant.
+    fn proj_nonneg(&self, x: &mut Self::Mat) -> Result<()>;
+    /// The derivative of [`LinAlg::proj_nonneg`] applied to a block: zeroes row `i` of `m`
+    /// wherever `at[i] <= 0` (the mask rule `1[at > 0]`, strict). `at` has one column, which
+    /// masks every column of `m`, or as many columns as `m`, masking column by column.
+    fn dproj_nonneg(&self, at: &Self::Mat, m: &mut Self::Mat) -> Result<()>;
+
+    // ---- reductions (host reads: a device backend synchronizes here) ----
+
+    /// The largest absolute entry (0 for an empty block). NaN when any entry is NaN.
+    fn norm_inf(&self, x: &Self::Mat) -> Result<Self::Real>;
+    /// The sum of the elementwise products of two blocks of the same shape.
+    fn dot(&self, x: &Self::Mat, y: &Self::Mat) -> Result<Self::Real>;
+
+    // ---- provided ----
+
+    /// `dst = src`.
+    fn copy_from(&self, dst: &mut Self::Mat, src: &Self::Mat) -> Result<()> {
+        self.axpby(Self::Real::one(), src, Self::Real::zero(), dst)
+    }
+
+    /// Factors `P + shift I` to test that `P` is positive semidefinite up to `shift`.
+    /// Returns `Ok(false)` when the factorization fails.
+    fn is_psd_with_shift(&self, p: &Self::Op, shift: Self::Real) -> Result<bool> {
+        let (n, _) = self.op_shape(p);
+        let no_rows = self.op_from_col_major(0, n, &[])?;
+        let mut diag = vec![Self::Real::zero(); n * n];
+        let root = shift.sqrt();
+        for i in 0..n {
+            diag[i * n + i] = root;
+        }
+        let shift_op = self.op_from_col_major(n, n, &diag)?;
+        match self.factor(p, &no_rows, &shift_op, Self::Real::one()) {
+            Ok(_) => Ok(true),
+            Err(crate::Error::NotPositiveDefinite { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Waits for queued device work (for benchmarks); CPU backends return at once.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+

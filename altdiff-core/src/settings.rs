@@ -1,0 +1,287 @@
+//! Solver settings: penalty, iteration bound, stopping rule, what to differentiate.
+
+use crate::SettingsError;
+
+/// When the ADMM iteration stops.
+///
+/// # Example
+/// ```
+/// use altdiff_core::StoppingRule;
+/// let paper = StoppingRule::RelativeObjective(1e-3); // the Alt-Diff reference code's rule
+/// assert_ne!(paper, StoppingRule::default());
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum StoppingRule {
+    /// OSQP-style residuals (the default):
+    /// `r_prim = max(|Ax - b|, |Gx + s - h|) <= eps_abs + eps_rel * max(|Ax|, |b|, |Gx|, |s|, |h|)`
+    /// and `r_dual = |Px + q + A'lam + G'nu| <= eps_abs + eps_rel * max(|Px|, |q|, |A'lam|, |G'nu|)`
+    /// (infinity norms). When Jacobians are requested, each Jacobian block must also have
+    /// settled: `|J_k - J_{k-1}| <= eps_abs + eps_rel * |J_k|`.
+    Residual {
+        /// Absolute tolerance.
+        eps_abs: f64,
+        /// Relative tolerance.
+        eps_rel: f64,
+    },
+    /// Relative change of the objective between checks, `|f_k - f_prev| <= tol * |f_prev|`
+    /// (the rule of the Alt-Diff reference code, with `tol = 1e-3` there).
+    RelativeObjective(f64),
+    /// Change of the primal iterate, `|x_k - x_prev|_inf <= tol * max(|x_prev|_inf, 1)`.
+    RelativeX(f64),
+    /// Exactly this many iterations, no convergence test (truncated Alt-Diff).
+    Fixed(usize),
+}
+
+impl Default for StoppingRule {
+    fn default() -> Self {
+        StoppingRule::Residual { eps_abs: 1e-6, eps_rel: 1e-6 }
+    }
+}
+
+/// A parameter of the QP that Jacobians can be taken with respect to.
+///
+/// # Example
+/// ```
+/// use altdiff_core::Param;
+/// assert_eq!(Param::ALL.len(), 3);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Param {
+    /// The linear cost `q` (Jacobian `n x n`).
+    Q,
+    /// The equality right-hand side `b` (Jacobian `n x p`).
+    B,
+    /// The inequality right-hand side `h` (Jacobian `n x m`).
+    H,
+}
+
+impl Param {
+    /// Every parameter, in the order q, b, h.
+    pub const ALL: [Param; 3] = [Param::Q, Param::B, Param::H];
+
+    /// The parameter's name as in the problem (`"q"`, `"b"`, `"h"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Q => "q",
+            Param::B => "b",
+            Param::H => "h",
+        }
+    }
+}
+
+/// The set of parameters whose Jacobians the solver carries (empty: no derivative work).
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Param, Wrt};
+/// let wrt = Wrt::none().with(Param::B);
+/// assert!(wrt.contains(Param::B) && !wrt.contains(Param::Q));
+/// assert_eq!(Wrt::all().iter().count(), 3);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Wrt {
+    bits: u8,
+}
+
+impl Wrt {
+    /// No Jacobians.
+    pub fn none() -> Self {
+        Self { bits: 0 }
+    }
+
+    /// Jacobians with respect to every parameter.
+    pub fn all() -> Self {
+        Param::ALL.into_iter().fold(Self::none(), Self::with)
+    }
+
+    /// This set and `param`.
+    #[must_use]
+    pub fn with(self, param: Param) -> Self {
+        Self { bits: self.bits | (1 << param as u8) }
+    }
+
+    /// Whether `param` is in the set.
+    pub fn contains(self, param: Param) -> bool {
+        self.bits & (1 << param as u8) != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.bits == 0
+    }
+
+    /// The parameters in the set, in the order q, b, h.
+    pub fn iter(self) -> impl Iterator<Item = Param> {
+        Param::ALL.into_iter().filter(move |&p| self.contains(p))
+    }
+}
+
+impl FromIterator<Param> for Wrt {
+    fn from_iter<I: IntoIterator<Item = Param>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::none(), Self::with)
+    }
+}
+
+/// Settings of [`AltDiff`](crate::AltDiff). Plain fields with defaults, `with_*` setters,
+/// checked by [`Settings::validate`] at setup.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Param, Settings, StoppingRule, Wrt};
+/// let s = Settings::default()
+///     .with_rho(2.0)
+///     .with_stopping(StoppingRule::Fixed(50))
+///     .with_wrt(Wrt::none().with(Param::B));
+/// assert!(s.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// ADMM penalty `rho > 0` (default 1.0, as in the reference code). Changing it changes
+    /// `H`: build a new solver.
+    pub rho: f64,
+    /// Iteration bound, `>= 1` (default 10 000). [`StoppingRule::Fixed`] runs its own count.
+    pub max_iter: usize,
+    /// The stopping rule (default [`StoppingRule::Residual`] with 1e-6, 1e-6).
+    pub stopping: StoppingRule,
+    /// Iterations between convergence checks, `>= 1` (default 1). Each check reads scalars
+    /// back to the host, which synchronizes a device backend.
+    pub check_every: usize,
+    /// Which Jacobians to carry (default none).
+    pub wrt: Wrt,
+    /// Test at setup that `P` is positive semidefinite (one extra factorization of
+    /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true.
+    pub check_convexity: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rho: 1.0,
+            max_iter: 10_000,
+            stopping: StoppingRule::default(),
+            check_every: 1,
+            wrt: Wrt::none(),
+            check_convexity: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Sets [`Settings::rho`].
+    #[must_use]
+    pub fn with_rho(mut self, rho: f64) -> Self {
+        self.rho = rho;
+        self
+    }
+
+    /// Sets [`Settings::max_iter`].
+    #[must_use]
+    pub fn with_max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+
+    /// Sets [`Settings::stopping`].
+    #[must_use]
+    pub fn with_stopping(mut self, stopping: StoppingRule) -> Self {
+        self.stopping = stopping;
+        self
+    }
+
+    /// Sets [`Settings::check_every`].
+    #[must_use]
+    pub fn with_check_every(mut self, check_every: usize) -> Self {
+        self.check_every = check_every;
+        self
+    }
+
+    /// Sets [`Settings::wrt`].
+    #[must_use]
+    pub fn with_wrt(mut self, wrt: Wrt) -> Self {
+        self.wrt = wrt;
+        self
+    }
+
+    /// Sets [`Settings::check_convexity`].
+    #[must_use]
+    pub fn with_check_convexity(mut self, check: bool) -> Self {
+        self.check_convexity = check;
+        self
+    }
+
+    /// Checks every setting's range.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] naming the first bad setting.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |field, requirement, value| Err(SettingsError::Invalid { field, requirement, value });
+        if !(self.rho.is_finite() && self.rho > 0.0) {
+            return invalid("rho", "finite and > 0", self.rho);
+        }
+        if self.max_iter == 0 {
+            return invalid("max_iter", ">= 1", 0.0);
+        }
+        if self.check_every == 0 {
+            return invalid("check_every", ">= 1", 0.0);
+        }
+        let tolerance = |field, v: f64| {
+            if v.is_finite() && v >= 0.0 { Ok(()) } else { invalid(field, "finite and >= 0", v) }
+        };
+        match self.stopping {
+            StoppingRule::Residual { eps_abs, eps_rel } => {
+                tolerance("eps_abs", eps_abs)?;
+                tolerance("eps_rel", eps_rel)?;
+                if eps_abs == 0.0 && eps_rel == 0.0 {
+                    return invalid("eps_abs + eps_rel", "> 0", 0.0);
+                }
+            }
+            StoppingRule::RelativeObjective(tol) | StoppingRule::RelativeX(tol) => {
+                tolerance("tolerance", tol)?;
+            }
+            StoppingRule::Fixed(k) => {
+                if k == 0 {
+                    return invalid("fixed iterations", ">= 1", 0.0);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Settings::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let cases = [
+            (Settings::default().with_rho(0.0), "rho"),
+            (Settings::default().with_rho(f64::NAN), "rho"),
+            (Settings::default().with_max_iter(0), "max_iter"),
+            (Settings::default().with_check_every(0), "check_every"),
+            (Settings::default().with_stopping(StoppingRule::Fixed(0)), "fixed"),
+            (Settings::default().with_stopping(StoppingRule::RelativeX(-1.0)), "tolerance"),
+            (Settings::default().with_stopping(StoppingRule::Residual { eps_abs: 0.0, eps_rel: 0.0 }), "eps_abs"),
+            (Settings::default().with_stopping(StoppingRule::Residual { eps_abs: f64::INFINITY, eps_rel: 0.0 }), "eps_abs"),
+        ];
+        for (settings, name) in cases {
+            let err = settings.validate().unwrap_err();
+            assert!(err.to_string().contains(name), "{err} should name {name}");
+        }
+    }
+
+    #[test]
+    fn wrt_set_operations() {
+        let w: Wrt = [Param::H, Param::Q].into_iter().collect();
+        assert_eq!(w.iter().collect::<Vec<_>>(), vec![Param::Q, Param::H]);
+        assert!(Wrt::none().is_empty());
+    }
+}

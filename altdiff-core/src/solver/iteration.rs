@@ -1,0 +1,164 @@
+//! One Alt-Diff iteration, written once for the solution and for its Jacobians.
+//!
+//! The ADMM map is affine in the data once the slack's projection is fixed, so the tangent
+//! recursion is the same code run on `d`-column blocks with the data replaced by their
+//! derivatives:
+//!
+//! | | forward (`k = 1`) | tangent wrt `theta` (`d` columns) |
+//! |---|---|---|
+//! | `c` | `q - rho A'b - rho G'h` | `E` = `I`, `-rho A'` or `-rho G'` for `q`, `b`, `h` |
+//! | `b` | `b` | `db` = `I` for `b`, else 0 |
+//! | `h` | `h` | `dh` = `I` for `h`, else 0 |
+//! | slack | `s = max(0, w)` | `J_s = 1[s > 0] w` (forward `s`, strict) |
+//!
+//! with, in order x -> s -> lam -> nu,
+//! `x = -H^-1 [c + A'lam + G'(nu + rho s)]`, `w = -nu/rho - (Gx - h)`,
+//! `lam += rho (Ax - b)`, `nu += rho (Gx + s - h)`.
+
+use num_traits::{One, Zero};
+
+use crate::{Accum, LinAlg, QpDims, Result, Trans};
+
+/// The iterate of a block: `x` (n x k), `s` (m x k), `lam` (p x k), `nu` (m x k).
+///
+/// For the solution `k = 1`; for the Jacobian with respect to a parameter of size `d`,
+/// `k = d` and the blocks are `J_x`, `J_s`, `J_lam`, `J_nu`.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{Iterate, LinAlg, QpDims, testing::RefBackend};
+/// let it = Iterate::zeros(&RefBackend, QpDims { n: 3, p: 1, m: 2 }, 4)?;
+/// assert_eq!(RefBackend.shape(&it.nu), (2, 4));
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Iterate<B: LinAlg> {
+    /// Primal variable (or its Jacobian).
+    pub x: B::Mat,
+    /// Slack of the inequalities, `Gx + s = h`, `s >= 0`.
+    pub s: B::Mat,
+    /// Duals of the equalities.
+    pub lam: B::Mat,
+    /// Duals of the inequalities, `nu >= 0`.
+    pub nu: B::Mat,
+}
+
+impl<B: LinAlg> Iterate<B> {
+    /// The all-zero iterate with `k` columns.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub fn zeros(backend: &B, dims: QpDims, k: usize) -> Result<Self> {
+        Ok(Self {
+            x: backend.zeros(dims.n, k)?,
+            s: backend.zeros(dims.m, k)?,
+            lam: backend.zeros(dims.p, k)?,
+            nu: backend.zeros(dims.m, k)?,
+        })
+    }
+
+    /// Number of columns.
+    pub fn ncols(&self, backend: &B) -> usize {
+        backend.shape(&self.x).1
+    }
+}
+
+/// The constant terms of the affine map (see the module docs): forward data or derivatives.
+#[derive(Clone, Debug)]
+pub(crate) struct Affine<B: LinAlg> {
+    /// `c` (n x k).
+    pub c: B::Mat,
+    /// `b` or `db` (p x k).
+    pub b: B::Mat,
+    /// `h` or `dh` (m x k).
+    pub h: B::Mat,
+}
+
+/// What the slack update does after the affine part.
+pub(crate) enum Slack<'a, B: LinAlg> {
+    /// `s = max(0, w)`.
+    Project,
+    /// `J_s = 1[s > 0] w` with the forward slack `s`.
+    Mask(&'a B::Mat),
+}
+
+/// Scratch blocks of one iterate's width.
+#[derive(Debug)]
+pub(crate) struct Workspace<B: LinAlg> {
+    /// `G x` of the current iteration (m x k).
+    pub gx: B::Mat,
+    /// `nu + rho s` (m x k).
+    pub w: B::Mat,
+}
+
+impl<B: LinAlg> Workspace<B> {
+    pub fn new(backend: &B, dims: QpDims, k: usize) -> Result<Self> {
+        Ok(Self { gx: backend.zeros(dims.m, k)?, w: backend.zeros(dims.m, k)? })
+    }
+}
+
+/// The operators and the factorization one iteration uses.
+pub(crate) struct Kernel<'a, B: LinAlg> {
+    pub backend: &'a B,
+    pub a: &'a B::Op,
+    pub g: &'a B::Op,
+    pub factor: &'a B::Factor,
+    pub rho: B::Real,
+}
+
+impl<B: LinAlg> Kernel<'_, B> {
+    /// One iteration x -> s -> lam -> nu of a forward or tangent block.
+    pub fn step(
+        &self,
+        it: &mut Iterate<B>,
+        data: &Affine<B>,
+        slack: Slack<'_, B>,
+        ws: &mut Workspace<B>,
+    ) -> Result<()> {
+        self.update_x(it, data, ws)?;
+        self.update_slack(it, data, slack, ws)?;
+        self.update_duals(it, data, ws)
+    }
+
+    /// `x = -H^-1 [c + A'lam + G'(nu + rho s)]`.
+    fn update_x(&self, it: &mut Iterate<B>, data: &Affine<B>, ws: &mut Workspace<B>) -> Result<()> {
+        let (be, one) = (self.backend, B::Real::one());
+        be.copy_from(&mut ws.w, &it.nu)?;
+        be.axpby(self.rho, &it.s, one, &mut ws.w)?;
+        be.axpby(-one, &data.c, B::Real::zero(), &mut it.x)?;
+        be.apply(&mut it.x, Accum::Add, self.a, Trans::Yes, &it.lam, -one)?;
+        be.apply(&mut it.x, Accum::Add, self.g, Trans::Yes, &ws.w, -one)?;
+        be.solve_in_place(self.factor, &mut it.x)
+    }
+
+    /// `s = max(0, w)` or `J_s = 1[s > 0] w`, with `w = -nu/rho - (Gx - h)`; keeps `Gx`.
+    fn update_slack(
+        &self,
+        it: &mut Iterate<B>,
+        data: &Affine<B>,
+        slack: Slack<'_, B>,
+        ws: &mut Workspace<B>,
+    ) -> Result<()> {
+        let (be, one) = (self.backend, B::Real::one());
+        be.apply(&mut ws.gx, Accum::Replace, self.g, Trans::No, &it.x, one)?;
+        be.copy_from(&mut it.s, &data.h)?;
+        be.axpby(-one, &ws.gx, one, &mut it.s)?;
+        be.axpby(-one / self.rho, &it.nu, one, &mut it.s)?;
+        match slack {
+            Slack::Project => be.proj_nonneg(&mut it.s),
+            Slack::Mask(forward_s) => be.dproj_nonneg(forward_s, &mut it.s),
+        }
+    }
+
+    /// `lam += rho (Ax - b)`, `nu += rho (Gx + s - h)`.
+    fn update_duals(&self, it: &mut Iterate<B>, data: &Affine<B>, ws: &Workspace<B>) -> Result<()> {
+        let (be, one, rho) = (self.backend, B::Real::one(), self.rho);
+        be.apply(&mut it.lam, Accum::Add, self.a, Trans::No, &it.x, rho)?;
+        be.axpby(-rho, &data.b, one, &mut it.lam)?;
+        be.axpby(rho, &ws.gx, one, &mut it.nu)?;
+        be.axpby(rho, &it.s, one, &mut it.nu)?;
+        be.axpby(-rho, &data.h, one, &mut it.nu)
+    }
+}

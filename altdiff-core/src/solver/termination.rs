@@ -1,0 +1,170 @@
+//! Residuals, objective and the stopping test.
+
+use num_traits::{Float, One};
+
+use crate::solver::iteration::{Iterate, Workspace};
+use crate::{Accum, LinAlg, QpDims, QpParams, Real, Result, StoppingRule, Trans};
+
+/// Residuals and objective of the forward iterate.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Measures<T> {
+    /// `max(|Ax - b|, |Gx + s - h|)`.
+    pub primal: T,
+    /// `|Px + q + A'lam + G'nu|`.
+    pub dual: T,
+    /// `max(|Ax|, |b|, |Gx|, |s|, |h|)`.
+    pub primal_scale: T,
+    /// `max(|Px|, |q|, |A'lam|, |G'nu|)`.
+    pub dual_scale: T,
+    /// `1/2 x'Px + q'x`.
+    pub objective: T,
+}
+
+impl<T: Real> Measures<T> {
+    pub fn is_finite(&self) -> bool {
+        [self.primal, self.dual, self.objective].iter().all(|v| v.is_finite())
+    }
+}
+
+/// Scratch for [`measure`]: vectors of the forward iterate's shape.
+#[derive(Debug)]
+pub(crate) struct MeasureScratch<B: LinAlg> {
+    ax: B::Mat,
+    px: B::Mat,
+    atl: B::Mat,
+    gtn: B::Mat,
+    ineq: B::Mat,
+    grad: B::Mat,
+}
+
+impl<B: LinAlg> MeasureScratch<B> {
+    pub fn new(backend: &B, dims: QpDims) -> Result<Self> {
+        Ok(Self {
+            ax: backend.zeros(dims.p, 1)?,
+            px: backend.zeros(dims.n, 1)?,
+            atl: backend.zeros(dims.n, 1)?,
+            gtn: backend.zeros(dims.n, 1)?,
+            ineq: backend.zeros(dims.m, 1)?,
+            grad: backend.zeros(dims.n, 1)?,
+        })
+    }
+}
+
+/// The operators the residuals need.
+pub(crate) struct Operators<'a, B: LinAlg> {
+    pub backend: &'a B,
+    pub p: &'a B::Op,
+    pub a: &'a B::Op,
+    pub g: &'a B::Op,
+}
+
+impl<B: LinAlg> Operators<'_, B> {
+    /// `P x` into `dst`.
+    pub fn p_times(&self, dst: &mut B::Mat, x: &B::Mat) -> Result<()> {
+        self.backend.apply(dst, Accum::Replace, self.p, Trans::No, x, B::Real::one())
+    }
+
+    /// Residuals and objective of `it` (whose `Gx` is in `ws.gx`).
+    pub fn measure(
+        &self,
+        it: &Iterate<B>,
+        params: &QpParams<B>,
+        ws: &Workspace<B>,
+        sc: &mut MeasureScratch<B>,
+    ) -> Result<Measures<B::Real>> {
+        let (be, one) = (self.backend, B::Real::one());
+        let norm = |m: &B::Mat| be.norm_inf(m);
+        // primal: Ax - b and Gx + s - h
+        be.apply(&mut sc.ax, Accum::Replace, self.a, Trans::No, &it.x, one)?;
+        let primal_scale = max_of([norm(&sc.ax)?, norm(&params.b)?, norm(&ws.gx)?, norm(&it.s)?, norm(&params.h)?]);
+        be.axpby(-one, &params.b, one, &mut sc.ax)?;
+        let eq = norm(&sc.ax)?;
+        be.copy_from(&mut sc.ineq, &ws.gx)?;
+        be.axpby(one, &it.s, one, &mut sc.ineq)?;
+        be.axpby(-one, &params.h, one, &mut sc.ineq)?;
+        let ineq = norm(&sc.ineq)?;
+        // dual: Px + q + A'lam + G'nu
+        self.p_times(&mut sc.px, &it.x)?;
+        be.apply(&mut sc.atl, Accum::Replace, self.a, Trans::Yes, &it.lam, one)?;
+        be.apply(&mut sc.gtn, Accum::Replace, self.g, Trans::Yes, &it.nu, one)?;
+        let dual_scale = max_of([norm(&sc.px)?, norm(&params.q)?, norm(&sc.atl)?, norm(&sc.gtn)?]);
+        let objective = self.objective_from_px(&it.x, &params.q, sc)?;
+        // finish the dual residual in px
+        be.axpby(one, &params.q, one, &mut sc.px)?;
+        be.axpby(one, &sc.atl, one, &mut sc.px)?;
+        be.axpby(one, &sc.gtn, one, &mut sc.px)?;
+        let dual = norm(&sc.px)?;
+        Ok(Measures { primal: max_of([eq, ineq]), dual, primal_scale, dual_scale, objective })
+    }
+
+    /// The objective `1/2 x'Px + q'x` alone.
+    pub fn objective(&self, x: &B::Mat, q: &B::Mat, sc: &mut MeasureScratch<B>) -> Result<B::Real> {
+        self.p_times(&mut sc.px, x)?;
+        self.objective_from_px(x, q, sc)
+    }
+
+    /// `x'(Px/2 + q)` with `Px` already in `sc.px`.
+    fn objective_from_px(&self, x: &B::Mat, q: &B::Mat, sc: &mut MeasureScratch<B>) -> Result<B::Real> {
+        let be = self.backend;
+        be.copy_from(&mut sc.grad, q)?;
+        be.axpby(B::Real::of(0.5), &sc.px, B::Real::one(), &mut sc.grad)?;
+        be.dot(x, &sc.grad)
+    }
+}
+
+/// The largest of some norms, NaN-propagating.
+pub(crate) fn max_of<T: Real, const K: usize>(values: [T; K]) -> T {
+    values.into_iter().fold(T::zero(), |acc, v| if v.is_nan() || acc.is_nan() { T::nan() } else { acc.max(v) })
+}
+
+/// What the previous iterate looked like, for the rules that compare successive iterates.
+pub(crate) struct Previous<B: LinAlg> {
+    /// `x_{k-1}` (for [`StoppingRule::RelativeX`]).
+    pub x: Option<B::Mat>,
+    /// `f(x_{k-1})` (for [`StoppingRule::RelativeObjective`]).
+    pub objective: Option<B::Real>,
+    /// `J_x` of every tangent block at `k - 1` (for [`StoppingRule::Residual`]).
+    pub jacobians: Vec<B::Mat>,
+}
+
+/// The stopping test of one rule, given the current measures and the previous iterate.
+pub(crate) fn converged<B: LinAlg>(
+    backend: &B,
+    rule: StoppingRule,
+    now: &Measures<B::Real>,
+    x: &B::Mat,
+    jacobians: &[&B::Mat],
+    prev: &Previous<B>,
+) -> Result<bool> {
+    let of = B::Real::of;
+    Ok(match rule {
+        StoppingRule::Residual { eps_abs, eps_rel } => {
+            let (abs, rel) = (of(eps_abs), of(eps_rel));
+            let mut ok = now.primal <= abs + rel * now.primal_scale && now.dual <= abs + rel * now.dual_scale;
+            for (j, j_prev) in jacobians.iter().zip(&prev.jacobians) {
+                if !ok {
+                    break;
+                }
+                ok = change(backend, j, j_prev)? <= abs + rel * backend.norm_inf(j)?;
+            }
+            ok
+        }
+        StoppingRule::RelativeObjective(tol) => match prev.objective {
+            Some(f_prev) => (now.objective - f_prev).abs() <= of(tol) * f_prev.abs(),
+            None => false,
+        },
+        StoppingRule::RelativeX(tol) => match &prev.x {
+            Some(x_prev) => change(backend, x, x_prev)? <= of(tol) * backend.norm_inf(x_prev)?.max(B::Real::one()),
+            None => false,
+        },
+        StoppingRule::Fixed(_) => false,
+    })
+}
+
+/// `|a - b|_inf`.
+fn change<B: LinAlg>(backend: &B, a: &B::Mat, b: &B::Mat) -> Result<B::Real> {
+    let mut d = a.clone();
+    backend.axpby(-B::Real::one(), b, B::Real::one(), &mut d)?;
+    backend.norm_inf(&d)
+}
+

@@ -1,0 +1,84 @@
+//! The exact oracle: implicit differentiation of the KKT conditions (nalgebra).
+
+use nalgebra::DMatrix;
+
+use crate::testing::problems::mat_vec;
+use crate::{HostMatrix, HostQp, Param};
+
+/// The inequalities active at `x`: `G_i x >= h_i - tol * (1 + |h_i|)`.
+///
+/// # Example
+/// ```
+/// use altdiff_core::testing::{active_set, tiny_qp};
+/// assert_eq!(active_set(&tiny_qp(), &[0.0, 0.5, 0.5], 1e-9), vec![true, false]);
+/// ```
+pub fn active_set(qp: &HostQp, x: &[f64], tol: f64) -> Vec<bool> {
+    mat_vec(&qp.g, x).iter().zip(&qp.h).map(|(gx, h)| *gx >= h - tol * (1.0 + h.abs())).collect()
+}
+
+/// The Jacobians `dx/dq`, `dx/db`, `dx/dh` from the KKT system on the active set,
+///
+/// ```text
+/// [P  A'  Ga'] [dx  ]   [-dq]
+/// [A  0   0  ] [dlam] = [ db]
+/// [Ga 0   0  ] [dnu ]   [ dh_active]
+/// ```
+///
+/// solved by LU with partial pivoting. Inactive inequalities get zero columns in `dx/dh`.
+/// Returns `None` when the KKT matrix is singular (degenerate active set).
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Param, testing::{kkt_jacobian, tiny_qp}};
+/// let j = kkt_jacobian(&tiny_qp(), &[true, false], Param::B).unwrap();
+/// assert!((j.get(2, 0) - 4.0 / 7.0).abs() < 1e-14);
+/// ```
+pub fn kkt_jacobian(qp: &HostQp, active: &[bool], param: Param) -> Option<HostMatrix> {
+    let (n, p) = (qp.q.len(), qp.b.len());
+    let rows: Vec<usize> = (0..qp.h.len()).filter(|&i| active[i]).collect();
+    let size = n + p + rows.len();
+    let mut k = DMatrix::<f64>::zeros(size, size);
+    for i in 0..n {
+        for j in 0..n {
+            k[(i, j)] = qp.p.get(i, j);
+        }
+    }
+    let mut put = |r: usize, j: usize, v: f64| {
+        k[(n + r, j)] = v;
+        k[(j, n + r)] = v;
+    };
+    for r in 0..p {
+        for j in 0..n {
+            put(r, j, qp.a.get(r, j));
+        }
+    }
+    for (r, &i) in rows.iter().enumerate() {
+        for j in 0..n {
+            put(p + r, j, qp.g.get(i, j));
+        }
+    }
+    let d = match param {
+        Param::Q => n,
+        Param::B => p,
+        Param::H => qp.h.len(),
+    };
+    let mut rhs = DMatrix::<f64>::zeros(size, d);
+    match param {
+        Param::Q => (0..n).for_each(|i| rhs[(i, i)] = -1.0),
+        Param::B => (0..p).for_each(|i| rhs[(n + i, i)] = 1.0),
+        Param::H => rows.iter().enumerate().for_each(|(r, &i)| rhs[(n + p + r, i)] = 1.0),
+    }
+    let sol = k.lu().solve(&rhs)?;
+    Some(HostMatrix::from_fn(n, d, |i, j| sol[(i, j)]))
+}
+
+/// The largest absolute difference of two matrices of one shape, relative to
+/// `max(1, max|expected|)`.
+///
+/// # Panics
+/// When the shapes differ.
+pub fn rel_diff(got: &HostMatrix, expected: &HostMatrix) -> f64 {
+    assert_eq!((got.nrows(), got.ncols()), (expected.nrows(), expected.ncols()), "shapes differ");
+    let scale = expected.col_major().iter().fold(1.0_f64, |s, v| s.max(v.abs()));
+    got.col_major().iter().zip(expected.col_major()).fold(0.0_f64, |m, (a, b)| m.max((a - b).abs())) / scale
+}

@@ -1,0 +1,42 @@
+//! Test support (feature `testing`): the reference backend, test problems, the oracles and
+//! the conformance suite every backend runs.
+//!
+//! * [`RefBackend`]: naive column-major `Vec<f64>` backend with a textbook Cholesky.
+//! * [`tiny_qp`], [`random_qp`]: the hand-checked QP and seeded random generators.
+//! * [`kkt_jacobian`]: exact Jacobians by implicit differentiation of the KKT conditions on
+//!   the active set (nalgebra LU), independent of the ADMM code.
+//! * [`clarabel_solve`]: solutions and duals from the interior-point solver clarabel.
+//! * [`central_diff`]: central finite differences of any solution map.
+//! * [`conformance`] and [`conformance_tests!`](crate::conformance_tests): the suite.
+
+mod clarabel_oracle;
+pub mod conformance;
+mod finite_diff;
+mod kkt;
+mod problems;
+mod reference;
+
+pub use clarabel_oracle::{OracleSolution, clarabel_solve};
+pub use finite_diff::central_diff;
+pub use kkt::{active_set, kkt_jacobian, rel_diff};
+pub use problems::{Generator, mat_vec, random_qp, tiny_qp};
+pub use reference::{RefBackend, RefFactor, RefMat};
+
+use crate::{AltDiff, HostQp, HostSolution, LinAlg, Qp, Result, Settings};
+
+/// Uploads `qp` to `backend`, solves it with `settings` and copies the solution back.
+///
+/// # Errors
+/// Any error of validation, setup or the solve.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Settings, testing::{RefBackend, solve_host, tiny_qp}};
+/// let sol = solve_host(&RefBackend, &tiny_qp(), Settings::default())?;
+/// assert!(sol.status.is_solved());
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+pub fn solve_host<B: LinAlg>(backend: &B, qp: &HostQp, settings: Settings) -> Result<HostSolution> {
+    let problem = Qp::from_host(backend, qp)?;
+    AltDiff::new(backend.clone(), &problem, settings)?.solve(problem.params())?.to_host(backend)
+}
