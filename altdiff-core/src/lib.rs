@@ -98,6 +98,7 @@
 
 mod error;
 mod host;
+pub mod kernels;
 mod linalg;
 mod problem;
 mod real;

@@ -1,1 +1,34 @@
-//! placeholder
+//! # altdiff-faer: the faer backend of altdiff (dense CPU)
+//!
+//! [`FaerBackend`] implements [`altdiff_core::LinAlg`] on faer's `Mat<f64>`: products with
+//! faer's `matmul`, `H = P + rho (A'A + G'G)` factored once by faer's Cholesky (LL'), and
+//! solves with the factor. Parallelism is a setting of the backend value
+//! ([`FaerBackend::with_par`]); the default is [`Par::Seq`], which is fastest on small
+//! machines (rayon threads are available with this crate's `rayon` feature).
+//!
+//! [`DenseCholesky`] is the factorization on faer views; the ndarray backend reuses it on
+//! zero-copy views of its arrays.
+//!
+//! ## Example
+//!
+//! ```
+//! use altdiff_core::{AltDiff, Param, Qp, Settings, Wrt, testing::tiny_qp};
+//! use altdiff_faer::FaerBackend;
+//!
+//! let backend = FaerBackend::default();
+//! let qp = Qp::from_host(&backend, &tiny_qp())?;
+//! let settings = Settings::default().with_wrt(Wrt::none().with(Param::B));
+//! let sol = AltDiff::new(backend, &qp, settings)?.solve(qp.params())?;
+//! let dx_db = sol.jacobian(Param::B).unwrap();            // a faer Mat<f64>, 3 x 1
+//! assert!((dx_db[(2, 0)] - 4.0 / 7.0).abs() < 1e-4);
+//! # Ok::<(), altdiff_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod cholesky;
+mod dense;
+
+pub use cholesky::DenseCholesky;
+pub use dense::FaerBackend;
+pub use faer::Par;

@@ -114,7 +114,7 @@ impl<B: LinAlg> Operators<'_, B> {
 
 /// The largest of some norms, NaN-propagating.
 pub(crate) fn max_of<T: Real, const K: usize>(values: [T; K]) -> T {
-    values.into_iter().fold(T::zero(), |acc, v| if v.is_nan() || acc.is_nan() { T::nan() } else { acc.max(v) })
+    values.into_iter().fold(T::zero(), crate::kernels::max_abs)
 }
 
 /// What the previous iterate looked like, for the rules that compare successive iterates.

@@ -1,6 +1,6 @@
 //! [`RefBackend`]: the naive reference implementation of [`LinAlg`].
 
-use crate::{Accum, Error, LinAlg, Result, Trans};
+use crate::{Accum, Error, LinAlg, Result, Trans, kernels};
 
 /// A dense column-major `f64` matrix of the reference backend.
 ///
@@ -171,42 +171,33 @@ impl LinAlg for RefBackend {
 
     fn axpby(&self, alpha: f64, x: &RefMat, beta: f64, y: &mut RefMat) -> Result<()> {
         assert_eq!((x.nrows, x.ncols), (y.nrows, y.ncols), "axpby: shapes");
-        for (yv, xv) in y.data.iter_mut().zip(&x.data) {
-            *yv = if beta == 0.0 { alpha * xv } else { alpha * xv + beta * *yv };
-        }
+        kernels::axpby(alpha, &x.data, beta, &mut y.data);
         Ok(())
     }
 
     fn proj_nonneg(&self, x: &mut RefMat) -> Result<()> {
-        for v in &mut x.data {
-            if *v < 0.0 {
-                *v = 0.0;
-            }
-        }
+        kernels::proj_nonneg(&mut x.data);
         Ok(())
     }
 
     fn dproj_nonneg(&self, at: &RefMat, m: &mut RefMat) -> Result<()> {
         assert_eq!(at.nrows, m.nrows, "dproj_nonneg: rows");
         assert!(at.ncols == 1 || at.ncols == m.ncols, "dproj_nonneg: columns");
-        for j in 0..m.ncols {
+        let rows = m.nrows;
+        for (j, col) in m.data.chunks_exact_mut(rows.max(1)).enumerate() {
             let jc = if at.ncols == 1 { 0 } else { j };
-            for i in 0..m.nrows {
-                if at.get(i, jc) <= 0.0 || at.get(i, jc).is_nan() {
-                    *m.at(i, j) = 0.0;
-                }
-            }
+            kernels::dproj_nonneg(&at.data[jc * rows..(jc + 1) * rows], col);
         }
         Ok(())
     }
 
     fn norm_inf(&self, x: &RefMat) -> Result<f64> {
-        Ok(x.data.iter().fold(0.0, |acc: f64, v| if v.is_nan() || acc.is_nan() { f64::NAN } else { acc.max(v.abs()) }))
+        Ok(kernels::norm_inf(&x.data))
     }
 
     fn dot(&self, x: &RefMat, y: &RefMat) -> Result<f64> {
         assert_eq!((x.nrows, x.ncols), (y.nrows, y.ncols), "dot: shapes");
-        Ok(x.data.iter().zip(&y.data).map(|(a, b)| a * b).sum())
+        Ok(kernels::dot(&x.data, &y.data))
     }
 }
 

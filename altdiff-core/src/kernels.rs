@@ -1,0 +1,100 @@
+//! Elementwise kernels on slices and scalars, shared by the CPU backends so that each
+//! formula (BLAS `beta == 0` rule, strict mask rule, NaN-propagating norm) is written once.
+//!
+//! # Example
+//! ```
+//! use altdiff_core::kernels;
+//! let mut y = [f64::NAN, f64::NAN];
+//! kernels::axpby(2.0, &[1.0, -1.0], 0.0, &mut y);   // beta = 0: y is not read
+//! assert_eq!(y, [2.0, -2.0]);
+//! assert_eq!(kernels::norm_inf(&y), 2.0);
+//! ```
+
+use crate::Real;
+
+/// `alpha x + beta y` for one entry; `y` is not read when `beta == 0`.
+#[inline]
+pub fn axpby_one<T: Real>(alpha: T, x: T, beta: T, y: T) -> T {
+    if beta == T::zero() { alpha * x } else { alpha * x + beta * y }
+}
+
+/// `y = alpha x + beta y` on slices of one length.
+///
+/// # Panics
+/// When the lengths differ.
+pub fn axpby<T: Real>(alpha: T, x: &[T], beta: T, y: &mut [T]) {
+    assert_eq!(x.len(), y.len(), "axpby: lengths differ");
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv = axpby_one(alpha, xv, beta, *yv);
+    }
+}
+
+/// `max(x, 0)` for one entry.
+#[inline]
+pub fn proj_nonneg_one<T: Real>(x: T) -> T {
+    if x < T::zero() { T::zero() } else { x }
+}
+
+/// `x = max(x, 0)` on a slice.
+pub fn proj_nonneg<T: Real>(x: &mut [T]) {
+    x.iter_mut().for_each(|v| *v = proj_nonneg_one(*v));
+}
+
+/// The mask rule of the slack's derivative: an entry survives only where `at > 0`
+/// (strictly; NaN masks too).
+#[inline]
+pub fn keeps<T: Real>(at: T) -> bool {
+    at > T::zero()
+}
+
+/// Zeroes `m[i]` wherever `at[i] <= 0`: one column of `dproj_nonneg`.
+///
+/// # Panics
+/// When the lengths differ.
+pub fn dproj_nonneg<T: Real>(at: &[T], m: &mut [T]) {
+    assert_eq!(at.len(), m.len(), "dproj_nonneg: lengths differ");
+    for (v, &a) in m.iter_mut().zip(at) {
+        if !keeps(a) {
+            *v = T::zero();
+        }
+    }
+}
+
+/// `max(acc, |v|)`, NaN-propagating.
+#[inline]
+pub fn max_abs<T: Real>(acc: T, v: T) -> T {
+    if acc.is_nan() || v.is_nan() { T::nan() } else { acc.max(v.abs()) }
+}
+
+/// The largest absolute entry; 0 for an empty slice, NaN when any entry is NaN.
+pub fn norm_inf<T: Real>(x: &[T]) -> T {
+    x.iter().fold(T::zero(), |acc, &v| max_abs(acc, v))
+}
+
+/// `sum x_i y_i`.
+///
+/// # Panics
+/// When the lengths differ.
+pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
+    assert_eq!(x.len(), y.len(), "dot: lengths differ");
+    x.iter().zip(y).fold(T::zero(), |acc, (&a, &b)| acc + a * b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_is_strict_and_masks_nan() {
+        let mut m = [1.0, 2.0, 3.0, 4.0];
+        dproj_nonneg(&[1.0, 0.0, -1.0, f64::NAN], &mut m);
+        assert_eq!(m, [1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn norm_propagates_nan_and_empty_is_zero() {
+        assert!(norm_inf(&[1.0, f64::NAN, 3.0]).is_nan());
+        assert!(norm_inf(&[f64::NAN, 1.0]).is_nan());
+        assert_eq!(norm_inf::<f64>(&[]).to_bits(), 0.0_f64.to_bits());
+    }
+}

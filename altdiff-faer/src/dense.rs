@@ -1,0 +1,163 @@
+//! [`FaerBackend`]: `LinAlg` on faer's dense `Mat<f64>`.
+
+use altdiff_core::{Accum, LinAlg, Result, Trans, kernels};
+use faer::linalg::matmul::matmul;
+use faer::{Mat, MatRef, Par};
+
+use crate::DenseCholesky;
+
+/// The faer dense backend: `Mat<f64>` blocks and operators, faer's Cholesky.
+///
+/// # Example
+/// ```
+/// use altdiff_core::LinAlg;
+/// use altdiff_faer::{FaerBackend, Par};
+/// let be = FaerBackend::default();
+/// assert_eq!(be.par(), Par::Seq);
+/// let m = be.from_col_major(2, 1, &[1.0, -3.0])?;
+/// assert_eq!(be.norm_inf(&m)?, 3.0);
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaerBackend {
+    par: Par,
+}
+
+impl Default for FaerBackend {
+    fn default() -> Self {
+        Self { par: Par::Seq }
+    }
+}
+
+impl FaerBackend {
+    /// The backend with the given parallelism (`Par::Seq` by default).
+    pub fn with_par(par: Par) -> Self {
+        Self { par }
+    }
+
+    /// The parallelism used by products, the factorization and the solves.
+    pub fn par(&self) -> Par {
+        self.par
+    }
+}
+
+fn faer_accum(accum: Accum) -> faer::Accum {
+    match accum {
+        Accum::Replace => faer::Accum::Replace,
+        Accum::Add => faer::Accum::Add,
+    }
+}
+
+fn oriented(op: &Mat<f64>, trans: Trans) -> MatRef<'_, f64> {
+    match trans {
+        Trans::No => op.as_ref(),
+        Trans::Yes => op.transpose(),
+    }
+}
+
+fn col_major(m: &Mat<f64>) -> Vec<f64> {
+    (0..m.ncols()).flat_map(|j| m.col_as_slice(j).iter().copied()).collect()
+}
+
+fn from_col_major(nrows: usize, ncols: usize, data: &[f64]) -> Mat<f64> {
+    assert_eq!(data.len(), nrows * ncols, "from_col_major: data length");
+    Mat::from_fn(nrows, ncols, |i, j| data[j * nrows + i])
+}
+
+impl LinAlg for FaerBackend {
+    type Real = f64;
+    type Mat = Mat<f64>;
+    type Op = Mat<f64>;
+    type Factor = DenseCholesky;
+
+    fn name(&self) -> &'static str {
+        "faer"
+    }
+
+    fn zeros(&self, nrows: usize, ncols: usize) -> Result<Mat<f64>> {
+        Ok(Mat::zeros(nrows, ncols))
+    }
+
+    fn from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Mat<f64>> {
+        Ok(from_col_major(nrows, ncols, data))
+    }
+
+    fn to_col_major(&self, m: &Mat<f64>) -> Result<Vec<f64>> {
+        Ok(col_major(m))
+    }
+
+    fn shape(&self, m: &Mat<f64>) -> (usize, usize) {
+        (m.nrows(), m.ncols())
+    }
+
+    fn op_from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Mat<f64>> {
+        Ok(from_col_major(nrows, ncols, data))
+    }
+
+    fn op_to_col_major(&self, op: &Mat<f64>) -> Result<Vec<f64>> {
+        Ok(col_major(op))
+    }
+
+    fn op_shape(&self, op: &Mat<f64>) -> (usize, usize) {
+        (op.nrows(), op.ncols())
+    }
+
+    fn apply(
+        &self,
+        dst: &mut Mat<f64>,
+        accum: Accum,
+        op: &Mat<f64>,
+        trans: Trans,
+        rhs: &Mat<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        matmul(dst.as_mut(), faer_accum(accum), oriented(op, trans), rhs.as_ref(), alpha, self.par);
+        Ok(())
+    }
+
+    fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
+        let mut h = p.clone();
+        for op in [a, g] {
+            matmul(h.as_mut(), faer::Accum::Add, op.transpose(), op.as_ref(), rho, self.par);
+        }
+        DenseCholesky::new(h.as_ref(), self.par)
+    }
+
+    fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Mat<f64>) -> Result<()> {
+        factor.solve_in_place(rhs.as_mut(), self.par);
+        Ok(())
+    }
+
+    fn axpby(&self, alpha: f64, x: &Mat<f64>, beta: f64, y: &mut Mat<f64>) -> Result<()> {
+        assert_eq!(self.shape(x), self.shape(y), "axpby: shapes");
+        for j in 0..x.ncols() {
+            kernels::axpby(alpha, x.col_as_slice(j), beta, y.col_as_slice_mut(j));
+        }
+        Ok(())
+    }
+
+    fn proj_nonneg(&self, x: &mut Mat<f64>) -> Result<()> {
+        for j in 0..x.ncols() {
+            kernels::proj_nonneg(x.col_as_slice_mut(j));
+        }
+        Ok(())
+    }
+
+    fn dproj_nonneg(&self, at: &Mat<f64>, m: &mut Mat<f64>) -> Result<()> {
+        assert!(at.ncols() == 1 || at.ncols() == m.ncols(), "dproj_nonneg: columns");
+        for j in 0..m.ncols() {
+            let mask = at.col_as_slice(if at.ncols() == 1 { 0 } else { j });
+            kernels::dproj_nonneg(mask, m.col_as_slice_mut(j));
+        }
+        Ok(())
+    }
+
+    fn norm_inf(&self, x: &Mat<f64>) -> Result<f64> {
+        Ok((0..x.ncols()).fold(0.0, |acc, j| kernels::max_abs(acc, kernels::norm_inf(x.col_as_slice(j)))))
+    }
+
+    fn dot(&self, x: &Mat<f64>, y: &Mat<f64>) -> Result<f64> {
+        assert_eq!(self.shape(x), self.shape(y), "dot: shapes");
+        Ok((0..x.ncols()).map(|j| kernels::dot(x.col_as_slice(j), y.col_as_slice(j))).sum())
+    }
+}

@@ -1,0 +1,178 @@
+//! [`NdarrayBackend`]: `LinAlg` on `Array2<f64>`.
+
+use altdiff_core::{Accum, LinAlg, Result, Trans, kernels};
+use altdiff_faer::{DenseCholesky, Par};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ShapeBuilder, Zip};
+
+use crate::{as_faer, as_faer_mut};
+
+/// The ndarray backend: `Array2<f64>` blocks (column-major) and operators, products by
+/// ndarray, the Cholesky factorization by faer on zero-copy views.
+///
+/// # Example
+/// ```
+/// use altdiff_core::LinAlg;
+/// use altdiff_ndarray::NdarrayBackend;
+/// let be = NdarrayBackend::default();
+/// let m = be.from_col_major(2, 2, &[1.0, 2.0, 3.0, 4.0])?;
+/// assert_eq!(m, ndarray::array![[1.0, 3.0], [2.0, 4.0]]);
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NdarrayBackend {
+    par: FactorPar,
+}
+
+/// The parallelism of faer's factorization and solves (products use ndarray's own).
+#[derive(Clone, Debug, PartialEq)]
+struct FactorPar(Par);
+
+impl Default for FactorPar {
+    fn default() -> Self {
+        Self(Par::Seq)
+    }
+}
+
+impl NdarrayBackend {
+    /// The backend with the given parallelism for the factorization and solves.
+    pub fn with_par(par: Par) -> Self {
+        Self { par: FactorPar(par) }
+    }
+}
+
+fn oriented(op: &Array2<f64>, trans: Trans) -> ArrayView2<'_, f64> {
+    match trans {
+        Trans::No => op.view(),
+        Trans::Yes => op.t(),
+    }
+}
+
+fn from_col_major(nrows: usize, ncols: usize, data: &[f64]) -> Array2<f64> {
+    Array2::from_shape_vec((nrows, ncols).f(), data.to_vec()).expect("from_col_major: data length")
+}
+
+fn col_major(m: &Array2<f64>) -> Vec<f64> {
+    m.t().iter().copied().collect()
+}
+
+/// A column-major copy unless `m` already is one (so faer gets a contiguous view).
+fn fortran(m: &Array2<f64>) -> std::borrow::Cow<'_, Array2<f64>> {
+    if m.t().is_standard_layout() {
+        std::borrow::Cow::Borrowed(m)
+    } else {
+        let mut f = Array2::zeros(m.dim().f());
+        f.assign(m);
+        std::borrow::Cow::Owned(f)
+    }
+}
+
+impl LinAlg for NdarrayBackend {
+    type Real = f64;
+    type Mat = Array2<f64>;
+    type Op = Array2<f64>;
+    type Factor = DenseCholesky;
+
+    fn name(&self) -> &'static str {
+        "ndarray"
+    }
+
+    fn zeros(&self, nrows: usize, ncols: usize) -> Result<Array2<f64>> {
+        Ok(Array2::zeros((nrows, ncols).f()))
+    }
+
+    fn from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Array2<f64>> {
+        Ok(from_col_major(nrows, ncols, data))
+    }
+
+    fn to_col_major(&self, m: &Array2<f64>) -> Result<Vec<f64>> {
+        Ok(col_major(m))
+    }
+
+    fn shape(&self, m: &Array2<f64>) -> (usize, usize) {
+        m.dim()
+    }
+
+    fn op_from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Array2<f64>> {
+        Ok(from_col_major(nrows, ncols, data))
+    }
+
+    fn op_to_col_major(&self, op: &Array2<f64>) -> Result<Vec<f64>> {
+        Ok(col_major(op))
+    }
+
+    fn op_shape(&self, op: &Array2<f64>) -> (usize, usize) {
+        op.dim()
+    }
+
+    fn apply(
+        &self,
+        dst: &mut Array2<f64>,
+        accum: Accum,
+        op: &Array2<f64>,
+        trans: Trans,
+        rhs: &Array2<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        let beta = match accum {
+            Accum::Replace => {
+                dst.fill(0.0);
+                0.0
+            }
+            Accum::Add => 1.0,
+        };
+        general_mat_mul(alpha, &oriented(op, trans), rhs, beta, dst);
+        Ok(())
+    }
+
+    fn factor(&self, p: &Array2<f64>, a: &Array2<f64>, g: &Array2<f64>, rho: f64) -> Result<DenseCholesky> {
+        let mut h = Array2::zeros(p.dim().f());
+        h.assign(p);
+        for op in [a, g] {
+            general_mat_mul(rho, &op.t(), op, 1.0, &mut h);
+        }
+        let view = as_faer(h.view()).expect("H is contiguous");
+        DenseCholesky::new(view, self.par.0)
+    }
+
+    fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Array2<f64>) -> Result<()> {
+        match as_faer_mut(rhs.view_mut()) {
+            Some(view) => factor.solve_in_place(view, self.par.0),
+            None => {
+                let mut f = fortran(rhs).into_owned();
+                factor.solve_in_place(as_faer_mut(f.view_mut()).expect("contiguous"), self.par.0);
+                rhs.assign(&f);
+            }
+        }
+        Ok(())
+    }
+
+    fn axpby(&self, alpha: f64, x: &Array2<f64>, beta: f64, y: &mut Array2<f64>) -> Result<()> {
+        Zip::from(y).and(x).for_each(|y, &x| *y = kernels::axpby_one(alpha, x, beta, *y));
+        Ok(())
+    }
+
+    fn proj_nonneg(&self, x: &mut Array2<f64>) -> Result<()> {
+        x.mapv_inplace(kernels::proj_nonneg_one);
+        Ok(())
+    }
+
+    fn dproj_nonneg(&self, at: &Array2<f64>, m: &mut Array2<f64>) -> Result<()> {
+        assert!(at.ncols() == 1 || at.ncols() == m.ncols(), "dproj_nonneg: columns");
+        let mask = at.broadcast(m.dim()).expect("dproj_nonneg: mask shape");
+        Zip::from(m).and(&mask).for_each(|v, &a| {
+            if !kernels::keeps(a) {
+                *v = 0.0;
+            }
+        });
+        Ok(())
+    }
+
+    fn norm_inf(&self, x: &Array2<f64>) -> Result<f64> {
+        Ok(x.fold(0.0, |acc, &v| kernels::max_abs(acc, v)))
+    }
+
+    fn dot(&self, x: &Array2<f64>, y: &Array2<f64>) -> Result<f64> {
+        Ok(Zip::from(x).and(y).fold(0.0, |acc, &a, &b| acc + a * b))
+    }
+}
