@@ -16,8 +16,10 @@ pub enum StoppingRule {
     /// OSQP-style residuals (the default):
     /// `r_prim = max(|Ax - b|, |Gx + s - h|) <= eps_abs + eps_rel * max(|Ax|, |b|, |Gx|, |s|, |h|)`
     /// and `r_dual = |Px + q + A'lam + G'nu| <= eps_abs + eps_rel * max(|Px|, |q|, |A'lam|, |G'nu|)`
-    /// (infinity norms). When Jacobians are requested, each Jacobian block must also have
-    /// settled: `|J_k - J_{k-1}| <= eps_abs + eps_rel * |J_k|`.
+    /// (infinity norms). When Jacobians are requested, each Jacobian block must pass the same
+    /// test on the differentiated KKT conditions (`A J_x - db`, `G J_x + J_s - dh`,
+    /// `P J_x + dq + A'J_lam + G'J_nu`), checked once the solution passes: a solution that
+    /// converged with Jacobians still far off is not reported as solved.
     Residual {
         /// Absolute tolerance.
         eps_abs: f64,

@@ -12,7 +12,9 @@ pub use status::Status;
 use num_traits::{Float, One, Zero};
 
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
-use crate::solver::termination::{MeasureScratch, Measures, Operators, Previous, converged};
+use crate::solver::termination::{
+    MeasureScratch, Measures, Operators, Previous, converged, residuals_small,
+};
 use crate::{
     Accum, Error, Field, LinAlg, Param, QpDims, QpParams, QpProblem, Real, Result, Settings,
     StoppingRule, Trans,
@@ -45,8 +47,8 @@ pub struct AltDiff<B: LinAlg> {
     factor: B::Factor,
     rho: B::Real,
     settings: Settings,
-    /// The constant tangent data `(E, db, dh)` of each requested parameter.
-    seeds: Vec<(Param, Affine<B>)>,
+    /// The constant tangent data of each requested parameter.
+    seeds: Vec<(Param, Seed<B>)>,
 }
 
 impl<B: LinAlg> AltDiff<B> {
@@ -128,7 +130,7 @@ impl<B: LinAlg> AltDiff<B> {
     fn zero_tangents(&self) -> Result<Vec<(Param, Iterate<B>)>> {
         self.seeds
             .iter()
-            .map(|(param, seed)| Ok((*param, Iterate::zeros(&self.backend, self.dims, self.backend.shape(&seed.c).1)?)))
+            .map(|(param, _)| Ok((*param, Iterate::zeros(&self.backend, self.dims, self.param_len(*param))?)))
             .collect()
     }
 
@@ -141,34 +143,28 @@ impl<B: LinAlg> AltDiff<B> {
         }
     }
 
-    /// The constant tangent data of `param`: `E` = `I`, `-rho A'`, `-rho G'`; `db`; `dh`.
-    fn seed(&self, param: Param) -> Result<Affine<B>> {
+    /// The constant tangent data of `param`: the derivatives `(dq, db, dh)` of the data,
+    /// one of them the identity, and the affine terms they give.
+    fn seed(&self, param: Param) -> Result<Seed<B>> {
         let (be, dims, d) = (&self.backend, self.dims, self.param_len(param));
         let identity = identity(be, d)?;
-        let mut c = be.zeros(dims.n, d)?;
-        let mut b = be.zeros(dims.p, d)?;
-        let mut h = be.zeros(dims.m, d)?;
+        let mut data = QpParams { q: be.zeros(dims.n, d)?, b: be.zeros(dims.p, d)?, h: be.zeros(dims.m, d)? };
         match param {
-            Param::Q => be.copy_from(&mut c, &identity)?,
-            Param::B => {
-                be.apply(&mut c, Accum::Replace, &self.a, Trans::Yes, &identity, -self.rho)?;
-                be.copy_from(&mut b, &identity)?;
-            }
-            Param::H => {
-                be.apply(&mut c, Accum::Replace, &self.g, Trans::Yes, &identity, -self.rho)?;
-                be.copy_from(&mut h, &identity)?;
-            }
+            Param::Q => be.copy_from(&mut data.q, &identity)?,
+            Param::B => be.copy_from(&mut data.b, &identity)?,
+            Param::H => be.copy_from(&mut data.h, &identity)?,
         }
-        Ok(Affine { c, b, h })
+        Ok(Seed { affine: self.affine(&data)?, data })
     }
 
-    /// The forward data: `c = q - rho A'b - rho G'h`, `b`, `h`.
-    fn forward_data(&self, params: &QpParams<B>) -> Result<Affine<B>> {
+    /// The affine terms of data `(q, b, h)`: `c = q - rho A'b - rho G'h`, `b`, `h`.
+    /// For derivatives of the data this gives `E = I`, `-rho A'` or `-rho G'`.
+    fn affine(&self, data: &QpParams<B>) -> Result<Affine<B>> {
         let be = &self.backend;
-        let mut c = params.q.clone();
-        be.apply(&mut c, Accum::Add, &self.a, Trans::Yes, &params.b, -self.rho)?;
-        be.apply(&mut c, Accum::Add, &self.g, Trans::Yes, &params.h, -self.rho)?;
-        Ok(Affine { c, b: params.b.clone(), h: params.h.clone() })
+        let mut c = data.q.clone();
+        be.apply(&mut c, Accum::Add, &self.a, Trans::Yes, &data.b, -self.rho)?;
+        be.apply(&mut c, Accum::Add, &self.g, Trans::Yes, &data.h, -self.rho)?;
+        Ok(Affine { c, b: data.b.clone(), h: data.h.clone() })
     }
 
     /// The iteration loop: forward step, then every tangent step with the new slack's mask,
@@ -182,13 +178,14 @@ impl<B: LinAlg> AltDiff<B> {
         let be = &self.backend;
         let kernel = Kernel { backend: be, a: &self.a, g: &self.g, factor: &self.factor, rho: self.rho };
         let ops = Operators { backend: be, p: &self.p, a: &self.a, g: &self.g };
-        let data = self.forward_data(params)?;
+        let data = self.affine(params)?;
         let mut ws = Workspace::new(be, self.dims, 1)?;
         let mut tangent_ws = tangents
             .iter()
             .map(|(_, t)| Workspace::new(be, self.dims, t.ncols(be)))
             .collect::<Result<Vec<_>>>()?;
-        let mut scratch = MeasureScratch::new(be, self.dims)?;
+        let mut scratch = MeasureScratch::new(be, self.dims, 1)?;
+        let mut tangent_scratch: Vec<Option<MeasureScratch<B>>> = tangents.iter().map(|_| None).collect();
         let rule = self.settings.stopping;
         let limit = match rule {
             StoppingRule::Fixed(k) => k,
@@ -204,25 +201,43 @@ impl<B: LinAlg> AltDiff<B> {
             iterations += 1;
             let check = !matches!(rule, StoppingRule::Fixed(_))
                 && (iterations % self.settings.check_every == 0 || iterations == limit);
-            let prev = if check { Some(self.snapshot(rule, &ops, &iterate, &tangents, params, &mut scratch)?) } else { None };
+            let prev = if check { Some(self.snapshot(rule, &ops, &iterate, params, &mut scratch)?) } else { None };
             kernel.step(&mut iterate, &data, Slack::Project, &mut ws)?;
             for (((_, tangent), (_, seed)), tws) in tangents.iter_mut().zip(&self.seeds).zip(&mut tangent_ws) {
-                kernel.step(tangent, seed, Slack::Mask(&iterate.s), tws)?;
+                kernel.step(tangent, &seed.affine, Slack::Mask(&iterate.s), tws)?;
             }
             last = None;
-            if let Some(prev) = prev {
-                let now = ops.measure(&iterate, params, &ws, &mut scratch)?;
-                last = Some(now);
-                if !now.is_finite() || !tangents_finite(be, &tangents)? {
-                    status = Status::NumericalError;
-                    break;
+            let Some(prev) = prev else { continue };
+            let now = ops.measure(&iterate, params, &ws, &mut scratch)?;
+            last = Some(now);
+            if !now.is_finite() || !tangents_finite(be, &tangents)? {
+                status = Status::NumericalError;
+                break;
+            }
+            if !converged(be, rule, &now, &iterate.x, &prev)? {
+                continue;
+            }
+            // The Jacobians must have converged too: the residuals of the differentiated
+            // KKT conditions, measured once the solution itself passes.
+            if let StoppingRule::Residual { eps_abs, eps_rel } = rule {
+                let mut all_small = true;
+                for (i, ((_, tangent), (_, seed))) in tangents.iter().zip(&self.seeds).enumerate() {
+                    let sc = match &mut tangent_scratch[i] {
+                        Some(sc) => sc,
+                        slot => slot.insert(MeasureScratch::new(be, self.dims, tangent.ncols(be))?),
+                    };
+                    let m = ops.measure(tangent, &seed.data, &tangent_ws[i], sc)?;
+                    if !residuals_small(&m, eps_abs, eps_rel) {
+                        all_small = false;
+                        break;
+                    }
                 }
-                let jacobians: Vec<&B::Mat> = tangents.iter().map(|(_, t)| &t.x).collect();
-                if converged(be, rule, &now, &iterate.x, &jacobians, &prev)? {
-                    status = Status::Solved;
-                    break;
+                if !all_small {
+                    continue;
                 }
             }
+            status = Status::Solved;
+            break;
         }
         // After at least one step `ws.gx` holds `Gx` of the final iterate.
         let measures = match last {
@@ -249,19 +264,26 @@ impl<B: LinAlg> AltDiff<B> {
         rule: StoppingRule,
         ops: &Operators<'_, B>,
         iterate: &Iterate<B>,
-        tangents: &[(Param, Iterate<B>)],
         params: &QpParams<B>,
         scratch: &mut MeasureScratch<B>,
     ) -> Result<Previous<B>> {
-        let mut prev = Previous { x: None, objective: None, jacobians: Vec::new() };
+        let mut prev = Previous { x: None, objective: None };
         match rule {
-            StoppingRule::Residual { .. } => prev.jacobians = tangents.iter().map(|(_, t)| t.x.clone()).collect(),
+            StoppingRule::Residual { .. } => {}
             StoppingRule::RelativeObjective(_) => prev.objective = Some(ops.objective(&iterate.x, &params.q, scratch)?),
             StoppingRule::RelativeX(_) => prev.x = Some(iterate.x.clone()),
             StoppingRule::Fixed(_) => {}
         }
         Ok(prev)
     }
+}
+
+/// The constant data of one tangent block: the derivatives of `(q, b, h)` with respect to
+/// the parameter, and the affine terms `(E, db, dh)` of the iteration they give.
+#[derive(Debug)]
+struct Seed<B: LinAlg> {
+    data: QpParams<B>,
+    affine: Affine<B>,
 }
 
 /// Whether every Jacobian block is finite.

@@ -49,9 +49,11 @@ pub enum Generator {
     /// `q`, `A`, `b`, `G`, `h` all `~ N(0, 1)`. Feasibility is likely, not guaranteed, and
     /// `P` is ill-conditioned.
     Seed,
-    /// Well conditioned and feasible by construction: `P = W'W/n + 0.1 I`; `A`, `G`, `q`,
-    /// `x0 ~ N(0, 1)`; `b = A x0`; `h = G x0 + |N(0, 1)|` (so `x0` is strictly feasible for
-    /// the inequalities, and about half of them are active at the solution).
+    /// Well conditioned and feasible by construction: `P = W'W/n + 0.1 I` with
+    /// `W ~ N(0, 1)`; `A`, `G ~ N(0, 1/n)` (rows of unit expected norm, so that `rho = 1`
+    /// suits them); `q`, `x0 ~ N(0, 1)`; `b = A x0`; `h = G x0 + |N(0, 1)|` (so `x0` is
+    /// strictly feasible for the inequalities; a good share of them is active at the
+    /// solution).
     #[default]
     WellConditioned,
 }
@@ -81,8 +83,9 @@ pub fn random_qp(generator: Generator, n: usize, p: usize, m: usize, seed: u64) 
             let p_mat = gram(1.0 / n.max(1) as f64, 0.1);
             let q: Vec<f64> = (0..n).map(|_| normal()).collect();
             let x0: Vec<f64> = (0..n).map(|_| normal()).collect();
-            let a = HostMatrix::from_fn(p, n, |_, _| normal());
-            let g = HostMatrix::from_fn(m, n, |_, _| normal());
+            let row_scale = 1.0 / (n.max(1) as f64).sqrt();
+            let a = HostMatrix::from_fn(p, n, |_, _| row_scale * normal());
+            let g = HostMatrix::from_fn(m, n, |_, _| row_scale * normal());
             let b = mat_vec(&a, &x0);
             let h = mat_vec(&g, &x0).into_iter().map(|v| v + normal().abs()).collect();
             HostQp { p: p_mat, q, a, b, g, h }

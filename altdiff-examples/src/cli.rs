@@ -1,0 +1,103 @@
+//! Command-line options shared by the subcommands of `altdiff`.
+
+use altdiff_core::{Param, Settings, StoppingRule};
+
+/// A parameter named on the command line.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ParamArg {
+    /// The linear cost `q`.
+    #[value(name = "q")]
+    Q,
+    /// The equality right-hand side `b`.
+    #[value(name = "b")]
+    B,
+    /// The inequality right-hand side `h`.
+    #[value(name = "h")]
+    H,
+}
+
+impl From<ParamArg> for Param {
+    fn from(p: ParamArg) -> Self {
+        match p {
+            ParamArg::Q => Param::Q,
+            ParamArg::B => Param::B,
+            ParamArg::H => Param::H,
+        }
+    }
+}
+
+/// `--stop residual|objective:TOL|x:TOL|fixed:K`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum StopArg {
+    /// Residuals with `--eps-abs` / `--eps-rel`.
+    Residual,
+    /// Relative objective change.
+    Objective(f64),
+    /// Relative change of `x`.
+    X(f64),
+    /// A fixed number of iterations.
+    Fixed(usize),
+}
+
+impl std::str::FromStr for StopArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let number = |v: &str| v.parse::<f64>().map_err(|e| format!("bad tolerance {v:?}: {e}"));
+        match s.split_once(':') {
+            None if s == "residual" => Ok(StopArg::Residual),
+            Some(("objective", v)) => number(v).map(StopArg::Objective),
+            Some(("x", v)) => number(v).map(StopArg::X),
+            Some(("fixed", v)) => v.parse().map(StopArg::Fixed).map_err(|e| format!("bad iteration count {v:?}: {e}")),
+            _ => Err(format!("unknown stopping rule {s:?}: use residual, objective:TOL, x:TOL or fixed:K")),
+        }
+    }
+}
+
+/// The solver options of `solve` and `demo`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SolverArgs {
+    /// ADMM penalty rho.
+    #[arg(long, default_value_t = 1.0)]
+    pub rho: f64,
+    /// Iteration bound.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_iter: usize,
+    /// Absolute tolerance of the residual rule.
+    #[arg(long, default_value_t = 1e-6)]
+    pub eps_abs: f64,
+    /// Relative tolerance of the residual rule.
+    #[arg(long, default_value_t = 1e-6)]
+    pub eps_rel: f64,
+    /// Stopping rule: residual, objective:TOL (the paper's, 1e-3 there), x:TOL, fixed:K.
+    #[arg(long, default_value = "residual")]
+    pub stop: StopArg,
+}
+
+impl SolverArgs {
+    /// The library settings (validated later, by the solver).
+    pub fn settings(&self) -> Settings {
+        let stopping = match self.stop {
+            StopArg::Residual => StoppingRule::Residual { eps_abs: self.eps_abs, eps_rel: self.eps_rel },
+            StopArg::Objective(tol) => StoppingRule::RelativeObjective(tol),
+            StopArg::X(tol) => StoppingRule::RelativeX(tol),
+            StopArg::Fixed(k) => StoppingRule::Fixed(k),
+        };
+        Settings::default().with_rho(self.rho).with_max_iter(self.max_iter).with_stopping(stopping)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_specs_parse() {
+        assert_eq!("residual".parse(), Ok(StopArg::Residual));
+        assert_eq!("objective:1e-3".parse(), Ok(StopArg::Objective(1e-3)));
+        assert_eq!("x:0.5".parse(), Ok(StopArg::X(0.5)));
+        assert_eq!("fixed:20".parse(), Ok(StopArg::Fixed(20)));
+        assert!("fixed:-1".parse::<StopArg>().is_err());
+        assert!("bogus".parse::<StopArg>().is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! The JSON problem file and the JSON result.
+//!
+//! Problem: an object with `P` (n x n), `q` (n), and optionally `A` (p x n), `b` (p),
+//! `G` (m x n), `h` (m); matrices are row-major nested arrays; `A`/`b` and `G`/`h` may be
+//! empty arrays or absent; other keys are ignored.
+//!
+//! ```json
+//! {"P": [[2, 0.5], [0.5, 1]], "q": [1, -1], "A": [[1, 1]], "b": [1], "G": [], "h": []}
+//! ```
+
+use std::path::Path;
+
+use altdiff_core::{Field, HostMatrix, HostQp, HostSolution, Param};
+use serde::{Deserialize, Serialize};
+
+use crate::CliError;
+
+/// The problem file as written (before validation).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ProblemFile {
+    /// `P`, rows.
+    #[serde(rename = "P")]
+    pub p: Vec<Vec<f64>>,
+    /// `q`.
+    pub q: Vec<f64>,
+    /// `A`, rows (absent: no equalities).
+    #[serde(rename = "A", default)]
+    pub a: Vec<Vec<f64>>,
+    /// `b`.
+    #[serde(default)]
+    pub b: Vec<f64>,
+    /// `G`, rows (absent: no inequalities).
+    #[serde(rename = "G", default)]
+    pub g: Vec<Vec<f64>>,
+    /// `h`.
+    #[serde(default)]
+    pub h: Vec<f64>,
+}
+
+impl ProblemFile {
+    /// Parses a problem from JSON text; `path` names the source in errors.
+    ///
+    /// # Errors
+    /// [`CliError::Json`] for malformed JSON, wrong types or a missing `P` or `q`.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_examples::problem_file::ProblemFile;
+    /// let f = ProblemFile::parse(r#"{"P": [[1]], "q": [2]}"#, "inline".as_ref())?;
+    /// assert_eq!(f.to_host()?.validate()?.n, 1);
+    /// assert!(ProblemFile::parse(r#"{"P": [[1]], "q": ["2"]}"#, "inline".as_ref()).is_err());
+    /// # Ok::<(), altdiff_examples::CliError>(())
+    /// ```
+    pub fn parse(text: &str, path: &Path) -> Result<Self, CliError> {
+        serde_json::from_str(text).map_err(|source| CliError::Json { path: path.to_path_buf(), source })
+    }
+
+    /// Reads and parses a problem file.
+    ///
+    /// # Errors
+    /// [`CliError::Io`] or [`CliError::Json`].
+    pub fn read(path: &Path) -> Result<Self, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// The problem as host matrices, validated (shapes, finiteness, symmetry of `P`).
+    ///
+    /// # Errors
+    /// [`CliError::Core`] naming the field and the shapes.
+    pub fn to_host(&self) -> Result<HostQp, CliError> {
+        let p = HostMatrix::from_rows(Field::P, &self.p)?;
+        let n = p.nrows();
+        let qp = HostQp {
+            q: self.q.clone(),
+            a: HostMatrix::from_rows(Field::A, &self.a)?.or_empty_rows(n),
+            b: self.b.clone(),
+            g: HostMatrix::from_rows(Field::G, &self.g)?.or_empty_rows(n),
+            h: self.h.clone(),
+            p,
+        };
+        qp.validate()?;
+        Ok(qp)
+    }
+
+    /// The file form of a host problem (for writing examples and tests).
+    pub fn from_host(qp: &HostQp) -> Self {
+        Self { p: qp.p.to_rows(), q: qp.q.clone(), a: qp.a.to_rows(), b: qp.b.clone(), g: qp.g.to_rows(), h: qp.h.clone() }
+    }
+}
+
+/// The result JSON of `altdiff solve`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ResultFile {
+    /// `"solved"`, `"max_iterations"`, `"fixed_iterations"`, `"numerical_error"`.
+    pub status: String,
+    /// Iterations run.
+    pub iterations: usize,
+    /// `1/2 x'Px + q'x`.
+    pub objective: f64,
+    /// Primal solution.
+    pub x: Vec<f64>,
+    /// Equality duals.
+    pub lam: Vec<f64>,
+    /// Inequality duals.
+    pub nu: Vec<f64>,
+    /// Slack `h - Gx`.
+    pub s: Vec<f64>,
+    /// `max(|Ax - b|, |Gx + s - h|)`.
+    pub primal_residual: f64,
+    /// `|Px + q + A'lam + G'nu|`.
+    pub dual_residual: f64,
+    /// `dx/dq` (n x n, row-major), when asked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dx_dq: Option<Vec<Vec<f64>>>,
+    /// `dx/db` (n x p), when asked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dx_db: Option<Vec<Vec<f64>>>,
+    /// `dx/dh` (n x m), when asked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dx_dh: Option<Vec<Vec<f64>>>,
+}
+
+impl From<&HostSolution> for ResultFile {
+    fn from(sol: &HostSolution) -> Self {
+        let jac = |param| sol.jacobian(param).map(HostMatrix::to_rows);
+        Self {
+            status: sol.status.as_str().to_owned(),
+            iterations: sol.iterations,
+            objective: sol.objective,
+            x: sol.x.clone(),
+            lam: sol.lam.clone(),
+            nu: sol.nu.clone(),
+            s: sol.s.clone(),
+            primal_residual: sol.primal_residual,
+            dual_residual: sol.dual_residual,
+            dx_dq: jac(Param::Q),
+            dx_db: jac(Param::B),
+            dx_dh: jac(Param::H),
+        }
+    }
+}
