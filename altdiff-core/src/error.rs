@@ -129,7 +129,9 @@ pub enum Error {
         difference: f64,
     },
     /// `P` has a negative eigenvalue beyond the tolerance: the problem is not convex.
-    #[error("P is not positive semidefinite (Cholesky of P + {shift:e} I failed): the QP is not convex")]
+    #[error(
+        "P is not positive semidefinite (Cholesky of P + {shift:e} I failed): the QP is not convex"
+    )]
     NotConvex {
         /// The diagonal shift used by the test.
         shift: f64,
@@ -174,7 +176,10 @@ impl Error {
         backend: &'static str,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Backend { backend, source: Box::new(source) }
+        Error::Backend {
+            backend,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -192,8 +197,15 @@ mod tests {
 
     #[test]
     fn dimension_message_names_field_and_shapes() {
-        let e = Error::Dimension { field: Field::G, expected: (2, 3), got: (2, 4) };
+        let e = Error::Dimension {
+            field: Field::G,
+            expected: (2, 3),
+            got: (2, 4),
+        };
         let s = e.to_string();
-        assert!(s.contains("G") && s.contains("(2, 3)") && s.contains("(2, 4)"), "{s}");
+        assert!(
+            s.contains("G") && s.contains("(2, 3)") && s.contains("(2, 4)"),
+            "{s}"
+        );
     }
 }

@@ -24,7 +24,12 @@ impl HostMatrix {
     ///
     /// # Errors
     /// [`Error::Dimension`] when `data.len() != nrows * ncols`.
-    pub fn from_col_major(field: Field, nrows: usize, ncols: usize, data: Vec<f64>) -> Result<Self> {
+    pub fn from_col_major(
+        field: Field,
+        nrows: usize,
+        ncols: usize,
+        data: Vec<f64>,
+    ) -> Result<Self> {
         check_len(field, nrows, ncols, data.len())?;
         Ok(Self { nrows, ncols, data })
     }
@@ -45,7 +50,12 @@ impl HostMatrix {
     pub fn from_rows(field: Field, rows: &[Vec<f64>]) -> Result<Self> {
         let ncols = rows.first().map_or(0, Vec::len);
         if let Some((row, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != ncols) {
-            return Err(Error::RaggedRows { field, row, expected: ncols, got: r.len() });
+            return Err(Error::RaggedRows {
+                field,
+                row,
+                expected: ncols,
+                got: r.len(),
+            });
         }
         Ok(Self::from_fn(rows.len(), ncols, |i, j| rows[i][j]))
     }
@@ -63,7 +73,11 @@ impl HostMatrix {
 
     /// An all-zero matrix.
     pub fn zeros(nrows: usize, ncols: usize) -> Self {
-        Self { nrows, ncols, data: vec![0.0; nrows * ncols] }
+        Self {
+            nrows,
+            ncols,
+            data: vec![0.0; nrows * ncols],
+        }
     }
 
     /// Number of rows.
@@ -92,14 +106,20 @@ impl HostMatrix {
 
     /// The rows, as nested vectors (for JSON output).
     pub fn to_rows(&self) -> Vec<Vec<f64>> {
-        (0..self.nrows).map(|i| (0..self.ncols).map(|j| self.get(i, j)).collect()).collect()
+        (0..self.nrows)
+            .map(|i| (0..self.ncols).map(|j| self.get(i, j)).collect())
+            .collect()
     }
 
     /// Resizes an empty matrix (0 rows or no data) to `0 x ncols`, so that an absent block
     /// of constraints fits any `n`.
     #[must_use]
     pub fn or_empty_rows(self, ncols: usize) -> Self {
-        if self.nrows == 0 { Self::zeros(0, ncols) } else { self }
+        if self.nrows == 0 {
+            Self::zeros(0, ncols)
+        } else {
+            self
+        }
     }
 
     fn check_finite(&self, field: Field) -> Result<()> {
@@ -107,7 +127,12 @@ impl HostMatrix {
             for i in 0..self.nrows {
                 let value = self.get(i, j);
                 if !value.is_finite() {
-                    return Err(Error::NonFinite { field, row: i, col: j, value });
+                    return Err(Error::NonFinite {
+                        field,
+                        row: i,
+                        col: j,
+                        value,
+                    });
                 }
             }
         }
@@ -119,13 +144,22 @@ fn check_len(field: Field, nrows: usize, ncols: usize, len: usize) -> Result<()>
     if nrows.checked_mul(ncols) == Some(len) {
         Ok(())
     } else {
-        Err(Error::Dimension { field, expected: (nrows, ncols), got: (len, 1) })
+        Err(Error::Dimension {
+            field,
+            expected: (nrows, ncols),
+            got: (len, 1),
+        })
     }
 }
 
 fn check_vector_finite(field: Field, v: &[f64]) -> Result<()> {
     match v.iter().position(|x| !x.is_finite()) {
-        Some(row) => Err(Error::NonFinite { field, row, col: 0, value: v[row] }),
+        Some(row) => Err(Error::NonFinite {
+            field,
+            row,
+            col: 0,
+            value: v[row],
+        }),
         None => Ok(()),
     }
 }
@@ -191,22 +225,36 @@ impl HostQp {
     /// field.
     pub fn validate(&self) -> Result<QpDims> {
         let n = self.p.nrows();
-        let dims = QpDims { n, p: self.a.nrows(), m: self.g.nrows() };
+        let dims = QpDims {
+            n,
+            p: self.a.nrows(),
+            m: self.g.nrows(),
+        };
         let expect = |field, m: &HostMatrix, shape: (usize, usize)| {
             if (m.nrows(), m.ncols()) == shape {
                 Ok(())
             } else {
-                Err(Error::Dimension { field, expected: shape, got: (m.nrows(), m.ncols()) })
+                Err(Error::Dimension {
+                    field,
+                    expected: shape,
+                    got: (m.nrows(), m.ncols()),
+                })
             }
         };
         expect(Field::P, &self.p, (n, n))?;
         expect(Field::A, &self.a, (dims.p, n))?;
         expect(Field::G, &self.g, (dims.m, n))?;
-        for (field, v, len) in
-            [(Field::Q, &self.q, n), (Field::B, &self.b, dims.p), (Field::H, &self.h, dims.m)]
-        {
+        for (field, v, len) in [
+            (Field::Q, &self.q, n),
+            (Field::B, &self.b, dims.p),
+            (Field::H, &self.h, dims.m),
+        ] {
             if v.len() != len {
-                return Err(Error::Dimension { field, expected: (len, 1), got: (v.len(), 1) });
+                return Err(Error::Dimension {
+                    field,
+                    expected: (len, 1),
+                    got: (v.len(), 1),
+                });
             }
         }
         self.p.check_finite(Field::P)?;
@@ -226,15 +274,16 @@ impl HostQp {
     pub fn objective(&self, x: &[f64]) -> f64 {
         let n = self.q.len();
         assert_eq!(x.len(), n, "x has the wrong length");
-        let mut f = 0.0;
-        for j in 0..n {
-            let mut px = 0.0;
-            for i in 0..n {
-                px += self.p.get(i, j) * x[i];
-            }
-            f += x[j] * (0.5 * px + self.q[j]);
-        }
-        f
+        (0..n)
+            .map(|j| {
+                let px: f64 = x
+                    .iter()
+                    .enumerate()
+                    .map(|(i, xi)| self.p.get(i, j) * xi)
+                    .sum();
+                x[j] * (0.5 * px + self.q[j])
+            })
+            .sum()
     }
 }
 
@@ -252,7 +301,11 @@ fn check_symmetric(p: &HostMatrix) -> Result<()> {
         }
     }
     if worst.2.abs() > SYMMETRY_TOL * scale {
-        Err(Error::NotSymmetric { row: worst.0, col: worst.1, difference: worst.2 })
+        Err(Error::NotSymmetric {
+            row: worst.0,
+            col: worst.1,
+            difference: worst.2,
+        })
     } else {
         Ok(())
     }

@@ -15,7 +15,11 @@ use crate::Real;
 /// `alpha x + beta y` for one entry; `y` is not read when `beta == 0`.
 #[inline]
 pub fn axpby_one<T: Real>(alpha: T, x: T, beta: T, y: T) -> T {
-    if beta == T::zero() { alpha * x } else { alpha * x + beta * y }
+    if beta == T::zero() {
+        alpha * x
+    } else {
+        alpha * x + beta * y
+    }
 }
 
 /// `y = alpha x + beta y` on slices of one length.
@@ -63,7 +67,11 @@ pub fn dproj_nonneg<T: Real>(at: &[T], m: &mut [T]) {
 /// `max(acc, |v|)`, NaN-propagating.
 #[inline]
 pub fn max_abs<T: Real>(acc: T, v: T) -> T {
-    if acc.is_nan() || v.is_nan() { T::nan() } else { acc.max(v.abs()) }
+    if acc.is_nan() || v.is_nan() {
+        T::nan()
+    } else {
+        acc.max(v.abs())
+    }
 }
 
 /// The largest absolute entry; 0 for an empty slice, NaN when any entry is NaN.
@@ -81,6 +89,7 @@ pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // the values compared are exact
 mod tests {
     use super::*;
 

@@ -44,7 +44,7 @@ pub enum Accum {
 /// use altdiff_core::{Accum, LinAlg, Trans, testing::RefBackend};
 /// let be = RefBackend;
 /// let g = be.op_from_col_major(2, 2, &[1.0, 3.0, 2.0, 4.0])?; // [[1, 2], [3, 4]]
-/// let x = be.from_col_major(2, 1, &[1.0, 1.0])?;
+/// let x = be.mat_from_col_major(2, 1, &[1.0, 1.0])?;
 /// let mut y = be.zeros(2, 1)?;
 /// be.apply(&mut y, Accum::Replace, &g, Trans::Yes, &x, 2.0)?;  // y = 2 G' x
 /// assert_eq!(be.to_col_major(&y)?, vec![8.0, 12.0]);
@@ -69,15 +69,23 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// An all-zero `nrows x ncols` block.
     fn zeros(&self, nrows: usize, ncols: usize) -> Result<Self::Mat>;
     /// A block from column-major data (`data.len() == nrows * ncols`).
-    fn from_col_major(&self, nrows: usize, ncols: usize, data: &[Self::Real])
-    -> Result<Self::Mat>;
+    fn mat_from_col_major(
+        &self,
+        nrows: usize,
+        ncols: usize,
+        data: &[Self::Real],
+    ) -> Result<Self::Mat>;
     /// The block's entries in column-major order.
     fn to_col_major(&self, m: &Self::Mat) -> Result<Vec<Self::Real>>;
     /// `(rows, cols)` of a block.
     fn shape(&self, m: &Self::Mat) -> (usize, usize);
     /// An operator from dense column-major data.
-    fn op_from_col_major(&self, nrows: usize, ncols: usize, data: &[Self::Real])
-    -> Result<Self::Op>;
+    fn op_from_col_major(
+        &self,
+        nrows: usize,
+        ncols: usize,
+        data: &[Self::Real],
+    ) -> Result<Self::Op>;
     /// The operator's entries as a dense column-major array (used for validation and
     /// oracles; sparse backends may override the validation instead).
     fn op_to_col_major(&self, op: &Self::Op) -> Result<Vec<Self::Real>>;
@@ -165,5 +173,3 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         Ok(())
     }
 }
-
-

@@ -59,19 +59,36 @@ impl<B: LinAlg> QpParams<B> {
     pub fn from_host(backend: &B, dims: QpDims, q: &[f64], b: &[f64], h: &[f64]) -> Result<Self> {
         let upload = |field, v: &[f64], len: usize| -> Result<B::Mat> {
             if v.len() != len {
-                return Err(Error::Dimension { field, expected: (len, 1), got: (v.len(), 1) });
+                return Err(Error::Dimension {
+                    field,
+                    expected: (len, 1),
+                    got: (v.len(), 1),
+                });
             }
             if let Some(row) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::NonFinite { field, row, col: 0, value: v[row] });
+                return Err(Error::NonFinite {
+                    field,
+                    row,
+                    col: 0,
+                    value: v[row],
+                });
             }
-            backend.from_col_major(len, 1, &convert::<B::Real>(v))
+            backend.mat_from_col_major(len, 1, &convert::<B::Real>(v))
         };
-        Ok(Self { q: upload(Field::Q, q, dims.n)?, b: upload(Field::B, b, dims.p)?, h: upload(Field::H, h, dims.m)? })
+        Ok(Self {
+            q: upload(Field::Q, q, dims.n)?,
+            b: upload(Field::B, b, dims.p)?,
+            h: upload(Field::H, h, dims.m)?,
+        })
     }
 
     /// The sizes implied by the blocks' rows.
     pub fn dims(&self, backend: &B) -> QpDims {
-        QpDims { n: backend.shape(&self.q).0, p: backend.shape(&self.b).0, m: backend.shape(&self.h).0 }
+        QpDims {
+            n: backend.shape(&self.q).0,
+            p: backend.shape(&self.b).0,
+            m: backend.shape(&self.h).0,
+        }
     }
 
     /// Checks the shapes against `dims` (one column each) and the entries for finiteness.
@@ -79,7 +96,11 @@ impl<B: LinAlg> QpParams<B> {
     /// # Errors
     /// [`Error::Dimension`] or [`Error::NonFinite`], naming the field.
     pub fn validate(&self, backend: &B, dims: QpDims) -> Result<()> {
-        for (field, m, rows) in [(Field::Q, &self.q, dims.n), (Field::B, &self.b, dims.p), (Field::H, &self.h, dims.m)] {
+        for (field, m, rows) in [
+            (Field::Q, &self.q, dims.n),
+            (Field::B, &self.b, dims.p),
+            (Field::H, &self.h, dims.m),
+        ] {
             check_block(backend, field, m, (rows, 1))?;
         }
         Ok(())
@@ -87,15 +108,29 @@ impl<B: LinAlg> QpParams<B> {
 }
 
 /// Checks one block's shape and entries.
-pub(crate) fn check_block<B: LinAlg>(backend: &B, field: Field, m: &B::Mat, shape: (usize, usize)) -> Result<()> {
+pub(crate) fn check_block<B: LinAlg>(
+    backend: &B,
+    field: Field,
+    m: &B::Mat,
+    shape: (usize, usize),
+) -> Result<()> {
     let got = backend.shape(m);
     if got != shape {
-        return Err(Error::Dimension { field, expected: shape, got });
+        return Err(Error::Dimension {
+            field,
+            expected: shape,
+            got,
+        });
     }
     let values = backend.to_col_major(m)?;
     if let Some(k) = values.iter().position(|v| !v.is_finite()) {
         let rows = shape.0.max(1);
-        return Err(Error::NonFinite { field, row: k % rows, col: k / rows, value: values[k].to_f64_lossy() });
+        return Err(Error::NonFinite {
+            field,
+            row: k % rows,
+            col: k / rows,
+            value: values[k].to_f64_lossy(),
+        });
     }
     Ok(())
 }
@@ -127,9 +162,17 @@ impl<B: LinAlg> Qp<B> {
     /// Those of [`HostQp::validate`], or a backend error.
     pub fn from_host(backend: &B, host: &HostQp) -> Result<Self> {
         let dims = host.validate()?;
-        let op = |m: &HostMatrix| backend.op_from_col_major(m.nrows(), m.ncols(), &convert::<B::Real>(m.col_major()));
+        let op = |m: &HostMatrix| {
+            backend.op_from_col_major(m.nrows(), m.ncols(), &convert::<B::Real>(m.col_major()))
+        };
         let params = QpParams::from_host(backend, dims, &host.q, &host.b, &host.h)?;
-        Ok(Self { dims, p: op(&host.p)?, a: op(&host.a)?, g: op(&host.g)?, params })
+        Ok(Self {
+            dims,
+            p: op(&host.p)?,
+            a: op(&host.a)?,
+            g: op(&host.g)?,
+            params,
+        })
     }
 
     /// Validates a problem given in the backend's own types (shapes, finiteness, symmetry of
@@ -141,17 +184,33 @@ impl<B: LinAlg> Qp<B> {
     pub fn new(backend: &B, p: B::Op, a: B::Op, g: B::Op, params: QpParams<B>) -> Result<Self> {
         let host = |field, op: &B::Op| -> Result<HostMatrix> {
             let (r, c) = backend.op_shape(op);
-            let data = backend.op_to_col_major(op)?.into_iter().map(Real::to_f64_lossy).collect();
+            let data = backend
+                .op_to_col_major(op)?
+                .into_iter()
+                .map(Real::to_f64_lossy)
+                .collect();
             HostMatrix::from_col_major(field, r, c, data)
         };
         let vector = |m: &B::Mat| -> Result<Vec<f64>> {
-            Ok(backend.to_col_major(m)?.into_iter().map(Real::to_f64_lossy).collect())
+            Ok(backend
+                .to_col_major(m)?
+                .into_iter()
+                .map(Real::to_f64_lossy)
+                .collect())
         };
         let n = backend.op_shape(&p).0;
-        for (field, m) in [(Field::Q, &params.q), (Field::B, &params.b), (Field::H, &params.h)] {
+        for (field, m) in [
+            (Field::Q, &params.q),
+            (Field::B, &params.b),
+            (Field::H, &params.h),
+        ] {
             let (_, cols) = backend.shape(m);
             if cols != 1 {
-                return Err(Error::Dimension { field, expected: (backend.shape(m).0, 1), got: backend.shape(m) });
+                return Err(Error::Dimension {
+                    field,
+                    expected: (backend.shape(m).0, 1),
+                    got: backend.shape(m),
+                });
             }
         }
         let host_qp = HostQp {
@@ -163,7 +222,13 @@ impl<B: LinAlg> Qp<B> {
             h: vector(&params.h)?,
         };
         let dims = host_qp.validate()?;
-        Ok(Self { dims, p, a, g, params })
+        Ok(Self {
+            dims,
+            p,
+            a,
+            g,
+            params,
+        })
     }
 
     /// The parameters `(q, b, h)`.

@@ -37,7 +37,10 @@ pub enum StoppingRule {
 
 impl Default for StoppingRule {
     fn default() -> Self {
-        StoppingRule::Residual { eps_abs: 1e-6, eps_rel: 1e-6 }
+        StoppingRule::Residual {
+            eps_abs: 1e-6,
+            eps_rel: 1e-6,
+        }
     }
 }
 
@@ -101,7 +104,9 @@ impl Wrt {
     /// This set and `param`.
     #[must_use]
     pub fn with(self, param: Param) -> Self {
-        Self { bits: self.bits | (1 << param as u8) }
+        Self {
+            bits: self.bits | (1 << param as u8),
+        }
     }
 
     /// Whether `param` is in the set.
@@ -219,7 +224,13 @@ impl Settings {
     /// # Errors
     /// [`SettingsError::Invalid`] naming the first bad setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let invalid = |field, requirement, value| Err(SettingsError::Invalid { field, requirement, value });
+        let invalid = |field, requirement, value| {
+            Err(SettingsError::Invalid {
+                field,
+                requirement,
+                value,
+            })
+        };
         if !(self.rho.is_finite() && self.rho > 0.0) {
             return invalid("rho", "finite and > 0", self.rho);
         }
@@ -230,7 +241,11 @@ impl Settings {
             return invalid("check_every", ">= 1", 0.0);
         }
         let tolerance = |field, v: f64| {
-            if v.is_finite() && v >= 0.0 { Ok(()) } else { invalid(field, "finite and >= 0", v) }
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                invalid(field, "finite and >= 0", v)
+            }
         };
         match self.stopping {
             StoppingRule::Residual { eps_abs, eps_rel } => {
@@ -269,10 +284,28 @@ mod tests {
             (Settings::default().with_rho(f64::NAN), "rho"),
             (Settings::default().with_max_iter(0), "max_iter"),
             (Settings::default().with_check_every(0), "check_every"),
-            (Settings::default().with_stopping(StoppingRule::Fixed(0)), "fixed"),
-            (Settings::default().with_stopping(StoppingRule::RelativeX(-1.0)), "tolerance"),
-            (Settings::default().with_stopping(StoppingRule::Residual { eps_abs: 0.0, eps_rel: 0.0 }), "eps_abs"),
-            (Settings::default().with_stopping(StoppingRule::Residual { eps_abs: f64::INFINITY, eps_rel: 0.0 }), "eps_abs"),
+            (
+                Settings::default().with_stopping(StoppingRule::Fixed(0)),
+                "fixed",
+            ),
+            (
+                Settings::default().with_stopping(StoppingRule::RelativeX(-1.0)),
+                "tolerance",
+            ),
+            (
+                Settings::default().with_stopping(StoppingRule::Residual {
+                    eps_abs: 0.0,
+                    eps_rel: 0.0,
+                }),
+                "eps_abs",
+            ),
+            (
+                Settings::default().with_stopping(StoppingRule::Residual {
+                    eps_abs: f64::INFINITY,
+                    eps_rel: 0.0,
+                }),
+                "eps_abs",
+            ),
         ];
         for (settings, name) in cases {
             let err = settings.validate().unwrap_err();

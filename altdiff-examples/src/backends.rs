@@ -52,7 +52,11 @@ impl BackendKind {
             BackendKind::Faer => job.run(altdiff_faer::FaerBackend::default()),
             #[cfg(feature = "ndarray")]
             BackendKind::Ndarray => job.run(altdiff_ndarray::NdarrayBackend::default()),
-            _ => Err(CliError::Usage(format!("backend {} was not compiled in (Cargo feature `{}`)", self.name(), self.name()))),
+            _ => Err(CliError::Usage(format!(
+                "backend {} was not compiled in (Cargo feature `{}`)",
+                self.name(),
+                self.name()
+            ))),
         }
     }
 }

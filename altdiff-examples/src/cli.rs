@@ -43,13 +43,21 @@ impl std::str::FromStr for StopArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let number = |v: &str| v.parse::<f64>().map_err(|e| format!("bad tolerance {v:?}: {e}"));
+        let number = |v: &str| {
+            v.parse::<f64>()
+                .map_err(|e| format!("bad tolerance {v:?}: {e}"))
+        };
         match s.split_once(':') {
             None if s == "residual" => Ok(StopArg::Residual),
             Some(("objective", v)) => number(v).map(StopArg::Objective),
             Some(("x", v)) => number(v).map(StopArg::X),
-            Some(("fixed", v)) => v.parse().map(StopArg::Fixed).map_err(|e| format!("bad iteration count {v:?}: {e}")),
-            _ => Err(format!("unknown stopping rule {s:?}: use residual, objective:TOL, x:TOL or fixed:K")),
+            Some(("fixed", v)) => v
+                .parse()
+                .map(StopArg::Fixed)
+                .map_err(|e| format!("bad iteration count {v:?}: {e}")),
+            _ => Err(format!(
+                "unknown stopping rule {s:?}: use residual, objective:TOL, x:TOL or fixed:K"
+            )),
         }
     }
 }
@@ -78,12 +86,18 @@ impl SolverArgs {
     /// The library settings (validated later, by the solver).
     pub fn settings(&self) -> Settings {
         let stopping = match self.stop {
-            StopArg::Residual => StoppingRule::Residual { eps_abs: self.eps_abs, eps_rel: self.eps_rel },
+            StopArg::Residual => StoppingRule::Residual {
+                eps_abs: self.eps_abs,
+                eps_rel: self.eps_rel,
+            },
             StopArg::Objective(tol) => StoppingRule::RelativeObjective(tol),
             StopArg::X(tol) => StoppingRule::RelativeX(tol),
             StopArg::Fixed(k) => StoppingRule::Fixed(k),
         };
-        Settings::default().with_rho(self.rho).with_max_iter(self.max_iter).with_stopping(stopping)
+        Settings::default()
+            .with_rho(self.rho)
+            .with_max_iter(self.max_iter)
+            .with_stopping(stopping)
     }
 }
 

@@ -1,5 +1,5 @@
 //! `altdiff demo`: a random feasible QP solved by Alt-Diff on each backend, its Jacobian
-//! checked against the exact KKT Jacobian, and the cost of one Jacobian iteration measured
+//! checked against the exact KKT Jacobian (at clarabel's solution), and the cost of one Jacobian iteration measured
 //! against a plain faer GEMM of the same shape.
 //!
 //! The problem comes from [`altdiff_core::testing::random_qp`] (by default the
@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use altdiff_core::testing::{Generator, active_set, kkt_jacobian, random_qp};
+use altdiff_core::testing::{Generator, clarabel_solve, dual_active_set, kkt_jacobian, random_qp};
 use altdiff_core::{AltDiff, HostMatrix, HostQp, LinAlg, Param, Qp, Settings, StoppingRule, Wrt};
 
 use crate::CliError;
@@ -54,7 +54,8 @@ pub struct DemoRow {
     pub setup_s: f64,
     /// Solve with the Jacobian, in seconds.
     pub solve_s: f64,
-    /// The exact KKT Jacobian (nalgebra LU on the active set), in seconds.
+    /// The exact Jacobian (clarabel's solution to 1e-10, then nalgebra LU of the KKT system
+    /// on its active set), in seconds.
     pub kkt_s: f64,
     /// `|J - J*|_F / |J*|_F`.
     pub jac_rel_err: f64,
@@ -71,7 +72,19 @@ impl DemoRow {
     pub fn header() -> String {
         format!(
             "{:<8} {:>17} {:>3} {:>10} {:>6} {:>9} {:>9} {:>9} {:>10} {:>9} {:>11} {:>9} {:>7}",
-            "backend", "n/n_eq/n_ineq", "wrt", "status", "iters", "setup s", "solve+J s", "kkt s", "jac relerr", "cosine", "J-iter ms", "gemm ms", "ratio"
+            "backend",
+            "n/n_eq/n_ineq",
+            "wrt",
+            "status",
+            "iters",
+            "setup s",
+            "solve+J s",
+            "kkt s",
+            "jac relerr",
+            "cosine",
+            "J-iter ms",
+            "gemm ms",
+            "ratio"
         )
     }
 
@@ -123,7 +136,10 @@ impl BackendJob for DemoJob<'_> {
     fn run<B: LinAlg<Real = f64>>(self, backend: B) -> Result<DemoRow, CliError> {
         let (config, qp) = (self.config, self.qp);
         let problem = Qp::from_host(&backend, qp)?;
-        let settings = config.settings.clone().with_wrt(Wrt::none().with(config.wrt));
+        let settings = config
+            .settings
+            .clone()
+            .with_wrt(Wrt::none().with(config.wrt));
         let started = Instant::now();
         let solver = AltDiff::new(backend.clone(), &problem, settings.clone())?;
         let setup_s = started.elapsed().as_secs_f64();
@@ -134,11 +150,7 @@ impl BackendJob for DemoJob<'_> {
         let host = sol.to_host(&backend)?;
         let jac = host.jacobian(config.wrt).expect("requested");
 
-        let started = Instant::now();
-        let active = active_set(qp, &host.x, 1e-6);
-        let exact = kkt_jacobian(qp, &active, config.wrt)
-            .ok_or_else(|| CliError::Usage("the KKT matrix is singular at this solution (degenerate active set)".into()))?;
-        let kkt_s = started.elapsed().as_secs_f64();
+        let (exact, kkt_s) = exact_jacobian(qp, config.wrt)?;
 
         let jac_iter = jacobian_iteration_time(&backend, &problem, &settings, config)?;
         let gemm = gemm_time(qp.q.len(), jac.ncols(), config.repeats);
@@ -157,6 +169,19 @@ impl BackendJob for DemoJob<'_> {
             gemm_ms: gemm.as_secs_f64() * 1e3,
         })
     }
+}
+
+/// The exact Jacobian and the time it took: clarabel solves the problem to 1e-10, the
+/// active set is read off its primal-dual pair, and the KKT system is solved by nalgebra.
+fn exact_jacobian(qp: &HostQp, wrt: Param) -> Result<(HostMatrix, f64), CliError> {
+    let started = Instant::now();
+    let reference = clarabel_solve(qp)
+        .ok_or_else(|| CliError::Usage("clarabel did not solve the problem".into()))?;
+    let active = dual_active_set(qp, &reference.x, &reference.nu);
+    let exact = kkt_jacobian(qp, &active, wrt).ok_or_else(|| {
+        CliError::Usage("the KKT matrix is singular at the solution (degenerate active set)".into())
+    })?;
+    Ok((exact, started.elapsed().as_secs_f64()))
 }
 
 /// One Jacobian iteration: (time of K iterations with the Jacobian - time without) / K,
@@ -193,7 +218,14 @@ fn gemm_time(n: usize, d: usize, repeats: usize) -> Duration {
     let samples = (0..repeats.max(1))
         .map(|_| {
             let started = Instant::now();
-            faer::linalg::matmul::matmul(c.as_mut(), faer::Accum::Replace, a.as_ref(), b.as_ref(), 1.0, faer::Par::Seq);
+            faer::linalg::matmul::matmul(
+                c.as_mut(),
+                faer::Accum::Replace,
+                a.as_ref(),
+                b.as_ref(),
+                1.0,
+                faer::Par::Seq,
+            );
             started.elapsed()
         })
         .collect();
@@ -212,14 +244,21 @@ pub fn median(mut samples: Vec<Duration>) -> Duration {
 
 /// `|J - J*|_F / |J*|_F`.
 pub fn frobenius_rel_err(got: &HostMatrix, exact: &HostMatrix) -> f64 {
-    let diff: f64 = got.col_major().iter().zip(exact.col_major()).map(|(a, b)| (a - b).powi(2)).sum();
+    let diff: f64 = got
+        .col_major()
+        .iter()
+        .zip(exact.col_major())
+        .map(|(a, b)| (a - b).powi(2))
+        .sum();
     let norm: f64 = exact.col_major().iter().map(|v| v * v).sum();
     (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 /// `J' 1`: the gradient of `sum x` with respect to the parameter.
 pub fn column_sums(j: &HostMatrix) -> Vec<f64> {
-    (0..j.ncols()).map(|c| (0..j.nrows()).map(|r| j.get(r, c)).sum()).collect()
+    (0..j.ncols())
+        .map(|c| (0..j.nrows()).map(|r| j.get(r, c)).sum())
+        .collect()
 }
 
 /// Cosine similarity of two vectors (0 when one is zero).
@@ -227,7 +266,11 @@ pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
 }
 
 #[cfg(test)]

@@ -17,3 +17,8 @@ mod error;
 pub mod problem_file;
 
 pub use error::CliError;
+
+/// The README's code, compiled and run as a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

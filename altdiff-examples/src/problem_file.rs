@@ -52,7 +52,10 @@ impl ProblemFile {
     /// # Ok::<(), altdiff_examples::CliError>(())
     /// ```
     pub fn parse(text: &str, path: &Path) -> Result<Self, CliError> {
-        serde_json::from_str(text).map_err(|source| CliError::Json { path: path.to_path_buf(), source })
+        serde_json::from_str(text).map_err(|source| CliError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads and parses a problem file.
@@ -60,7 +63,10 @@ impl ProblemFile {
     /// # Errors
     /// [`CliError::Io`] or [`CliError::Json`].
     pub fn read(path: &Path) -> Result<Self, CliError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -85,7 +91,14 @@ impl ProblemFile {
 
     /// The file form of a host problem (for writing examples and tests).
     pub fn from_host(qp: &HostQp) -> Self {
-        Self { p: qp.p.to_rows(), q: qp.q.clone(), a: qp.a.to_rows(), b: qp.b.clone(), g: qp.g.to_rows(), h: qp.h.clone() }
+        Self {
+            p: qp.p.to_rows(),
+            q: qp.q.clone(),
+            a: qp.a.to_rows(),
+            b: qp.b.clone(),
+            g: qp.g.to_rows(),
+            h: qp.h.clone(),
+        }
     }
 }
 

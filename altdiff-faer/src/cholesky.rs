@@ -34,9 +34,21 @@ impl DenseCholesky {
         assert_eq!(h.nrows(), h.ncols(), "DenseCholesky: H must be square");
         let n = h.nrows();
         let mut l = h.to_owned();
-        let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(n, par, Default::default()));
-        llt::factor::cholesky_in_place(l.as_mut(), Default::default(), par, MemStack::new(&mut mem), Default::default())
-            .map_err(|llt::factor::LltError::NonPositivePivot { index }| Error::NotPositiveDefinite { pivot: Some(index) })?;
+        let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
+            n,
+            par,
+            Default::default(),
+        ));
+        llt::factor::cholesky_in_place(
+            l.as_mut(),
+            Default::default(),
+            par,
+            MemStack::new(&mut mem),
+            Default::default(),
+        )
+        .map_err(|llt::factor::LltError::NonPositivePivot { index }| {
+            Error::NotPositiveDefinite { pivot: Some(index) }
+        })?;
         Ok(Self { l })
     }
 
@@ -51,7 +63,11 @@ impl DenseCholesky {
     /// When `rhs` does not have `n` rows.
     pub fn solve_in_place(&self, rhs: MatMut<'_, f64>, par: Par) {
         assert_eq!(rhs.nrows(), self.dim(), "DenseCholesky: rhs rows");
-        let mut mem = MemBuffer::new(llt::solve::solve_in_place_scratch::<f64>(self.dim(), rhs.ncols(), par));
+        let mut mem = MemBuffer::new(llt::solve::solve_in_place_scratch::<f64>(
+            self.dim(),
+            rhs.ncols(),
+            par,
+        ));
         llt::solve::solve_in_place(self.l.as_ref(), rhs, par, MemStack::new(&mut mem));
     }
 }

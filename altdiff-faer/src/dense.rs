@@ -14,7 +14,7 @@ use crate::DenseCholesky;
 /// use altdiff_faer::{FaerBackend, Par};
 /// let be = FaerBackend::default();
 /// assert_eq!(be.par(), Par::Seq);
-/// let m = be.from_col_major(2, 1, &[1.0, -3.0])?;
+/// let m = be.mat_from_col_major(2, 1, &[1.0, -3.0])?;
 /// assert_eq!(be.norm_inf(&m)?, 3.0);
 /// # Ok::<(), altdiff_core::Error>(())
 /// ```
@@ -56,7 +56,9 @@ fn oriented(op: &Mat<f64>, trans: Trans) -> MatRef<'_, f64> {
 }
 
 fn col_major(m: &Mat<f64>) -> Vec<f64> {
-    (0..m.ncols()).flat_map(|j| m.col_as_slice(j).iter().copied()).collect()
+    (0..m.ncols())
+        .flat_map(|j| m.col_as_slice(j).iter().copied())
+        .collect()
 }
 
 fn from_col_major(nrows: usize, ncols: usize, data: &[f64]) -> Mat<f64> {
@@ -78,7 +80,7 @@ impl LinAlg for FaerBackend {
         Ok(Mat::zeros(nrows, ncols))
     }
 
-    fn from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Mat<f64>> {
+    fn mat_from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Mat<f64>> {
         Ok(from_col_major(nrows, ncols, data))
     }
 
@@ -111,14 +113,28 @@ impl LinAlg for FaerBackend {
         rhs: &Mat<f64>,
         alpha: f64,
     ) -> Result<()> {
-        matmul(dst.as_mut(), faer_accum(accum), oriented(op, trans), rhs.as_ref(), alpha, self.par);
+        matmul(
+            dst.as_mut(),
+            faer_accum(accum),
+            oriented(op, trans),
+            rhs.as_ref(),
+            alpha,
+            self.par,
+        );
         Ok(())
     }
 
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
         let mut h = p.clone();
         for op in [a, g] {
-            matmul(h.as_mut(), faer::Accum::Add, op.transpose(), op.as_ref(), rho, self.par);
+            matmul(
+                h.as_mut(),
+                faer::Accum::Add,
+                op.transpose(),
+                op.as_ref(),
+                rho,
+                self.par,
+            );
         }
         DenseCholesky::new(h.as_ref(), self.par)
     }
@@ -144,7 +160,10 @@ impl LinAlg for FaerBackend {
     }
 
     fn dproj_nonneg(&self, at: &Mat<f64>, m: &mut Mat<f64>) -> Result<()> {
-        assert!(at.ncols() == 1 || at.ncols() == m.ncols(), "dproj_nonneg: columns");
+        assert!(
+            at.ncols() == 1 || at.ncols() == m.ncols(),
+            "dproj_nonneg: columns"
+        );
         for j in 0..m.ncols() {
             let mask = at.col_as_slice(if at.ncols() == 1 { 0 } else { j });
             kernels::dproj_nonneg(mask, m.col_as_slice_mut(j));
@@ -153,11 +172,15 @@ impl LinAlg for FaerBackend {
     }
 
     fn norm_inf(&self, x: &Mat<f64>) -> Result<f64> {
-        Ok((0..x.ncols()).fold(0.0, |acc, j| kernels::max_abs(acc, kernels::norm_inf(x.col_as_slice(j)))))
+        Ok((0..x.ncols()).fold(0.0, |acc, j| {
+            kernels::max_abs(acc, kernels::norm_inf(x.col_as_slice(j)))
+        }))
     }
 
     fn dot(&self, x: &Mat<f64>, y: &Mat<f64>) -> Result<f64> {
         assert_eq!(self.shape(x), self.shape(y), "dot: shapes");
-        Ok((0..x.ncols()).map(|j| kernels::dot(x.col_as_slice(j), y.col_as_slice(j))).sum())
+        Ok((0..x.ncols())
+            .map(|j| kernels::dot(x.col_as_slice(j), y.col_as_slice(j)))
+            .sum())
     }
 }

@@ -15,7 +15,7 @@ use crate::{as_faer, as_faer_mut};
 /// use altdiff_core::LinAlg;
 /// use altdiff_ndarray::NdarrayBackend;
 /// let be = NdarrayBackend::default();
-/// let m = be.from_col_major(2, 2, &[1.0, 2.0, 3.0, 4.0])?;
+/// let m = be.mat_from_col_major(2, 2, &[1.0, 2.0, 3.0, 4.0])?;
 /// assert_eq!(m, ndarray::array![[1.0, 3.0], [2.0, 4.0]]);
 /// # Ok::<(), altdiff_core::Error>(())
 /// ```
@@ -37,7 +37,9 @@ impl Default for FactorPar {
 impl NdarrayBackend {
     /// The backend with the given parallelism for the factorization and solves.
     pub fn with_par(par: Par) -> Self {
-        Self { par: FactorPar(par) }
+        Self {
+            par: FactorPar(par),
+        }
     }
 }
 
@@ -81,7 +83,7 @@ impl LinAlg for NdarrayBackend {
         Ok(Array2::zeros((nrows, ncols).f()))
     }
 
-    fn from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Array2<f64>> {
+    fn mat_from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<Array2<f64>> {
         Ok(from_col_major(nrows, ncols, data))
     }
 
@@ -125,7 +127,13 @@ impl LinAlg for NdarrayBackend {
         Ok(())
     }
 
-    fn factor(&self, p: &Array2<f64>, a: &Array2<f64>, g: &Array2<f64>, rho: f64) -> Result<DenseCholesky> {
+    fn factor(
+        &self,
+        p: &Array2<f64>,
+        a: &Array2<f64>,
+        g: &Array2<f64>,
+        rho: f64,
+    ) -> Result<DenseCholesky> {
         let mut h = Array2::zeros(p.dim().f());
         h.assign(p);
         for op in [a, g] {
@@ -148,7 +156,9 @@ impl LinAlg for NdarrayBackend {
     }
 
     fn axpby(&self, alpha: f64, x: &Array2<f64>, beta: f64, y: &mut Array2<f64>) -> Result<()> {
-        Zip::from(y).and(x).for_each(|y, &x| *y = kernels::axpby_one(alpha, x, beta, *y));
+        Zip::from(y)
+            .and(x)
+            .for_each(|y, &x| *y = kernels::axpby_one(alpha, x, beta, *y));
         Ok(())
     }
 
@@ -158,7 +168,10 @@ impl LinAlg for NdarrayBackend {
     }
 
     fn dproj_nonneg(&self, at: &Array2<f64>, m: &mut Array2<f64>) -> Result<()> {
-        assert!(at.ncols() == 1 || at.ncols() == m.ncols(), "dproj_nonneg: columns");
+        assert!(
+            at.ncols() == 1 || at.ncols() == m.ncols(),
+            "dproj_nonneg: columns"
+        );
         let mask = at.broadcast(m.dim()).expect("dproj_nonneg: mask shape");
         Zip::from(m).and(&mask).for_each(|v, &a| {
             if !kernels::keeps(a) {

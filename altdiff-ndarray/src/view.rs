@@ -17,7 +17,10 @@ pub fn as_faer(a: ArrayView2<'_, f64>) -> Option<MatRef<'_, f64>> {
     if a.is_standard_layout() {
         a.to_slice().map(|s| MatRef::from_row_major_slice(s, r, c))
     } else if a.t().is_standard_layout() {
-        a.reborrow().reversed_axes().to_slice().map(|s| MatRef::from_column_major_slice(s, r, c))
+        a.reborrow()
+            .reversed_axes()
+            .to_slice()
+            .map(|s| MatRef::from_column_major_slice(s, r, c))
     } else {
         None
     }
@@ -35,9 +38,12 @@ pub fn as_faer(a: ArrayView2<'_, f64>) -> Option<MatRef<'_, f64>> {
 pub fn as_faer_mut(a: ArrayViewMut2<'_, f64>) -> Option<MatMut<'_, f64>> {
     let (r, c) = a.dim();
     if a.is_standard_layout() {
-        a.into_slice().map(|s| MatMut::from_row_major_slice_mut(s, r, c))
+        a.into_slice()
+            .map(|s| MatMut::from_row_major_slice_mut(s, r, c))
     } else if a.t().is_standard_layout() {
-        a.reversed_axes().into_slice().map(|s| MatMut::from_column_major_slice_mut(s, r, c))
+        a.reversed_axes()
+            .into_slice()
+            .map(|s| MatMut::from_column_major_slice_mut(s, r, c))
     } else {
         None
     }

@@ -95,7 +95,10 @@ pub(crate) struct Workspace<B: LinAlg> {
 
 impl<B: LinAlg> Workspace<B> {
     pub fn new(backend: &B, dims: QpDims, k: usize) -> Result<Self> {
-        Ok(Self { gx: backend.zeros(dims.m, k)?, w: backend.zeros(dims.m, k)? })
+        Ok(Self {
+            gx: backend.zeros(dims.m, k)?,
+            w: backend.zeros(dims.m, k)?,
+        })
     }
 }
 

@@ -76,7 +76,12 @@ impl<B: LinAlg> AltDiff<B> {
             seeds: Vec::new(),
             backend,
         };
-        solver.seeds = solver.settings.wrt.iter().map(|param| Ok((param, solver.seed(param)?))).collect::<Result<_>>()?;
+        solver.seeds = solver
+            .settings
+            .wrt
+            .iter()
+            .map(|param| Ok((param, solver.seed(param)?)))
+            .collect::<Result<_>>()?;
         Ok(solver)
     }
 
@@ -114,9 +119,17 @@ impl<B: LinAlg> AltDiff<B> {
     pub fn solve_warm(&self, params: &QpParams<B>, start: &Solution<B>) -> Result<Solution<B>> {
         params.validate(&self.backend, self.dims)?;
         let be = &self.backend;
-        let got = QpDims { n: be.shape(start.x()).0, p: be.shape(start.lam()).0, m: be.shape(start.nu()).0 };
+        let got = QpDims {
+            n: be.shape(start.x()).0,
+            p: be.shape(start.lam()).0,
+            m: be.shape(start.nu()).0,
+        };
         if got != self.dims {
-            return Err(Error::Dimension { field: Field::WarmStart, expected: (self.dims.n, 1), got: (got.n, 1) });
+            return Err(Error::Dimension {
+                field: Field::WarmStart,
+                expected: (self.dims.n, 1),
+                got: (got.n, 1),
+            });
         }
         let mut tangents = self.zero_tangents()?;
         for (param, t) in &mut tangents {
@@ -130,7 +143,12 @@ impl<B: LinAlg> AltDiff<B> {
     fn zero_tangents(&self) -> Result<Vec<(Param, Iterate<B>)>> {
         self.seeds
             .iter()
-            .map(|(param, _)| Ok((*param, Iterate::zeros(&self.backend, self.dims, self.param_len(*param))?)))
+            .map(|(param, _)| {
+                Ok((
+                    *param,
+                    Iterate::zeros(&self.backend, self.dims, self.param_len(*param))?,
+                ))
+            })
             .collect()
     }
 
@@ -148,13 +166,20 @@ impl<B: LinAlg> AltDiff<B> {
     fn seed(&self, param: Param) -> Result<Seed<B>> {
         let (be, dims, d) = (&self.backend, self.dims, self.param_len(param));
         let identity = identity(be, d)?;
-        let mut data = QpParams { q: be.zeros(dims.n, d)?, b: be.zeros(dims.p, d)?, h: be.zeros(dims.m, d)? };
+        let mut data = QpParams {
+            q: be.zeros(dims.n, d)?,
+            b: be.zeros(dims.p, d)?,
+            h: be.zeros(dims.m, d)?,
+        };
         match param {
             Param::Q => be.copy_from(&mut data.q, &identity)?,
             Param::B => be.copy_from(&mut data.b, &identity)?,
             Param::H => be.copy_from(&mut data.h, &identity)?,
         }
-        Ok(Seed { affine: self.affine(&data)?, data })
+        Ok(Seed {
+            affine: self.affine(&data)?,
+            data,
+        })
     }
 
     /// The affine terms of data `(q, b, h)`: `c = q - rho A'b - rho G'h`, `b`, `h`.
@@ -164,7 +189,11 @@ impl<B: LinAlg> AltDiff<B> {
         let mut c = data.q.clone();
         be.apply(&mut c, Accum::Add, &self.a, Trans::Yes, &data.b, -self.rho)?;
         be.apply(&mut c, Accum::Add, &self.g, Trans::Yes, &data.h, -self.rho)?;
-        Ok(Affine { c, b: data.b.clone(), h: data.h.clone() })
+        Ok(Affine {
+            c,
+            b: data.b.clone(),
+            h: data.h.clone(),
+        })
     }
 
     /// The iteration loop: forward step, then every tangent step with the new slack's mask,
@@ -176,8 +205,19 @@ impl<B: LinAlg> AltDiff<B> {
         mut tangents: Vec<(Param, Iterate<B>)>,
     ) -> Result<Solution<B>> {
         let be = &self.backend;
-        let kernel = Kernel { backend: be, a: &self.a, g: &self.g, factor: &self.factor, rho: self.rho };
-        let ops = Operators { backend: be, p: &self.p, a: &self.a, g: &self.g };
+        let kernel = Kernel {
+            backend: be,
+            a: &self.a,
+            g: &self.g,
+            factor: &self.factor,
+            rho: self.rho,
+        };
+        let ops = Operators {
+            backend: be,
+            p: &self.p,
+            a: &self.a,
+            g: &self.g,
+        };
         let data = self.affine(params)?;
         let mut ws = Workspace::new(be, self.dims, 1)?;
         let mut tangent_ws = tangents
@@ -185,7 +225,8 @@ impl<B: LinAlg> AltDiff<B> {
             .map(|(_, t)| Workspace::new(be, self.dims, t.ncols(be)))
             .collect::<Result<Vec<_>>>()?;
         let mut scratch = MeasureScratch::new(be, self.dims, 1)?;
-        let mut tangent_scratch: Vec<Option<MeasureScratch<B>>> = tangents.iter().map(|_| None).collect();
+        let mut tangent_scratch: Vec<Option<MeasureScratch<B>>> =
+            tangents.iter().map(|_| None).collect();
         let rule = self.settings.stopping;
         let limit = match rule {
             StoppingRule::Fixed(k) => k,
@@ -201,9 +242,15 @@ impl<B: LinAlg> AltDiff<B> {
             iterations += 1;
             let check = !matches!(rule, StoppingRule::Fixed(_))
                 && (iterations % self.settings.check_every == 0 || iterations == limit);
-            let prev = if check { Some(self.snapshot(rule, &ops, &iterate, params, &mut scratch)?) } else { None };
+            let prev = if check {
+                Some(self.snapshot(rule, &ops, &iterate, params, &mut scratch)?)
+            } else {
+                None
+            };
             kernel.step(&mut iterate, &data, Slack::Project, &mut ws)?;
-            for (((_, tangent), (_, seed)), tws) in tangents.iter_mut().zip(&self.seeds).zip(&mut tangent_ws) {
+            for (((_, tangent), (_, seed)), tws) in
+                tangents.iter_mut().zip(&self.seeds).zip(&mut tangent_ws)
+            {
                 kernel.step(tangent, &seed.affine, Slack::Mask(&iterate.s), tws)?;
             }
             last = None;
@@ -267,10 +314,15 @@ impl<B: LinAlg> AltDiff<B> {
         params: &QpParams<B>,
         scratch: &mut MeasureScratch<B>,
     ) -> Result<Previous<B>> {
-        let mut prev = Previous { x: None, objective: None };
+        let mut prev = Previous {
+            x: None,
+            objective: None,
+        };
         match rule {
             StoppingRule::Residual { .. } => {}
-            StoppingRule::RelativeObjective(_) => prev.objective = Some(ops.objective(&iterate.x, &params.q, scratch)?),
+            StoppingRule::RelativeObjective(_) => {
+                prev.objective = Some(ops.objective(&iterate.x, &params.q, scratch)?)
+            }
             StoppingRule::RelativeX(_) => prev.x = Some(iterate.x.clone()),
             StoppingRule::Fixed(_) => {}
         }
@@ -302,13 +354,16 @@ fn identity<B: LinAlg>(backend: &B, d: usize) -> Result<B::Mat> {
     for i in 0..d {
         data[i * d + i] = B::Real::one();
     }
-    backend.from_col_major(d, d, &data)
+    backend.mat_from_col_major(d, d, &data)
 }
 
 /// Tests that `P` is positive semidefinite: Cholesky of `P + shift I` with
 /// `shift = sqrt(eps) * max(1, max|P|)`.
 fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op) -> Result<()> {
-    let scale = backend.op_to_col_major(p)?.into_iter().fold(1.0_f64, |s, v| s.max(v.to_f64_lossy().abs()));
+    let scale = backend
+        .op_to_col_major(p)?
+        .into_iter()
+        .fold(1.0_f64, |s, v| s.max(v.to_f64_lossy().abs()));
     let shift = f64::EPSILON.sqrt() * scale;
     if backend.is_psd_with_shift(p, B::Real::of(shift))? {
         Ok(())

@@ -89,7 +89,10 @@ impl<B: LinAlg> Solution<B> {
 
     /// The Jacobians of the whole iterate with respect to `param`, when requested.
     pub fn tangent(&self, param: Param) -> Option<&Iterate<B>> {
-        self.tangents.iter().find(|(p, _)| *p == param).map(|(_, t)| t)
+        self.tangents
+            .iter()
+            .find(|(p, _)| *p == param)
+            .map(|(_, t)| t)
     }
 
     /// Returns `self` when solved, an error otherwise (for callers who want `?`).
@@ -97,7 +100,11 @@ impl<B: LinAlg> Solution<B> {
     /// # Errors
     /// [`Error::Request`] when the status is not [`Status::Solved`].
     pub fn ensure_solved(self) -> Result<Self> {
-        if self.status.is_solved() { Ok(self) } else { Err(Error::Request("the solve did not converge")) }
+        if self.status.is_solved() {
+            Ok(self)
+        } else {
+            Err(Error::Request("the solve did not converge"))
+        }
     }
 
     /// Copies everything to the host as `f64`.
@@ -106,14 +113,21 @@ impl<B: LinAlg> Solution<B> {
     /// A backend error.
     pub fn to_host(&self, backend: &B) -> Result<HostSolution> {
         let vector = |m: &B::Mat| -> Result<Vec<f64>> {
-            Ok(backend.to_col_major(m)?.into_iter().map(Real::to_f64_lossy).collect())
+            Ok(backend
+                .to_col_major(m)?
+                .into_iter()
+                .map(Real::to_f64_lossy)
+                .collect())
         };
         let jacobians = self
             .tangents
             .iter()
             .map(|(param, t)| {
                 let (r, c) = backend.shape(&t.x);
-                Ok((*param, HostMatrix::from_col_major(crate::Field::Seed, r, c, vector(&t.x)?)?))
+                Ok((
+                    *param,
+                    HostMatrix::from_col_major(crate::Field::Seed, r, c, vector(&t.x)?)?,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(HostSolution {
@@ -170,6 +184,9 @@ pub struct HostSolution {
 impl HostSolution {
     /// `dx/dparam`, when it was requested.
     pub fn jacobian(&self, param: Param) -> Option<&HostMatrix> {
-        self.jacobians.iter().find(|(p, _)| *p == param).map(|(_, j)| j)
+        self.jacobians
+            .iter()
+            .find(|(p, _)| *p == param)
+            .map(|(_, j)| j)
     }
 }

@@ -22,7 +22,9 @@ pub(crate) struct Measures<T> {
 
 impl<T: Real> Measures<T> {
     pub fn is_finite(&self) -> bool {
-        [self.primal, self.dual, self.objective].iter().all(|v| v.is_finite())
+        [self.primal, self.dual, self.objective]
+            .iter()
+            .all(|v| v.is_finite())
     }
 }
 
@@ -61,7 +63,8 @@ pub(crate) struct Operators<'a, B: LinAlg> {
 impl<B: LinAlg> Operators<'_, B> {
     /// `P x` into `dst`.
     pub fn p_times(&self, dst: &mut B::Mat, x: &B::Mat) -> Result<()> {
-        self.backend.apply(dst, Accum::Replace, self.p, Trans::No, x, B::Real::one())
+        self.backend
+            .apply(dst, Accum::Replace, self.p, Trans::No, x, B::Real::one())
     }
 
     /// Residuals and objective of `it` (whose `Gx` is in `ws.gx`) for the data `(q, b, h)`.
@@ -80,7 +83,13 @@ impl<B: LinAlg> Operators<'_, B> {
         let norm = |m: &B::Mat| be.norm_inf(m);
         // primal: Ax - b and Gx + s - h
         be.apply(&mut sc.ax, Accum::Replace, self.a, Trans::No, &it.x, one)?;
-        let primal_scale = max_of([norm(&sc.ax)?, norm(&params.b)?, norm(&ws.gx)?, norm(&it.s)?, norm(&params.h)?]);
+        let primal_scale = max_of([
+            norm(&sc.ax)?,
+            norm(&params.b)?,
+            norm(&ws.gx)?,
+            norm(&it.s)?,
+            norm(&params.h)?,
+        ]);
         be.axpby(-one, &params.b, one, &mut sc.ax)?;
         let eq = norm(&sc.ax)?;
         be.copy_from(&mut sc.ineq, &ws.gx)?;
@@ -89,16 +98,34 @@ impl<B: LinAlg> Operators<'_, B> {
         let ineq = norm(&sc.ineq)?;
         // dual: Px + q + A'lam + G'nu
         self.p_times(&mut sc.px, &it.x)?;
-        be.apply(&mut sc.atl, Accum::Replace, self.a, Trans::Yes, &it.lam, one)?;
+        be.apply(
+            &mut sc.atl,
+            Accum::Replace,
+            self.a,
+            Trans::Yes,
+            &it.lam,
+            one,
+        )?;
         be.apply(&mut sc.gtn, Accum::Replace, self.g, Trans::Yes, &it.nu, one)?;
-        let dual_scale = max_of([norm(&sc.px)?, norm(&params.q)?, norm(&sc.atl)?, norm(&sc.gtn)?]);
+        let dual_scale = max_of([
+            norm(&sc.px)?,
+            norm(&params.q)?,
+            norm(&sc.atl)?,
+            norm(&sc.gtn)?,
+        ]);
         let objective = self.objective_from_px(&it.x, &params.q, sc)?;
         // finish the dual residual in px
         be.axpby(one, &params.q, one, &mut sc.px)?;
         be.axpby(one, &sc.atl, one, &mut sc.px)?;
         be.axpby(one, &sc.gtn, one, &mut sc.px)?;
         let dual = norm(&sc.px)?;
-        Ok(Measures { primal: max_of([eq, ineq]), dual, primal_scale, dual_scale, objective })
+        Ok(Measures {
+            primal: max_of([eq, ineq]),
+            dual,
+            primal_scale,
+            dual_scale,
+            objective,
+        })
     }
 
     /// The objective `1/2 x'Px + q'x` alone.
@@ -108,7 +135,12 @@ impl<B: LinAlg> Operators<'_, B> {
     }
 
     /// `x'(Px/2 + q)` with `Px` already in `sc.px`.
-    fn objective_from_px(&self, x: &B::Mat, q: &B::Mat, sc: &mut MeasureScratch<B>) -> Result<B::Real> {
+    fn objective_from_px(
+        &self,
+        x: &B::Mat,
+        q: &B::Mat,
+        sc: &mut MeasureScratch<B>,
+    ) -> Result<B::Real> {
         let be = self.backend;
         be.copy_from(&mut sc.grad, q)?;
         be.axpby(B::Real::of(0.5), &sc.px, B::Real::one(), &mut sc.grad)?;
@@ -151,7 +183,10 @@ pub(crate) fn converged<B: LinAlg>(
             None => false,
         },
         StoppingRule::RelativeX(tol) => match &prev.x {
-            Some(x_prev) => change(backend, x, x_prev)? <= of(tol) * backend.norm_inf(x_prev)?.max(B::Real::one()),
+            Some(x_prev) => {
+                change(backend, x, x_prev)?
+                    <= of(tol) * backend.norm_inf(x_prev)?.max(B::Real::one())
+            }
             None => false,
         },
         StoppingRule::Fixed(_) => false,

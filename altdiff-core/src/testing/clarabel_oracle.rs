@@ -1,7 +1,9 @@
 //! An independent forward oracle: the interior-point solver clarabel.
 
 use clarabel::algebra::CscMatrix;
-use clarabel::solver::{DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT};
+use clarabel::solver::{
+    DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
+};
 
 use crate::{HostMatrix, HostQp};
 
@@ -30,9 +32,18 @@ pub struct OracleSolution {
 pub fn clarabel_solve(qp: &HostQp) -> Option<OracleSolution> {
     let (n, p, m) = (qp.q.len(), qp.b.len(), qp.h.len());
     let p_upper = csc(&qp.p, |i, j| i <= j);
-    let stacked = HostMatrix::from_fn(p + m, n, |i, j| if i < p { qp.a.get(i, j) } else { qp.g.get(i - p, j) });
+    let stacked = HostMatrix::from_fn(p + m, n, |i, j| {
+        if i < p {
+            qp.a.get(i, j)
+        } else {
+            qp.g.get(i - p, j)
+        }
+    });
     let rhs: Vec<f64> = qp.b.iter().chain(&qp.h).copied().collect();
-    let cones = [SupportedConeT::ZeroConeT(p), SupportedConeT::NonnegativeConeT(m)];
+    let cones = [
+        SupportedConeT::ZeroConeT(p),
+        SupportedConeT::NonnegativeConeT(m),
+    ];
     let settings = DefaultSettingsBuilder::default()
         .verbose(false)
         .presolve_enable(false)
@@ -41,7 +52,15 @@ pub fn clarabel_solve(qp: &HostQp) -> Option<OracleSolution> {
         .tol_feas(1e-10)
         .build()
         .ok()?;
-    let mut solver = DefaultSolver::new(&p_upper, &qp.q, &csc(&stacked, |_, _| true), &rhs, &cones, settings).ok()?;
+    let mut solver = DefaultSolver::new(
+        &p_upper,
+        &qp.q,
+        &csc(&stacked, |_, _| true),
+        &rhs,
+        &cones,
+        settings,
+    )
+    .ok()?;
     solver.solve();
     let sol = &solver.solution;
     (sol.status == SolverStatus::Solved).then(|| OracleSolution {

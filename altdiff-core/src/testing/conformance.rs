@@ -7,8 +7,8 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::testing::{
-    RefBackend, active_set, central_diff, clarabel_solve, kkt_jacobian, random_qp, rel_diff,
-    solve_host, tiny_qp, Generator,
+    Generator, RefBackend, active_set, central_diff, clarabel_solve, kkt_jacobian, random_qp,
+    rel_diff, solve_host, tiny_qp,
 };
 use crate::{
     Accum, AltDiff, Error, Field, HostMatrix, HostQp, HostSolution, LinAlg, Param, Qp, QpDims,
@@ -57,7 +57,10 @@ fn assert_close(what: &str, got: &[f64], expected: &[f64], tol: f64) {
     assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
     let scale = expected.iter().fold(1.0_f64, |s, v| s.max(v.abs()));
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        assert!((g - e).abs() <= tol * scale, "{what}[{i}]: got {g}, expected {e} (tol {tol})");
+        assert!(
+            (g - e).abs() <= tol * scale,
+            "{what}[{i}]: got {g}, expected {e} (tol {tol})"
+        );
     }
 }
 
@@ -72,12 +75,14 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
     let mut rng = StdRng::seed_from_u64(11);
     // creation and transfer
     let data = random_block(&mut rng, 3, 2);
-    let m = be.from_col_major(3, 2, &data).expect("from_col_major");
+    let m = be.mat_from_col_major(3, 2, &data).expect("from_col_major");
     assert_eq!(be.shape(&m), (3, 2));
     assert_eq!(host(be, &m), data, "from/to_col_major roundtrip");
     assert_eq!(host(be, &be.zeros(2, 3).expect("zeros")), vec![0.0; 6]);
     assert_eq!(be.shape(&be.zeros(0, 4).expect("zeros")), (0, 4));
-    let op = be.op_from_col_major(3, 2, &data).expect("op_from_col_major");
+    let op = be
+        .op_from_col_major(3, 2, &data)
+        .expect("op_from_col_major");
     assert_eq!(be.op_shape(&op), (3, 2));
     assert_eq!(be.op_to_col_major(&op).expect("op_to_col_major"), data);
     // apply
@@ -89,22 +94,22 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
                     let op_data = random_block(&mut rng, r, c);
                     let rhs_data = random_block(&mut rng, inner, k);
                     let dst_data = random_block(&mut rng, out, k);
-                    let run = |apply: &dyn Fn(&[f64], &[f64], &[f64]) -> Vec<f64>| apply(&op_data, &rhs_data, &dst_data);
-                    let got = run(&|o, x, d| {
-                        let op = be.op_from_col_major(r, c, o).unwrap();
-                        let x = be.from_col_major(inner, k, x).unwrap();
-                        let mut d = be.from_col_major(out, k, d).unwrap();
-                        be.apply(&mut d, accum, &op, trans, &x, 0.7).unwrap();
-                        host(be, &d)
-                    });
-                    let expected = run(&|o, x, d| {
-                        let op = rf.op_from_col_major(r, c, o).unwrap();
-                        let x = rf.from_col_major(inner, k, x).unwrap();
-                        let mut d = rf.from_col_major(out, k, d).unwrap();
-                        rf.apply(&mut d, accum, &op, trans, &x, 0.7).unwrap();
-                        rf.to_col_major(&d).unwrap()
-                    });
-                    assert_close(&format!("apply {r}x{c} k={k} {trans:?} {accum:?}"), &got, &expected, 1e-12);
+                    let case = ApplyCase {
+                        shape: (r, c),
+                        k,
+                        trans,
+                        accum,
+                        op: &op_data,
+                        rhs: &rhs_data,
+                        dst: &dst_data,
+                    };
+                    let (got, expected) = (case.run(be), case.run(&rf));
+                    assert_close(
+                        &format!("apply {r}x{c} k={k} {trans:?} {accum:?}"),
+                        &got,
+                        &expected,
+                        1e-12,
+                    );
                 }
             }
         }
@@ -115,60 +120,152 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
         let mut pm = vec![0.0; n * n];
         for i in 0..n {
             for j in 0..n {
-                pm[j * n + i] = (0..n).map(|l| w[i * n + l] * w[j * n + l]).sum::<f64>() + if i == j { 0.5 } else { 0.0 };
+                pm[j * n + i] = (0..n).map(|l| w[i * n + l] * w[j * n + l]).sum::<f64>()
+                    + if i == j { 0.5 } else { 0.0 };
             }
         }
         let a = random_block(&mut rng, p, n);
         let g = random_block(&mut rng, m, n);
         let rhs = random_block(&mut rng, n, k);
-        let f = be.factor(&be.op_from_col_major(n, n, &pm).unwrap(), &be.op_from_col_major(p, n, &a).unwrap(), &be.op_from_col_major(m, n, &g).unwrap(), 1.3).expect("factor");
-        let mut x = be.from_col_major(n, k, &rhs).unwrap();
+        let f = be
+            .factor(
+                &be.op_from_col_major(n, n, &pm).unwrap(),
+                &be.op_from_col_major(p, n, &a).unwrap(),
+                &be.op_from_col_major(m, n, &g).unwrap(),
+                1.3,
+            )
+            .expect("factor");
+        let mut x = be.mat_from_col_major(n, k, &rhs).unwrap();
         be.solve_in_place(&f, &mut x).expect("solve");
-        let rff = rf.factor(&rf.op_from_col_major(n, n, &pm).unwrap(), &rf.op_from_col_major(p, n, &a).unwrap(), &rf.op_from_col_major(m, n, &g).unwrap(), 1.3).unwrap();
-        let mut xr = rf.from_col_major(n, k, &rhs).unwrap();
+        let rff = rf
+            .factor(
+                &rf.op_from_col_major(n, n, &pm).unwrap(),
+                &rf.op_from_col_major(p, n, &a).unwrap(),
+                &rf.op_from_col_major(m, n, &g).unwrap(),
+                1.3,
+            )
+            .unwrap();
+        let mut xr = rf.mat_from_col_major(n, k, &rhs).unwrap();
         rf.solve_in_place(&rff, &mut xr).unwrap();
-        assert_close(&format!("solve n={n} p={p} m={m} k={k}"), &host(be, &x), &rf.to_col_major(&xr).unwrap(), 1e-10);
+        assert_close(
+            &format!("solve n={n} p={p} m={m} k={k}"),
+            &host(be, &x),
+            &rf.to_col_major(&xr).unwrap(),
+            1e-10,
+        );
     }
     let neg = be.op_from_col_major(2, 2, &[-1.0, 0.0, 0.0, -1.0]).unwrap();
     let none = be.op_from_col_major(0, 2, &[]).unwrap();
-    assert!(matches!(be.factor(&neg, &none, &none, 1.0), Err(Error::NotPositiveDefinite { .. })), "factor of -I must fail with NotPositiveDefinite");
+    assert!(
+        matches!(
+            be.factor(&neg, &none, &none, 1.0),
+            Err(Error::NotPositiveDefinite { .. })
+        ),
+        "factor of -I must fail with NotPositiveDefinite"
+    );
     assert!(!be.is_psd_with_shift(&neg, 1e-8).unwrap(), "-I is not PSD");
     // axpby: beta = 0 does not read y
-    let x = be.from_col_major(2, 2, &[1.0, -2.0, 3.0, 0.5]).unwrap();
-    let mut y = be.from_col_major(2, 2, &[f64::NAN; 4]).unwrap();
+    let x = be.mat_from_col_major(2, 2, &[1.0, -2.0, 3.0, 0.5]).unwrap();
+    let mut y = be.mat_from_col_major(2, 2, &[f64::NAN; 4]).unwrap();
     be.axpby(2.0, &x, 0.0, &mut y).unwrap();
-    assert_eq!(host(be, &y), vec![2.0, -4.0, 6.0, 1.0], "axpby with beta = 0 must not read y");
+    assert_eq!(
+        host(be, &y),
+        vec![2.0, -4.0, 6.0, 1.0],
+        "axpby with beta = 0 must not read y"
+    );
     be.axpby(1.0, &x, -1.0, &mut y).unwrap();
     assert_eq!(host(be, &y), vec![-1.0, 2.0, -3.0, -0.5], "axpby");
     be.copy_from(&mut y, &x).unwrap();
     assert_eq!(host(be, &y), host(be, &x), "copy_from");
     // cone ops
-    let mut v = be.from_col_major(4, 1, &[1.0, -2.0, 0.0, 3.0]).unwrap();
+    let mut v = be.mat_from_col_major(4, 1, &[1.0, -2.0, 0.0, 3.0]).unwrap();
     be.proj_nonneg(&mut v).unwrap();
     assert_eq!(host(be, &v), vec![1.0, 0.0, 0.0, 3.0], "proj_nonneg");
-    let at = be.from_col_major(3, 1, &[1.0, 0.0, -1.0]).unwrap();
-    let mut j = be.from_col_major(3, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let at = be.mat_from_col_major(3, 1, &[1.0, 0.0, -1.0]).unwrap();
+    let mut j = be
+        .mat_from_col_major(3, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .unwrap();
     be.dproj_nonneg(&at, &mut j).unwrap();
-    assert_eq!(host(be, &j), vec![1.0, 0.0, 0.0, 4.0, 0.0, 0.0], "dproj_nonneg with one mask column (strict: 0 is masked)");
-    let at2 = be.from_col_major(2, 2, &[1.0, 0.0, 0.0, 2.0]).unwrap();
-    let mut j2 = be.from_col_major(2, 2, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert_eq!(
+        host(be, &j),
+        vec![1.0, 0.0, 0.0, 4.0, 0.0, 0.0],
+        "dproj_nonneg with one mask column (strict: 0 is masked)"
+    );
+    let at2 = be.mat_from_col_major(2, 2, &[1.0, 0.0, 0.0, 2.0]).unwrap();
+    let mut j2 = be.mat_from_col_major(2, 2, &[1.0, 2.0, 3.0, 4.0]).unwrap();
     be.dproj_nonneg(&at2, &mut j2).unwrap();
-    assert_eq!(host(be, &j2), vec![1.0, 0.0, 0.0, 4.0], "dproj_nonneg column by column");
+    assert_eq!(
+        host(be, &j2),
+        vec![1.0, 0.0, 0.0, 4.0],
+        "dproj_nonneg column by column"
+    );
     // reductions
-    assert_eq!(be.norm_inf(&be.from_col_major(3, 1, &[1.0, -4.0, 2.0]).unwrap()).unwrap().to_bits(), 4.0_f64.to_bits());
-    assert_eq!(be.norm_inf(&be.zeros(0, 1).unwrap()).unwrap().to_bits(), 0.0_f64.to_bits(), "norm of empty");
-    assert!(be.norm_inf(&be.from_col_major(3, 1, &[1.0, f64::NAN, 2.0]).unwrap()).unwrap().is_nan(), "norm_inf must propagate NaN");
-    let d = be.dot(&x, &be.from_col_major(2, 2, &[1.0, 1.0, 1.0, 2.0]).unwrap()).unwrap();
+    assert_eq!(
+        be.norm_inf(&be.mat_from_col_major(3, 1, &[1.0, -4.0, 2.0]).unwrap())
+            .unwrap()
+            .to_bits(),
+        4.0_f64.to_bits()
+    );
+    assert_eq!(
+        be.norm_inf(&be.zeros(0, 1).unwrap()).unwrap().to_bits(),
+        0.0_f64.to_bits(),
+        "norm of empty"
+    );
+    assert!(
+        be.norm_inf(&be.mat_from_col_major(3, 1, &[1.0, f64::NAN, 2.0]).unwrap())
+            .unwrap()
+            .is_nan(),
+        "norm_inf must propagate NaN"
+    );
+    let d = be
+        .dot(
+            &x,
+            &be.mat_from_col_major(2, 2, &[1.0, 1.0, 1.0, 2.0]).unwrap(),
+        )
+        .unwrap();
     assert!((d - 3.0).abs() < 1e-15, "dot: {d}");
 }
 
+/// One `apply` call on given data, to run on two backends.
+struct ApplyCase<'a> {
+    shape: (usize, usize),
+    k: usize,
+    trans: Trans,
+    accum: Accum,
+    op: &'a [f64],
+    rhs: &'a [f64],
+    dst: &'a [f64],
+}
+
+impl ApplyCase<'_> {
+    fn run<B: LinAlg<Real = f64>>(&self, be: &B) -> Vec<f64> {
+        let (r, c) = self.shape;
+        let (out, inner) = if self.trans == Trans::No {
+            (r, c)
+        } else {
+            (c, r)
+        };
+        let op = be.op_from_col_major(r, c, self.op).unwrap();
+        let x = be.mat_from_col_major(inner, self.k, self.rhs).unwrap();
+        let mut d = be.mat_from_col_major(out, self.k, self.dst).unwrap();
+        be.apply(&mut d, self.accum, &op, self.trans, &x, 0.7)
+            .unwrap();
+        host(be, &d)
+    }
+}
+
 fn settings_fixed(k: usize) -> Settings {
-    Settings::default().with_stopping(StoppingRule::Fixed(k)).with_wrt(Wrt::all())
+    Settings::default()
+        .with_stopping(StoppingRule::Fixed(k))
+        .with_wrt(Wrt::all())
 }
 
 fn tight() -> Settings {
     Settings::default()
-        .with_stopping(StoppingRule::Residual { eps_abs: 1e-12, eps_rel: 1e-12 })
+        .with_stopping(StoppingRule::Residual {
+            eps_abs: 1e-12,
+            eps_rel: 1e-12,
+        })
         .with_max_iter(200_000)
         .with_wrt(Wrt::all())
 }
@@ -178,7 +275,10 @@ fn solve<B: LinAlg<Real = f64>>(be: &B, qp: &HostQp, settings: Settings) -> Host
 }
 
 fn column(sol: &HostSolution, param: Param) -> Vec<f64> {
-    sol.jacobian(param).expect("jacobian requested").col_major().to_vec()
+    sol.jacobian(param)
+        .expect("jacobian requested")
+        .col_major()
+        .to_vec()
 }
 
 /// The tiny QP's iterates 1, 2 and 5 (rho = 1, zero start) match the hand-computed values.
@@ -186,18 +286,48 @@ pub fn known_iterates<B: LinAlg<Real = f64>>(be: &B) {
     let qp = tiny_qp();
     let s1 = solve(be, &qp, settings_fixed(1));
     assert_eq!((s1.status, s1.iterations), (Status::FixedIterations, 1));
-    assert_close("x after 1", &s1.x, &[-0.4380368098, 1.0699386503, -0.0527607362], 1e-9);
+    assert_close(
+        "x after 1",
+        &s1.x,
+        &[-0.4380368098, 1.0699386503, -0.0527607362],
+        1e-9,
+    );
     assert_close("s after 1", &s1.s, &[0.0, 0.0], 1e-12);
     assert_close("lam after 1", &s1.lam, &[-0.4208588957], 1e-9);
     assert_close("nu after 1", &s1.nu, &[0.5699386503, 0.2380368098], 1e-9);
-    assert_close("dx_db after 1", &column(&s1, Param::B), &[0.1104294479, 0.1840490798, 0.2822085890], 1e-9);
+    assert_close(
+        "dx_db after 1",
+        &column(&s1, Param::B),
+        &[0.1104294479, 0.1840490798, 0.2822085890],
+        1e-9,
+    );
     let s2 = solve(be, &qp, settings_fixed(2));
-    assert_close("x after 2", &s2.x, &[-0.2386992360, 0.8635176333, 0.1184161993], 1e-9);
+    assert_close(
+        "x after 2",
+        &s2.x,
+        &[-0.2386992360, 0.8635176333, 0.1184161993],
+        1e-9,
+    );
     assert_close("lam after 2", &s2.lam, &[-0.6776242990], 1e-9);
-    assert_close("dx_db after 2", &column(&s2, Param::B), &[0.1467876096, 0.1955662614, 0.4323836050], 1e-9);
+    assert_close(
+        "dx_db after 2",
+        &column(&s2, Param::B),
+        &[0.1467876096, 0.1955662614, 0.4323836050],
+        1e-9,
+    );
     let s5 = solve(be, &qp, settings_fixed(5));
-    assert_close("x after 5", &s5.x, &[-0.1036633067, 0.6322004081, 0.3774646762], 1e-9);
-    assert_close("dx_db after 5", &column(&s5, Param::B), &[0.1283648856, 0.1192320978, 0.6636297550], 1e-9);
+    assert_close(
+        "x after 5",
+        &s5.x,
+        &[-0.1036633067, 0.6322004081, 0.3774646762],
+        1e-9,
+    );
+    assert_close(
+        "dx_db after 5",
+        &column(&s5, Param::B),
+        &[0.1283648856, 0.1192320978, 0.6636297550],
+        1e-9,
+    );
 }
 
 /// The tiny QP's limit equals the exact fractions: x*, lam*, nu* and the three Jacobians.
@@ -209,10 +339,35 @@ pub fn tiny_limit_is_exact<B: LinAlg<Real = f64>>(be: &B) {
     assert_close("lam*", &sol.lam, &[-1.25], 1e-9);
     assert_close("nu*", &sol.nu, &[1.75, 0.0], 1e-9);
     // column-major: dx_dq = [[-2/7,0,2/7],[0,0,0],[2/7,0,-2/7]]
-    assert_close("dx_dq", &column(&sol, Param::Q), &[-2.0 * sev, 0.0, 2.0 * sev, 0.0, 0.0, 0.0, 2.0 * sev, 0.0, -2.0 * sev], 1e-8);
-    assert_close("dx_db", &column(&sol, Param::B), &[3.0 * sev, 0.0, 4.0 * sev], 1e-8);
+    assert_close(
+        "dx_dq",
+        &column(&sol, Param::Q),
+        &[
+            -2.0 * sev,
+            0.0,
+            2.0 * sev,
+            0.0,
+            0.0,
+            0.0,
+            2.0 * sev,
+            0.0,
+            -2.0 * sev,
+        ],
+        1e-8,
+    );
+    assert_close(
+        "dx_db",
+        &column(&sol, Param::B),
+        &[3.0 * sev, 0.0, 4.0 * sev],
+        1e-8,
+    );
     // dx_dh = [[-4/7,0],[1,0],[-3/7,0]]
-    assert_close("dx_dh", &column(&sol, Param::H), &[-4.0 * sev, 1.0, -3.0 * sev, 0.0, 0.0, 0.0], 1e-8);
+    assert_close(
+        "dx_dh",
+        &column(&sol, Param::H),
+        &[-4.0 * sev, 1.0, -3.0 * sev, 0.0, 0.0, 0.0],
+        1e-8,
+    );
 }
 
 /// With no constraints, `x = -P^-1 q` and `dx/dq = -P^-1` (checked by `P dx/dq = -I`).
@@ -229,7 +384,10 @@ pub fn unconstrained_is_exact<B: LinAlg<Real = f64>>(be: &B) {
         for c in 0..6 {
             let pj: f64 = (0..6).map(|l| qp.p.get(i, l) * j.get(l, c)).sum();
             let expected = if i == c { -1.0 } else { 0.0 };
-            assert!((pj - expected).abs() < 1e-8, "P dx/dq = -I at ({i}, {c}): {pj}");
+            assert!(
+                (pj - expected).abs() < 1e-8,
+                "P dx/dq = -I at ({i}, {c}): {pj}"
+            );
         }
     }
 }
@@ -237,10 +395,19 @@ pub fn unconstrained_is_exact<B: LinAlg<Real = f64>>(be: &B) {
 /// The problems of the oracle tests: equalities only, inequalities only, both.
 fn oracle_problems() -> Vec<(&'static str, HostQp)> {
     vec![
-        ("equalities only", random_qp(Generator::WellConditioned, 8, 3, 0, 1)),
-        ("inequalities only", random_qp(Generator::WellConditioned, 8, 0, 6, 2)),
+        (
+            "equalities only",
+            random_qp(Generator::WellConditioned, 8, 3, 0, 1),
+        ),
+        (
+            "inequalities only",
+            random_qp(Generator::WellConditioned, 8, 0, 6, 2),
+        ),
         ("both", random_qp(Generator::WellConditioned, 10, 3, 6, 3)),
-        ("both, more inequalities", random_qp(Generator::WellConditioned, 6, 2, 9, 4)),
+        (
+            "both, more inequalities",
+            random_qp(Generator::WellConditioned, 6, 2, 9, 4),
+        ),
     ]
 }
 
@@ -253,7 +420,11 @@ pub fn jacobians_match_kkt<B: LinAlg<Real = f64>>(be: &B) {
         for param in Param::ALL {
             let exact = kkt_jacobian(&qp, &active, param).expect("non-degenerate");
             let err = rel_diff(sol.jacobian(param).expect("requested"), &exact);
-            assert!(err < 1e-8, "{name}: dx/d{} differs from KKT by {err:e}", param.name());
+            assert!(
+                err < 1e-8,
+                "{name}: dx/d{} differs from KKT by {err:e}",
+                param.name()
+            );
         }
     }
 }
@@ -264,9 +435,15 @@ pub fn jacobians_match_finite_differences<B: LinAlg<Real = f64>>(be: &B) {
     let sol = solve(be, &qp, tight());
     let forward_only = tight().with_wrt(Wrt::none());
     for param in Param::ALL {
-        let fd = central_diff(&qp, param, 1e-6, |shifted| solve(be, shifted, forward_only.clone()).x);
+        let fd = central_diff(&qp, param, 1e-6, |shifted| {
+            solve(be, shifted, forward_only.clone()).x
+        });
         let err = rel_diff(sol.jacobian(param).expect("requested"), &fd);
-        assert!(err < 1e-5, "dx/d{} differs from finite differences by {err:e}", param.name());
+        assert!(
+            err < 1e-5,
+            "dx/d{} differs from finite differences by {err:e}",
+            param.name()
+        );
     }
 }
 
@@ -276,12 +453,19 @@ pub fn solutions_match_clarabel<B: LinAlg<Real = f64>>(be: &B) {
     problems.push(("seed generator", random_qp(Generator::Seed, 12, 4, 5, 21)));
     for (name, qp) in problems {
         let oracle = clarabel_solve(&qp).expect("clarabel solves it");
-        let sol = solve(be, &qp, tight().with_wrt(Wrt::none()).with_max_iter(1_000_000));
+        let sol = solve(
+            be,
+            &qp,
+            tight().with_wrt(Wrt::none()).with_max_iter(1_000_000),
+        );
         assert_eq!(sol.status, Status::Solved, "{name}");
         assert_close(&format!("{name}: x"), &sol.x, &oracle.x, 1e-6);
         assert_close(&format!("{name}: lam"), &sol.lam, &oracle.lam, 1e-5);
         assert_close(&format!("{name}: nu"), &sol.nu, &oracle.nu, 1e-5);
-        assert!((sol.objective - oracle.objective).abs() <= 1e-6 * (1.0 + oracle.objective.abs()), "{name}: objective");
+        assert!(
+            (sol.objective - oracle.objective).abs() <= 1e-6 * (1.0 + oracle.objective.abs()),
+            "{name}: objective"
+        );
     }
 }
 
@@ -293,11 +477,21 @@ pub fn agrees_with_reference<B: LinAlg<Real = f64>>(be: &B) {
         let got = solve(be, &qp, settings.clone());
         let expected = solve(&RefBackend, &qp, settings);
         assert_eq!(got.iterations, expected.iterations, "iteration counts");
-        for (what, g, e) in [("x", &got.x, &expected.x), ("s", &got.s, &expected.s), ("lam", &got.lam, &expected.lam), ("nu", &got.nu, &expected.nu)] {
+        for (what, g, e) in [
+            ("x", &got.x, &expected.x),
+            ("s", &got.s, &expected.s),
+            ("lam", &got.lam, &expected.lam),
+            ("nu", &got.nu, &expected.nu),
+        ] {
             assert_close(what, g, e, 1e-10);
         }
         for param in Param::ALL {
-            assert_close(&format!("dx/d{}", param.name()), &column(&got, param), &column(&expected, param), 1e-10);
+            assert_close(
+                &format!("dx/d{}", param.name()),
+                &column(&got, param),
+                &column(&expected, param),
+                1e-10,
+            );
         }
     }
 }
@@ -308,15 +502,36 @@ pub fn stopping_rules_behave<B: LinAlg<Real = f64>>(be: &B) {
     let base = Settings::default().with_wrt(Wrt::none().with(Param::B));
     let residual = solve(be, &qp, base.clone());
     assert_eq!(residual.status, Status::Solved);
-    assert!(residual.primal_residual <= 1e-6 * 50.0 && residual.dual_residual <= 1e-6 * 50.0, "residuals");
+    assert!(
+        residual.primal_residual <= 1e-6 * 50.0 && residual.dual_residual <= 1e-6 * 50.0,
+        "residuals"
+    );
     let capped = solve(be, &qp, base.clone().with_max_iter(3));
-    assert_eq!((capped.status, capped.iterations), (Status::MaxIterations, 3));
+    assert_eq!(
+        (capped.status, capped.iterations),
+        (Status::MaxIterations, 3)
+    );
     let fixed = solve(be, &qp, base.clone().with_stopping(StoppingRule::Fixed(7)));
-    assert_eq!((fixed.status, fixed.iterations), (Status::FixedIterations, 7));
-    let objective = solve(be, &qp, base.clone().with_stopping(StoppingRule::RelativeObjective(1e-3)));
+    assert_eq!(
+        (fixed.status, fixed.iterations),
+        (Status::FixedIterations, 7)
+    );
+    let objective = solve(
+        be,
+        &qp,
+        base.clone()
+            .with_stopping(StoppingRule::RelativeObjective(1e-3)),
+    );
     assert_eq!(objective.status, Status::Solved);
-    assert!(objective.iterations < residual.iterations, "the paper's loose rule stops earlier");
-    let x_rule = solve(be, &qp, base.clone().with_stopping(StoppingRule::RelativeX(1e-4)));
+    assert!(
+        objective.iterations < residual.iterations,
+        "the paper's loose rule stops earlier"
+    );
+    let x_rule = solve(
+        be,
+        &qp,
+        base.clone().with_stopping(StoppingRule::RelativeX(1e-4)),
+    );
     assert_eq!(x_rule.status, Status::Solved);
     let every5 = solve(be, &qp, base.with_check_every(5));
     assert_eq!(every5.status, Status::Solved);
@@ -332,10 +547,20 @@ pub fn warm_start_helps<B: LinAlg<Real = f64>>(be: &B) {
     let cold = solver.solve(qp.params()).unwrap();
     let warm = solver.solve_warm(qp.params(), &cold).unwrap();
     assert_eq!(warm.status(), Status::Solved);
-    assert!(warm.iterations() * 5 <= cold.iterations(), "warm {} vs cold {}", warm.iterations(), cold.iterations());
+    assert!(
+        warm.iterations() * 5 <= cold.iterations(),
+        "warm {} vs cold {}",
+        warm.iterations(),
+        cold.iterations()
+    );
     let (c, w) = (cold.to_host(be).unwrap(), warm.to_host(be).unwrap());
     assert_close("warm x", &w.x, &c.x, 1e-5);
-    assert_close("warm dx/dh", &column(&w, Param::H), &column(&c, Param::H), 1e-4);
+    assert_close(
+        "warm dx/dh",
+        &column(&w, Param::H),
+        &column(&c, Param::H),
+        1e-4,
+    );
 }
 
 /// Every bad input gets its typed error, naming the field and the shapes; no panic.
@@ -343,7 +568,10 @@ pub fn bad_inputs_are_errors<B: LinAlg<Real = f64>>(be: &B) {
     let good = tiny_qp();
     let dimension = |qp: &HostQp, field: Field| {
         let err = Qp::from_host(be, qp).unwrap_err();
-        assert!(matches!(err, Error::Dimension { field: f, .. } if f == field), "expected a dimension error on {field}, got {err}");
+        assert!(
+            matches!(err, Error::Dimension { field: f, .. } if f == field),
+            "expected a dimension error on {field}, got {err}"
+        );
     };
     let mut bad = good.clone();
     bad.q.push(1.0);
@@ -365,21 +593,69 @@ pub fn bad_inputs_are_errors<B: LinAlg<Real = f64>>(be: &B) {
     dimension(&bad, Field::P);
     // non-finite values name the field and the entry
     for (field, qp) in [
-        (Field::Q, HostQp { q: vec![1.0, f64::NAN, 0.0], ..good.clone() }),
-        (Field::H, HostQp { h: vec![0.5, f64::INFINITY], ..good.clone() }),
-        (Field::B, HostQp { b: vec![f64::NEG_INFINITY], ..good.clone() }),
-        (Field::G, HostQp { g: HostMatrix::from_fn(2, 3, |i, j| if (i, j) == (1, 2) { f64::NAN } else { 0.0 }), ..good.clone() }),
+        (
+            Field::Q,
+            HostQp {
+                q: vec![1.0, f64::NAN, 0.0],
+                ..good.clone()
+            },
+        ),
+        (
+            Field::H,
+            HostQp {
+                h: vec![0.5, f64::INFINITY],
+                ..good.clone()
+            },
+        ),
+        (
+            Field::B,
+            HostQp {
+                b: vec![f64::NEG_INFINITY],
+                ..good.clone()
+            },
+        ),
+        (
+            Field::G,
+            HostQp {
+                g: HostMatrix::from_fn(2, 3, |i, j| if (i, j) == (1, 2) { f64::NAN } else { 0.0 }),
+                ..good.clone()
+            },
+        ),
     ] {
         let err = Qp::from_host(be, &qp).unwrap_err();
-        assert!(matches!(err, Error::NonFinite { field: f, .. } if f == field), "expected non-finite {field}, got {err}");
+        assert!(
+            matches!(err, Error::NonFinite { field: f, .. } if f == field),
+            "expected non-finite {field}, got {err}"
+        );
     }
     // P not symmetric
-    let bad = HostQp { p: HostMatrix::from_fn(3, 3, |i, j| if (i, j) == (0, 1) { 1.0 } else if i == j { 1.0 } else { 0.0 }), ..good.clone() };
-    assert!(matches!(Qp::from_host(be, &bad), Err(Error::NotSymmetric { .. })), "non-symmetric P");
+    let bad = HostQp {
+        p: HostMatrix::from_fn(
+            3,
+            3,
+            |i, j| {
+                if (i, j) == (0, 1) || i == j { 1.0 } else { 0.0 }
+            },
+        ),
+        ..good.clone()
+    };
+    assert!(
+        matches!(Qp::from_host(be, &bad), Err(Error::NotSymmetric { .. })),
+        "non-symmetric P"
+    );
     // P indefinite: not convex
-    let indefinite = HostQp { p: HostMatrix::from_fn(3, 3, |i, j| if i == j { -1.0 } else { 0.0 }), ..good.clone() };
+    let indefinite = HostQp {
+        p: HostMatrix::from_fn(3, 3, |i, j| if i == j { -1.0 } else { 0.0 }),
+        ..good.clone()
+    };
     let qp = Qp::from_host(be, &indefinite).unwrap();
-    assert!(matches!(AltDiff::new(be.clone(), &qp, Settings::default()), Err(Error::NotConvex { .. })), "indefinite P");
+    assert!(
+        matches!(
+            AltDiff::new(be.clone(), &qp, Settings::default()),
+            Err(Error::NotConvex { .. })
+        ),
+        "indefinite P"
+    );
     // P = 0 and no constraints: H singular
     let unbounded = HostQp {
         p: HostMatrix::zeros(2, 2),
@@ -390,14 +666,58 @@ pub fn bad_inputs_are_errors<B: LinAlg<Real = f64>>(be: &B) {
         h: vec![],
     };
     let qp = Qp::from_host(be, &unbounded).unwrap();
-    assert!(matches!(AltDiff::new(be.clone(), &qp, Settings::default()), Err(Error::NotPositiveDefinite { .. })), "singular H");
+    assert!(
+        matches!(
+            AltDiff::new(be.clone(), &qp, Settings::default()),
+            Err(Error::NotPositiveDefinite { .. })
+        ),
+        "singular H"
+    );
     // invalid settings
     let qp = Qp::from_host(be, &good).unwrap();
-    assert!(matches!(AltDiff::new(be.clone(), &qp, Settings::default().with_rho(0.0)), Err(Error::Settings(_))), "rho = 0");
+    assert!(
+        matches!(
+            AltDiff::new(be.clone(), &qp, Settings::default().with_rho(0.0)),
+            Err(Error::Settings(_))
+        ),
+        "rho = 0"
+    );
     // parameters of the wrong size at solve time
     let solver = AltDiff::new(be.clone(), &qp, Settings::default()).unwrap();
-    let wrong = QpParams::<B>::from_host(be, QpDims { n: 2, p: 1, m: 2 }, &[0.0, 0.0], &[1.0], &[0.0, 0.0]).unwrap();
-    assert!(matches!(solver.solve(&wrong), Err(Error::Dimension { field: Field::Q, expected: (3, 1), got: (2, 1) })), "q of the wrong size");
-    let nan_params = QpParams { q: be.from_col_major(3, 1, &[0.0, F::<B>::NAN, 0.0]).unwrap(), ..qp.params().clone() };
-    assert!(matches!(solver.solve(&nan_params), Err(Error::NonFinite { field: Field::Q, row: 1, .. })), "NaN in q");
+    let wrong = QpParams::<B>::from_host(
+        be,
+        QpDims { n: 2, p: 1, m: 2 },
+        &[0.0, 0.0],
+        &[1.0],
+        &[0.0, 0.0],
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            solver.solve(&wrong),
+            Err(Error::Dimension {
+                field: Field::Q,
+                expected: (3, 1),
+                got: (2, 1)
+            })
+        ),
+        "q of the wrong size"
+    );
+    let nan_params = QpParams {
+        q: be
+            .mat_from_col_major(3, 1, &[0.0, F::<B>::NAN, 0.0])
+            .unwrap(),
+        ..qp.params().clone()
+    };
+    assert!(
+        matches!(
+            solver.solve(&nan_params),
+            Err(Error::NonFinite {
+                field: Field::Q,
+                row: 1,
+                ..
+            })
+        ),
+        "NaN in q"
+    );
 }

@@ -36,7 +36,12 @@ pub fn central_diff(
             solve(&qp)
         };
         let (plus, minus) = (shifted(step), shifted(-step));
-        columns.push(plus.iter().zip(&minus).map(|(a, b)| (a - b) / (2.0 * step)).collect::<Vec<_>>());
+        columns.push(
+            plus.iter()
+                .zip(&minus)
+                .map(|(a, b)| (a - b) / (2.0 * step))
+                .collect::<Vec<_>>(),
+        );
     }
     let n = columns.first().map_or(qp.q.len(), Vec::len);
     HostMatrix::from_fn(n, d, |i, j| columns[j][i])

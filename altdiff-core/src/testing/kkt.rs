@@ -13,7 +13,29 @@ use crate::{HostMatrix, HostQp, Param};
 /// assert_eq!(active_set(&tiny_qp(), &[0.0, 0.5, 0.5], 1e-9), vec![true, false]);
 /// ```
 pub fn active_set(qp: &HostQp, x: &[f64], tol: f64) -> Vec<bool> {
-    mat_vec(&qp.g, x).iter().zip(&qp.h).map(|(gx, h)| *gx >= h - tol * (1.0 + h.abs())).collect()
+    mat_vec(&qp.g, x)
+        .iter()
+        .zip(&qp.h)
+        .map(|(gx, h)| *gx >= h - tol * (1.0 + h.abs()))
+        .collect()
+}
+
+/// The inequalities active at a primal-dual pair: those whose dual exceeds their slack,
+/// `nu_i > h_i - G_i x`. Robust for interior-point solutions, where both are small but
+/// strictly complementary pairs differ by orders of magnitude.
+///
+/// # Example
+/// ```
+/// use altdiff_core::testing::{dual_active_set, tiny_qp};
+/// assert_eq!(dual_active_set(&tiny_qp(), &[0.0, 0.5, 0.5], &[1.75, 1e-9]), vec![true, false]);
+/// ```
+pub fn dual_active_set(qp: &HostQp, x: &[f64], nu: &[f64]) -> Vec<bool> {
+    mat_vec(&qp.g, x)
+        .iter()
+        .zip(&qp.h)
+        .zip(nu)
+        .map(|((gx, h), nu)| *nu > h - gx)
+        .collect()
 }
 
 /// The Jacobians `dx/dq`, `dx/db`, `dx/dh` from the KKT system on the active set,
@@ -66,7 +88,10 @@ pub fn kkt_jacobian(qp: &HostQp, active: &[bool], param: Param) -> Option<HostMa
     match param {
         Param::Q => (0..n).for_each(|i| rhs[(i, i)] = -1.0),
         Param::B => (0..p).for_each(|i| rhs[(n + i, i)] = 1.0),
-        Param::H => rows.iter().enumerate().for_each(|(r, &i)| rhs[(n + p + r, i)] = 1.0),
+        Param::H => rows
+            .iter()
+            .enumerate()
+            .for_each(|(r, &i)| rhs[(n + p + r, i)] = 1.0),
     }
     let sol = k.lu().solve(&rhs)?;
     Some(HostMatrix::from_fn(n, d, |i, j| sol[(i, j)]))
@@ -78,7 +103,18 @@ pub fn kkt_jacobian(qp: &HostQp, active: &[bool], param: Param) -> Option<HostMa
 /// # Panics
 /// When the shapes differ.
 pub fn rel_diff(got: &HostMatrix, expected: &HostMatrix) -> f64 {
-    assert_eq!((got.nrows(), got.ncols()), (expected.nrows(), expected.ncols()), "shapes differ");
-    let scale = expected.col_major().iter().fold(1.0_f64, |s, v| s.max(v.abs()));
-    got.col_major().iter().zip(expected.col_major()).fold(0.0_f64, |m, (a, b)| m.max((a - b).abs())) / scale
+    assert_eq!(
+        (got.nrows(), got.ncols()),
+        (expected.nrows(), expected.ncols()),
+        "shapes differ"
+    );
+    let scale = expected
+        .col_major()
+        .iter()
+        .fold(1.0_f64, |s, v| s.max(v.abs()));
+    got.col_major()
+        .iter()
+        .zip(expected.col_major())
+        .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()))
+        / scale
 }

@@ -18,7 +18,7 @@ mod reference;
 
 pub use clarabel_oracle::{OracleSolution, clarabel_solve};
 pub use finite_diff::central_diff;
-pub use kkt::{active_set, kkt_jacobian, rel_diff};
+pub use kkt::{active_set, dual_active_set, kkt_jacobian, rel_diff};
 pub use problems::{Generator, mat_vec, random_qp, tiny_qp};
 pub use reference::{RefBackend, RefFactor, RefMat};
 
@@ -38,5 +38,7 @@ use crate::{AltDiff, HostQp, HostSolution, LinAlg, Qp, Result, Settings};
 /// ```
 pub fn solve_host<B: LinAlg>(backend: &B, qp: &HostQp, settings: Settings) -> Result<HostSolution> {
     let problem = Qp::from_host(backend, qp)?;
-    AltDiff::new(backend.clone(), &problem, settings)?.solve(problem.params())?.to_host(backend)
+    AltDiff::new(backend.clone(), &problem, settings)?
+        .solve(problem.params())?
+        .to_host(backend)
 }

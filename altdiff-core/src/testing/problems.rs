@@ -24,7 +24,10 @@ pub fn tiny_qp() -> HostQp {
             .expect("rectangular")
     };
     HostQp {
-        p: m(Field::P, &[&[2.0, 0.5, 0.0], &[0.5, 1.0, 0.0], &[0.0, 0.0, 1.5]]),
+        p: m(
+            Field::P,
+            &[&[2.0, 0.5, 0.0], &[0.5, 1.0, 0.0], &[0.0, 0.0, 1.5]],
+        ),
         q: vec![1.0, -1.0, 0.5],
         a: m(Field::A, &[&[1.0, 1.0, 1.0]]),
         b: vec![1.0],
@@ -77,7 +80,14 @@ pub fn random_qp(generator: Generator, n: usize, p: usize, m: usize, seed: u64) 
             let b = (0..p).map(|_| normal()).collect();
             let g = HostMatrix::from_fn(m, n, |_, _| normal());
             let h = (0..m).map(|_| normal()).collect();
-            HostQp { p: p_mat, q, a, b, g, h }
+            HostQp {
+                p: p_mat,
+                q,
+                a,
+                b,
+                g,
+                h,
+            }
         }
         Generator::WellConditioned => {
             let p_mat = gram(1.0 / n.max(1) as f64, 0.1);
@@ -87,13 +97,25 @@ pub fn random_qp(generator: Generator, n: usize, p: usize, m: usize, seed: u64) 
             let a = HostMatrix::from_fn(p, n, |_, _| row_scale * normal());
             let g = HostMatrix::from_fn(m, n, |_, _| row_scale * normal());
             let b = mat_vec(&a, &x0);
-            let h = mat_vec(&g, &x0).into_iter().map(|v| v + normal().abs()).collect();
-            HostQp { p: p_mat, q, a, b, g, h }
+            let h = mat_vec(&g, &x0)
+                .into_iter()
+                .map(|v| v + normal().abs())
+                .collect();
+            HostQp {
+                p: p_mat,
+                q,
+                a,
+                b,
+                g,
+                h,
+            }
         }
     }
 }
 
 /// `M v` on the host.
 pub fn mat_vec(m: &HostMatrix, v: &[f64]) -> Vec<f64> {
-    (0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m.get(i, j) * v[j]).sum()).collect()
+    (0..m.nrows())
+        .map(|i| (0..m.ncols()).map(|j| m.get(i, j) * v[j]).sum())
+        .collect()
 }

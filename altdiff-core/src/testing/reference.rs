@@ -53,7 +53,7 @@ pub struct RefFactor {
 /// let h = be.op_from_col_major(2, 2, &[4.0, 2.0, 2.0, 3.0])?;
 /// let empty = be.op_from_col_major(0, 2, &[])?;
 /// let f = be.factor(&h, &empty, &empty, 1.0)?;
-/// let mut x = be.from_col_major(2, 1, &[6.0, 5.0])?;
+/// let mut x = be.mat_from_col_major(2, 1, &[6.0, 5.0])?;
 /// be.solve_in_place(&f, &mut x)?;
 /// assert!((be.to_col_major(&x)?[0] - 1.0).abs() < 1e-12);
 /// # Ok::<(), altdiff_core::Error>(())
@@ -72,10 +72,14 @@ impl LinAlg for RefBackend {
     }
 
     fn zeros(&self, nrows: usize, ncols: usize) -> Result<RefMat> {
-        Ok(RefMat::from_col_major(nrows, ncols, vec![0.0; nrows * ncols]))
+        Ok(RefMat::from_col_major(
+            nrows,
+            ncols,
+            vec![0.0; nrows * ncols],
+        ))
     }
 
-    fn from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<RefMat> {
+    fn mat_from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<RefMat> {
         Ok(RefMat::from_col_major(nrows, ncols, data.to_vec()))
     }
 
@@ -88,7 +92,7 @@ impl LinAlg for RefBackend {
     }
 
     fn op_from_col_major(&self, nrows: usize, ncols: usize, data: &[f64]) -> Result<RefMat> {
-        self.from_col_major(nrows, ncols, data)
+        self.mat_from_col_major(nrows, ncols, data)
     }
 
     fn op_to_col_major(&self, op: &RefMat) -> Result<Vec<f64>> {
@@ -112,7 +116,11 @@ impl LinAlg for RefBackend {
             Trans::No => (op.nrows, op.ncols),
             Trans::Yes => (op.ncols, op.nrows),
         };
-        assert_eq!((dst.nrows, dst.ncols), (rows, rhs.ncols), "apply: dst shape");
+        assert_eq!(
+            (dst.nrows, dst.ncols),
+            (rows, rhs.ncols),
+            "apply: dst shape"
+        );
         assert_eq!(rhs.nrows, inner, "apply: rhs rows");
         for j in 0..rhs.ncols {
             for i in 0..rows {
@@ -182,7 +190,10 @@ impl LinAlg for RefBackend {
 
     fn dproj_nonneg(&self, at: &RefMat, m: &mut RefMat) -> Result<()> {
         assert_eq!(at.nrows, m.nrows, "dproj_nonneg: rows");
-        assert!(at.ncols == 1 || at.ncols == m.ncols, "dproj_nonneg: columns");
+        assert!(
+            at.ncols == 1 || at.ncols == m.ncols,
+            "dproj_nonneg: columns"
+        );
         let rows = m.nrows;
         for (j, col) in m.data.chunks_exact_mut(rows.max(1)).enumerate() {
             let jc = if at.ncols == 1 { 0 } else { j };

@@ -8,15 +8,19 @@ use std::process::ExitCode;
 
 use altdiff_core::testing::Generator;
 use altdiff_core::{AltDiff, HostQp, HostSolution, LinAlg, Param, Qp, Settings, Wrt};
+use altdiff_examples::CliError;
 use altdiff_examples::backends::{BackendJob, BackendKind};
 use altdiff_examples::cli::{ParamArg, SolverArgs};
 use altdiff_examples::demo::{DemoConfig, DemoRow};
 use altdiff_examples::problem_file::{ProblemFile, ResultFile};
-use altdiff_examples::CliError;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "altdiff", version, about = "Differentiable QP layers by Alternating Differentiation (Alt-Diff)")]
+#[command(
+    name = "altdiff",
+    version,
+    about = "Differentiable QP layers by Alternating Differentiation (Alt-Diff)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -113,7 +117,8 @@ impl BackendJob for SolveJob<'_> {
 
     fn run<B: LinAlg<Real = f64>>(self, backend: B) -> Result<HostSolution, CliError> {
         let problem = Qp::from_host(&backend, self.qp)?;
-        let solution = AltDiff::new(backend.clone(), &problem, self.settings)?.solve(problem.params())?;
+        let solution =
+            AltDiff::new(backend.clone(), &problem, self.settings)?.solve(problem.params())?;
         Ok(solution.to_host(&backend)?)
     }
 }
@@ -125,14 +130,21 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
     let solution = args.backend.run(SolveJob { qp: &qp, settings })?;
     let json = serde_json::to_string_pretty(&ResultFile::from(&solution)).expect("serializable");
     match &args.out {
-        Some(path) => std::fs::write(path, json + "\n").map_err(|source| CliError::Io { path: path.clone(), source })?,
+        Some(path) => std::fs::write(path, json + "\n").map_err(|source| CliError::Io {
+            path: path.clone(),
+            source,
+        })?,
         None => {
             let mut out = std::io::stdout().lock();
             // A closed pipe is not worth a panic.
             let _ = writeln!(out, "{json}");
         }
     }
-    Ok(if solution.status.is_expected() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if solution.status.is_expected() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
@@ -151,15 +163,34 @@ fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         repeats: args.repeats,
     };
     if config.n == 0 || config.n_eq >= config.n {
-        return Err(CliError::Usage(format!("need 0 < n_eq < n, got n = {}, n_eq = {}", config.n, config.n_eq)));
+        return Err(CliError::Usage(format!(
+            "need 0 < n_eq < n, got n = {}, n_eq = {}",
+            config.n, config.n_eq
+        )));
     }
-    let backends = if args.backend.is_empty() { BackendKind::compiled().to_vec() } else { args.backend };
+    let backends = if args.backend.is_empty() {
+        BackendKind::compiled().to_vec()
+    } else {
+        args.backend
+    };
     println!(
         "altdiff demo: {:?} generator, n = {}, n_eq = {}, n_ineq = {}, seed = {}, theta = {}, stop = {:?}, rho = {}",
-        config.generator, config.n, config.n_eq, config.n_ineq, config.seed, config.wrt.name(), config.settings.stopping, config.settings.rho
+        config.generator,
+        config.n,
+        config.n_eq,
+        config.n_ineq,
+        config.seed,
+        config.wrt.name(),
+        config.settings.stopping,
+        config.settings.rho
     );
-    println!("exact Jacobian: implicit differentiation of the KKT system on the active set (nalgebra LU)");
-    println!("J-iter: one Jacobian iteration (median of {} runs of {} iterations, with minus without J); gemm: faer (n x n)(n x d), Par::Seq; ratio = J-iter / gemm\n", config.repeats, config.timing_iterations);
+    println!(
+        "exact Jacobian (kkt s): clarabel solves to 1e-10, then implicit differentiation of the KKT system on its active set (nalgebra LU)"
+    );
+    println!(
+        "J-iter: one Jacobian iteration (median of {} runs of {} iterations, with minus without J); gemm: faer (n x n)(n x d), Par::Seq; ratio = J-iter / gemm\n",
+        config.repeats, config.timing_iterations
+    );
     let qp = config.problem();
     println!("{}", DemoRow::header());
     for backend in backends {

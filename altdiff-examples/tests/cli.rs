@@ -1,0 +1,288 @@
+//! End-to-end tests of the `altdiff` program: results, exit codes, and one-line errors
+//! (never a panic) for bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use altdiff_examples::problem_file::{ProblemFile, ResultFile};
+
+const TINY: &str = r#"{
+  "P": [[2, 0.5, 0], [0.5, 1, 0], [0, 0, 1.5]], "q": [1, -1, 0.5],
+  "A": [[1, 1, 1]], "b": [1],
+  "G": [[0, 1, 0], [-1, 0, 0]], "h": [0.5, 0.2],
+  "comment": "other keys are ignored"
+}"#;
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("altdiff-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+fn altdiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_altdiff"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn solve_json(args: &[&str]) -> (i32, ResultFile) {
+    let out = altdiff(args);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    (
+        out.status.code().expect("exit code"),
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+#[test]
+fn solves_the_tiny_qp_with_jacobians_on_every_backend() {
+    let path = write("tiny.json", TINY);
+    let mut results = Vec::new();
+    for backend in ["faer", "ndarray"] {
+        let (code, r) = solve_json(&[
+            "solve",
+            path.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--wrt",
+            "q,b,h",
+            "--eps-abs",
+            "1e-10",
+            "--eps-rel",
+            "1e-10",
+        ]);
+        assert_eq!(code, 0);
+        assert_eq!(r.status, "solved");
+        for (got, want) in r.x.iter().zip([0.0, 0.5, 0.5]) {
+            assert!((got - want).abs() < 1e-8, "x = {:?}", r.x);
+        }
+        let dx_db = r.dx_db.clone().expect("dx_db");
+        for (row, want) in dx_db.iter().zip([3.0 / 7.0, 0.0, 4.0 / 7.0]) {
+            assert_eq!(row.len(), 1, "dx_db is n x p");
+            assert!((row[0] - want).abs() < 1e-7, "dx_db = {dx_db:?}");
+        }
+        let dx_dh = r.dx_dh.clone().expect("dx_dh");
+        assert!(
+            (dx_dh[1][0] - 1.0).abs() < 1e-7 && dx_dh[1][1].abs() < 1e-7,
+            "dx_dh = {dx_dh:?}"
+        );
+        assert_eq!(
+            r.dx_dq.as_ref().map(|m| (m.len(), m[0].len())),
+            Some((3, 3))
+        );
+        results.push(r);
+    }
+    let (faer, nd) = (&results[0], &results[1]);
+    assert_eq!(faer.iterations, nd.iterations);
+    for (a, b) in faer.x.iter().zip(&nd.x) {
+        assert!((a - b).abs() < 1e-10, "backends agree");
+    }
+}
+
+#[test]
+fn fixed_iterations_give_the_known_first_iterate() {
+    let path = write("tiny-fixed.json", TINY);
+    let (code, r) = solve_json(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--stop",
+        "fixed:1",
+        "--wrt",
+        "b",
+    ]);
+    assert_eq!(
+        (code, r.status.as_str(), r.iterations),
+        (0, "fixed_iterations", 1)
+    );
+    assert!(
+        (r.x[0] + 0.4380368098).abs() < 1e-9 && (r.lam[0] + 0.4208588957).abs() < 1e-9,
+        "{r:?}"
+    );
+    assert!(
+        r.dx_dq.is_none() && r.dx_dh.is_none(),
+        "only what --wrt asked"
+    );
+}
+
+#[test]
+fn not_converged_exits_1_with_the_result_written() {
+    let path = write("tiny-cap.json", TINY);
+    let out_path = write("result.json", "");
+    let out = altdiff(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--max-iter",
+        "2",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: ResultFile = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    assert_eq!((r.status.as_str(), r.iterations), ("max_iterations", 2));
+}
+
+#[test]
+fn paper_stopping_rule_and_x_rule_are_accepted() {
+    let path = write("tiny-rules.json", TINY);
+    for stop in ["objective:1e-3", "x:1e-6", "residual"] {
+        let (code, r) = solve_json(&["solve", path.to_str().unwrap(), "--stop", stop]);
+        assert_eq!((code, r.status.as_str()), (0, "solved"), "--stop {stop}");
+    }
+}
+
+#[test]
+fn constraint_blocks_may_be_absent_or_empty() {
+    let unconstrained = write(
+        "free.json",
+        r#"{"P": [[2, 0], [0, 4]], "q": [-2, -4], "A": [], "b": []}"#,
+    );
+    let (code, r) = solve_json(&["solve", unconstrained.to_str().unwrap(), "--wrt", "q"]);
+    assert_eq!(code, 0);
+    assert!(
+        (r.x[0] - 1.0).abs() < 1e-6 && (r.x[1] - 1.0).abs() < 1e-6,
+        "{r:?}"
+    );
+    assert!(
+        (r.dx_dq.unwrap()[1][1] + 0.25).abs() < 1e-6,
+        "dx/dq = -P^-1"
+    );
+    let empty = write("empty.json", r#"{"P": [], "q": []}"#);
+    let (code, r) = solve_json(&["solve", empty.to_str().unwrap()]);
+    assert_eq!((code, r.x.len()), (0, 0));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_no_panic() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "truncated",
+            r#"{"P": [[1, 0], [0, 1]], "q": [1"#,
+            "malformed",
+        ),
+        (
+            "string for number",
+            r#"{"P": [[1]], "q": ["1"]}"#,
+            "malformed",
+        ),
+        ("missing P", r#"{"q": [1]}"#, "missing field `P`"),
+        ("not an object", "[1, 2, 3]", "malformed"),
+        ("huge number", r#"{"P": [[1e999]], "q": [1]}"#, "malformed"),
+        (
+            "ragged rows",
+            r#"{"P": [[1, 0], [0]], "q": [1, 1]}"#,
+            "ragged rows in P",
+        ),
+        (
+            "wrong q length",
+            r#"{"P": [[1, 0], [0, 1]], "q": [1]}"#,
+            "dimension mismatch for q",
+        ),
+        (
+            "wrong A width",
+            r#"{"P": [[1, 0], [0, 1]], "q": [1, 1], "A": [[1, 1, 1]], "b": [1]}"#,
+            "dimension mismatch for A",
+        ),
+        (
+            "wrong h length",
+            r#"{"P": [[1]], "q": [1], "G": [[1]], "h": [1, 2]}"#,
+            "dimension mismatch for h",
+        ),
+        (
+            "b without A",
+            r#"{"P": [[1]], "q": [1], "b": [1]}"#,
+            "dimension mismatch for b",
+        ),
+        (
+            "non-symmetric P",
+            r#"{"P": [[1, 2], [0, 1]], "q": [1, 1]}"#,
+            "not symmetric",
+        ),
+        (
+            "indefinite P",
+            r#"{"P": [[1, 0], [0, -1]], "q": [1, 1]}"#,
+            "not positive semidefinite",
+        ),
+        (
+            "unbounded LP",
+            r#"{"P": [[0, 0], [0, 0]], "q": [1, 1]}"#,
+            "not positive definite",
+        ),
+    ];
+    for (name, text, message) in cases {
+        let path = write(&format!("bad-{}.json", name.replace(' ', "-")), text);
+        let out = altdiff(&["solve", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{name}: expected {message:?} in {stderr:?}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{name}: one line, got {stderr:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(out.stdout.is_empty(), "{name}: no result on stdout");
+    }
+    let missing = altdiff(&["solve", "/nonexistent/problem.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let path = write("tiny-settings.json", TINY);
+    for args in [
+        ["--rho", "0"],
+        ["--max-iter", "0"],
+        ["--stop", "fixed:0"],
+        ["--stop", "bogus"],
+    ] {
+        let out = altdiff(&["solve", path.to_str().unwrap(), args[0], args[1]]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn demo_prints_a_table_row_per_backend() {
+    let out = altdiff(&[
+        "demo",
+        "--n",
+        "40",
+        "--repeats",
+        "1",
+        "--timing-iterations",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for backend in ["faer", "ndarray"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(backend))
+            .unwrap_or_else(|| panic!("no {backend} row in {stdout}"));
+        assert!(row.contains("solved"), "{row}");
+        let cosine: f64 = row.split_whitespace().nth(9).unwrap().parse().unwrap();
+        assert!(cosine > 0.9999, "cosine {cosine} in {row}");
+    }
+}
+
+#[test]
+fn problem_file_round_trips() {
+    let qp = altdiff_core::testing::tiny_qp();
+    let file = ProblemFile::from_host(&qp);
+    let text = serde_json::to_string(&file).unwrap();
+    assert_eq!(
+        ProblemFile::parse(&text, "x".as_ref())
+            .unwrap()
+            .to_host()
+            .unwrap(),
+        qp
+    );
+}
