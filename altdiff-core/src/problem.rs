@@ -222,11 +222,18 @@ impl<B: LinAlg> Qp<B> {
             h: vector(&params.h)?,
         };
         let dims = host_qp.validate()?;
+        // An absent block (zero rows) of any width stands for `0 x n`.
+        let fit = |op: B::Op| -> Result<B::Op> {
+            match backend.op_shape(&op) {
+                (0, cols) if cols != n => backend.op_from_col_major(0, n, &[]),
+                _ => Ok(op),
+            }
+        };
         Ok(Self {
             dims,
             p,
-            a,
-            g,
+            a: fit(a)?,
+            g: fit(g)?,
             params,
         })
     }

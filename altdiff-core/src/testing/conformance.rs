@@ -472,22 +472,32 @@ pub fn solutions_match_clarabel<B: LinAlg<Real = f64>>(be: &B) {
 /// The same problem on this backend and on the reference backend gives the same iterates
 /// and Jacobians to 1e-10, truncated and converged.
 pub fn agrees_with_reference<B: LinAlg<Real = f64>>(be: &B) {
+    backends_agree(be, &RefBackend);
+}
+
+/// Two backends give the same iterates, iteration counts and Jacobians to 1e-10 on one
+/// problem, truncated (30 iterations) and converged.
+pub fn backends_agree<B1: LinAlg<Real = f64>, B2: LinAlg<Real = f64>>(one: &B1, other: &B2) {
     let qp = random_qp(Generator::WellConditioned, 9, 3, 5, 17);
     for settings in [settings_fixed(30), tight()] {
-        let got = solve(be, &qp, settings.clone());
-        let expected = solve(&RefBackend, &qp, settings);
-        assert_eq!(got.iterations, expected.iterations, "iteration counts");
+        let got = solve(one, &qp, settings.clone());
+        let expected = solve(other, &qp, settings);
+        let names = format!("{} vs {}", one.name(), other.name());
+        assert_eq!(
+            got.iterations, expected.iterations,
+            "{names}: iteration counts"
+        );
         for (what, g, e) in [
             ("x", &got.x, &expected.x),
             ("s", &got.s, &expected.s),
             ("lam", &got.lam, &expected.lam),
             ("nu", &got.nu, &expected.nu),
         ] {
-            assert_close(what, g, e, 1e-10);
+            assert_close(&format!("{names}: {what}"), g, e, 1e-10);
         }
         for param in Param::ALL {
             assert_close(
-                &format!("dx/d{}", param.name()),
+                &format!("{names}: dx/d{}", param.name()),
                 &column(&got, param),
                 &column(&expected, param),
                 1e-10,
