@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
                 ops_match_reference, known_iterates, tiny_limit_is_exact,
                 unconstrained_is_exact, jacobians_match_kkt,
                 jacobians_match_finite_differences, solutions_match_clarabel,
+                limit_does_not_depend_on_rho,
                 agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
@@ -429,6 +430,28 @@ pub fn jacobians_match_kkt<B: LinAlg<Real = f64>>(be: &B) {
     }
 }
 
+/// Other penalties (`rho` = 0.3, 4) converge to the same solution and KKT Jacobians.
+pub fn limit_does_not_depend_on_rho<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 8, 2, 6, 13);
+    let oracle = clarabel_solve(&qp).expect("clarabel solves it");
+    let active = crate::testing::dual_active_set(&qp, &oracle.x, &oracle.nu);
+    for rho in [0.3, 4.0] {
+        let sol = solve(be, &qp, tight().with_rho(rho));
+        assert_eq!(sol.status, Status::Solved, "rho = {rho}");
+        assert_close(&format!("rho = {rho}: x"), &sol.x, &oracle.x, 1e-6);
+        assert_close(&format!("rho = {rho}: nu"), &sol.nu, &oracle.nu, 1e-5);
+        for param in Param::ALL {
+            let exact = kkt_jacobian(&qp, &active, param).expect("non-degenerate");
+            let err = rel_diff(sol.jacobian(param).expect("requested"), &exact);
+            assert!(
+                err < 1e-8,
+                "rho = {rho}: dx/d{} differs from KKT by {err:e}",
+                param.name()
+            );
+        }
+    }
+}
+
 /// Converged Jacobians equal central finite differences of the solution map.
 pub fn jacobians_match_finite_differences<B: LinAlg<Real = f64>>(be: &B) {
     let qp = random_qp(Generator::WellConditioned, 7, 2, 5, 9);
@@ -569,6 +592,23 @@ pub fn warm_start_helps<B: LinAlg<Real = f64>>(be: &B) {
         "warm dx/dh",
         &column(&w, Param::H),
         &column(&c, Param::H),
+        1e-4,
+    ); // A warm start with a converged solution but no Jacobian state must still iterate until
+    // the Jacobians converge (their own residuals), not stop at once with zero Jacobians.
+    let forward_only = AltDiff::new(be.clone(), &qp, Settings::default())
+        .unwrap()
+        .solve(qp.params())
+        .unwrap();
+    let from_forward = solver
+        .solve_warm(qp.params(), &forward_only)
+        .unwrap()
+        .to_host(be)
+        .unwrap();
+    assert_eq!(from_forward.status, Status::Solved);
+    assert_close(
+        "dx/db from a forward-only start",
+        &column(&from_forward, Param::B),
+        &column(&c, Param::B),
         1e-4,
     );
 }
