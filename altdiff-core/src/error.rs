@@ -146,6 +146,16 @@ pub enum Error {
         /// The failing pivot of the Cholesky factorization, when the backend reports it.
         pivot: Option<usize>,
     },
+    /// The reduced KKT system of [`Method::Kkt`](crate::Method::Kkt) is singular: the
+    /// equality rows and the active inequality rows are linearly dependent.
+    #[error(
+        "the reduced KKT system is singular: its {rows} constraint rows (equalities and active \
+         inequalities) are linearly dependent (a degenerate active set)"
+    )]
+    SingularKkt {
+        /// Number of rows of `[A; G_active]`.
+        rows: usize,
+    },
     /// An invalid setting.
     #[error("invalid settings: {0}")]
     Settings(#[from] SettingsError),

@@ -104,6 +104,16 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         rhs: &Self::Mat,
         alpha: Self::Real,
     ) -> Result<()>;
+    /// `dst = [dst +] alpha * lhs * rhs'` for two dense blocks with the same number of
+    /// columns (outer products: the gradients wrt `P`, `A`, `G`).
+    fn gemm_nt(
+        &self,
+        dst: &mut Self::Mat,
+        accum: Accum,
+        lhs: &Self::Mat,
+        rhs: &Self::Mat,
+        alpha: Self::Real,
+    ) -> Result<()>;
     /// Factors `H = P + rho (A'A + G'G)` (Cholesky). `A` or `G` may have zero rows.
     ///
     /// # Errors

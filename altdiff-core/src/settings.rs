@@ -44,12 +44,18 @@ impl Default for StoppingRule {
     }
 }
 
-/// A parameter of the QP that Jacobians can be taken with respect to.
+/// A parameter of the QP that derivatives can be taken with respect to.
+///
+/// The Jacobian with respect to a vector parameter is `n x (its length)`; with respect to a
+/// matrix parameter `M` (`r x c`) it is `n x (r c)`, column `i c + j` holding `dx/dM_ij`
+/// (row-major order of `M`; each entry perturbed on its own, so `dx/dP` is not symmetrized).
 ///
 /// # Example
 /// ```
 /// use altdiff_core::Param;
-/// assert_eq!(Param::ALL.len(), 3);
+/// assert_eq!(Param::ALL.len(), 6);
+/// assert_eq!(Param::VECTORS, [Param::Q, Param::B, Param::H]);
+/// assert!(Param::P.is_matrix());
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -60,19 +66,55 @@ pub enum Param {
     B,
     /// The inequality right-hand side `h` (Jacobian `n x m`).
     H,
+    /// The quadratic cost `P` (Jacobian `n x n^2`).
+    P,
+    /// The equality matrix `A` (Jacobian `n x pn`).
+    A,
+    /// The inequality matrix `G` (Jacobian `n x mn`).
+    G,
 }
 
 impl Param {
-    /// Every parameter, in the order q, b, h.
-    pub const ALL: [Param; 3] = [Param::Q, Param::B, Param::H];
+    /// Every parameter: q, b, h, P, A, G.
+    pub const ALL: [Param; 6] = [Param::Q, Param::B, Param::H, Param::P, Param::A, Param::G];
+    /// The vector parameters q, b, h.
+    pub const VECTORS: [Param; 3] = [Param::Q, Param::B, Param::H];
+    /// The matrix parameters P, A, G.
+    pub const MATRICES: [Param; 3] = [Param::P, Param::A, Param::G];
 
-    /// The parameter's name as in the problem (`"q"`, `"b"`, `"h"`).
+    /// The parameter's name as in the problem (`"q"`, `"b"`, `"h"`, `"P"`, `"A"`, `"G"`).
     pub fn name(self) -> &'static str {
         match self {
             Param::Q => "q",
             Param::B => "b",
             Param::H => "h",
+            Param::P => "P",
+            Param::A => "A",
+            Param::G => "G",
         }
+    }
+
+    /// Whether the parameter is a matrix (`P`, `A`, `G`).
+    pub fn is_matrix(self) -> bool {
+        matches!(self, Param::P | Param::A | Param::G)
+    }
+
+    /// `(rows, cols)` of the parameter for problem sizes `dims` (vectors are `len x 1`).
+    pub fn shape(self, dims: crate::QpDims) -> (usize, usize) {
+        match self {
+            Param::Q => (dims.n, 1),
+            Param::B => (dims.p, 1),
+            Param::H => (dims.m, 1),
+            Param::P => (dims.n, dims.n),
+            Param::A => (dims.p, dims.n),
+            Param::G => (dims.m, dims.n),
+        }
+    }
+
+    /// The number of entries, i.e. the number of columns of `dx/dparam`.
+    pub fn len(self, dims: crate::QpDims) -> usize {
+        let (r, c) = self.shape(dims);
+        r * c
     }
 }
 
@@ -83,7 +125,8 @@ impl Param {
 /// use altdiff_core::{Param, Wrt};
 /// let wrt = Wrt::none().with(Param::B);
 /// assert!(wrt.contains(Param::B) && !wrt.contains(Param::Q));
-/// assert_eq!(Wrt::all().iter().count(), 3);
+/// assert_eq!(Wrt::vectors().iter().count(), 3);
+/// assert_eq!(Wrt::all().iter().count(), 6);
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Wrt {
@@ -96,9 +139,15 @@ impl Wrt {
         Self { bits: 0 }
     }
 
-    /// Jacobians with respect to every parameter.
+    /// Jacobians with respect to every parameter (the matrix ones cost `n^2`, `pn`, `mn`
+    /// columns: prefer a VJP for those).
     pub fn all() -> Self {
-        Param::ALL.into_iter().fold(Self::none(), Self::with)
+        Param::ALL.into_iter().collect()
+    }
+
+    /// Jacobians with respect to q, b and h.
+    pub fn vectors() -> Self {
+        Param::VECTORS.into_iter().collect()
     }
 
     /// This set and `param`.
@@ -119,7 +168,7 @@ impl Wrt {
         self.bits == 0
     }
 
-    /// The parameters in the set, in the order q, b, h.
+    /// The parameters in the set, in the order of [`Param::ALL`].
     pub fn iter(self) -> impl Iterator<Item = Param> {
         Param::ALL.into_iter().filter(move |&p| self.contains(p))
     }
@@ -129,6 +178,46 @@ impl FromIterator<Param> for Wrt {
     fn from_iter<I: IntoIterator<Item = Param>>(iter: I) -> Self {
         iter.into_iter().fold(Self::none(), Self::with)
     }
+}
+
+/// How derivatives are computed.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Method, Settings};
+/// assert_eq!(Settings::default().method, Method::AltDiff);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Method {
+    /// Alt-Diff: the Jacobians are iterated alongside ADMM (the default).
+    #[default]
+    AltDiff,
+    /// Implicit differentiation of the KKT conditions on the active set of the ADMM
+    /// solution, by one factorization of the reduced KKT system (exact at the solution).
+    Kkt,
+}
+
+/// What the forward solve records for an [`VjpMode::Unrolled`](crate::VjpMode::Unrolled)
+/// VJP, the exact adjoint of the iterations run.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Settings, Tape};
+/// let s = Settings::default().with_tape(Tape::Masks);
+/// assert_eq!(s.tape, Tape::Masks);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Tape {
+    /// Nothing (the default): only the implicit VJP is available.
+    #[default]
+    Off,
+    /// The slack's mask of every iteration (`m` bits each): VJPs wrt `q`, `b`, `h`.
+    Masks,
+    /// The masks and the iterates `x`, `lam` and the dual argument of every iteration
+    /// (`n + p + m` numbers each): VJPs wrt all six parameters.
+    Full,
 }
 
 /// Settings of [`AltDiff`](crate::AltDiff). Plain fields with defaults, `with_*` setters,
@@ -158,6 +247,10 @@ pub struct Settings {
     pub check_every: usize,
     /// Which Jacobians to carry (default none).
     pub wrt: Wrt,
+    /// How derivatives are computed (default [`Method::AltDiff`]).
+    pub method: Method,
+    /// What the solve records for the unrolled VJP (default [`Tape::Off`]).
+    pub tape: Tape,
     /// Test at setup that `P` is positive semidefinite (one extra factorization of
     /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true.
     pub check_convexity: bool,
@@ -171,6 +264,8 @@ impl Default for Settings {
             stopping: StoppingRule::default(),
             check_every: 1,
             wrt: Wrt::none(),
+            method: Method::AltDiff,
+            tape: Tape::Off,
             check_convexity: true,
         }
     }
@@ -209,6 +304,20 @@ impl Settings {
     #[must_use]
     pub fn with_wrt(mut self, wrt: Wrt) -> Self {
         self.wrt = wrt;
+        self
+    }
+
+    /// Sets [`Settings::method`].
+    #[must_use]
+    pub fn with_method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Sets [`Settings::tape`].
+    #[must_use]
+    pub fn with_tape(mut self, tape: Tape) -> Self {
+        self.tape = tape;
         self
     }
 
@@ -315,8 +424,11 @@ mod tests {
 
     #[test]
     fn wrt_set_operations() {
-        let w: Wrt = [Param::H, Param::Q].into_iter().collect();
-        assert_eq!(w.iter().collect::<Vec<_>>(), vec![Param::Q, Param::H]);
+        let w: Wrt = [Param::G, Param::H, Param::Q].into_iter().collect();
+        assert_eq!(
+            w.iter().collect::<Vec<_>>(),
+            vec![Param::Q, Param::H, Param::G]
+        );
         assert!(Wrt::none().is_empty());
     }
 }

@@ -19,7 +19,7 @@ fn main() -> Result<(), altdiff_core::Error> {
     };
     let qp = Qp::new(&backend, p, a, g, params)?;
 
-    let solver = AltDiff::new(backend, &qp, Settings::default().with_wrt(Wrt::all()))?;
+    let solver = AltDiff::new(backend, &qp, Settings::default().with_wrt(Wrt::vectors()))?;
     let sol = solver.solve(qp.params())?;
     println!(
         "status {} after {} iterations",

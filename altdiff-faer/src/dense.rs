@@ -124,6 +124,25 @@ impl LinAlg for FaerBackend {
         Ok(())
     }
 
+    fn gemm_nt(
+        &self,
+        dst: &mut Mat<f64>,
+        accum: Accum,
+        lhs: &Mat<f64>,
+        rhs: &Mat<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        matmul(
+            dst.as_mut(),
+            faer_accum(accum),
+            lhs.as_ref(),
+            rhs.transpose(),
+            alpha,
+            self.par,
+        );
+        Ok(())
+    }
+
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
         let mut h = p.clone();
         for op in [a, g] {

@@ -58,6 +58,24 @@ fn col_major(m: &Array2<f64>) -> Vec<f64> {
     m.t().iter().copied().collect()
 }
 
+/// `dst = [dst +] alpha lhs rhs`; `Replace` never reads `dst`.
+fn gemm(
+    dst: &mut Array2<f64>,
+    accum: Accum,
+    lhs: ArrayView2<'_, f64>,
+    rhs: ArrayView2<'_, f64>,
+    alpha: f64,
+) {
+    let beta = match accum {
+        Accum::Replace => {
+            dst.fill(0.0);
+            0.0
+        }
+        Accum::Add => 1.0,
+    };
+    general_mat_mul(alpha, &lhs, &rhs, beta, dst);
+}
+
 /// A column-major copy unless `m` already is one (so faer gets a contiguous view).
 fn fortran(m: &Array2<f64>) -> std::borrow::Cow<'_, Array2<f64>> {
     if m.t().is_standard_layout() {
@@ -116,14 +134,19 @@ impl LinAlg for NdarrayBackend {
         rhs: &Array2<f64>,
         alpha: f64,
     ) -> Result<()> {
-        let beta = match accum {
-            Accum::Replace => {
-                dst.fill(0.0);
-                0.0
-            }
-            Accum::Add => 1.0,
-        };
-        general_mat_mul(alpha, &oriented(op, trans), rhs, beta, dst);
+        gemm(dst, accum, oriented(op, trans), rhs.view(), alpha);
+        Ok(())
+    }
+
+    fn gemm_nt(
+        &self,
+        dst: &mut Array2<f64>,
+        accum: Accum,
+        lhs: &Array2<f64>,
+        rhs: &Array2<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        gemm(dst, accum, lhs.view(), rhs.t(), alpha);
         Ok(())
     }
 

@@ -1,35 +1,57 @@
-//! [`AltDiff`]: set up once (one factorization), solve for many parameter sets.
+//! [`AltDiff`]: set up once (one factorization), solve for many parameter sets, and
+//! differentiate: Jacobians (forward mode), JVPs, VJPs (reverse mode), by Alt-Diff or KKT.
 
+mod adjoint;
 mod iteration;
+mod kkt;
 mod solution;
 mod status;
+mod tangent;
 mod termination;
 
+pub use adjoint::{Grads, VjpMode};
 pub use iteration::Iterate;
-pub use solution::{HostSolution, Solution};
+pub use solution::{HostSolution, Solution, TangentKey};
 pub use status::Status;
+pub use tangent::Directions;
 
 use num_traits::{Float, One, Zero};
 
+use crate::solver::adjoint::{
+    Adjoint, Reverse, TapeData, closed_forms, mask_bits, mask_values, symmetrize,
+};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
+use crate::solver::kkt::{KktSystem, active_indices};
+use crate::solver::solution::Derivative;
+use crate::solver::tangent::{HostPoint, TangentSpec, download};
 use crate::solver::termination::{
     MeasureScratch, Measures, Operators, Previous, converged, residuals_small,
 };
 use crate::{
-    Accum, Error, Field, LinAlg, Param, QpDims, QpParams, QpProblem, Real, Result, Settings,
-    StoppingRule, Trans,
+    Accum, Error, Field, LinAlg, Method, Param, QpDims, QpParams, QpProblem, Real, Result,
+    Settings, StoppingRule, Tape, Trans,
 };
 
 /// The Alt-Diff solver for one `(P, A, G, rho)`: `H = P + rho (A'A + G'G)` is factored once
 /// in [`AltDiff::new`], then [`AltDiff::solve`] runs ADMM for any `(q, b, h)` and carries the
-/// Jacobians chosen in [`Settings::wrt`] alongside.
+/// Jacobians chosen in [`Settings::wrt`] alongside ([`Method::AltDiff`]) or computes them
+/// at the solution ([`Method::Kkt`]). [`AltDiff::solve_jvp`] pushes given directions
+/// forward; [`AltDiff::vjp`] pulls a gradient back without forming any Jacobian.
+///
+/// | derivative | cost per iteration (dense) | memory |
+/// |---|---|---|
+/// | Jacobian wrt q, b, h (forward) | `O(n^2 d)`, `d` = parameter size | `n d` |
+/// | JVP, `k` directions | `O(n^2 k)` | `n k` |
+/// | VJP unrolled (reverse) | `O(n^2)` (+ `O(n^2)` for P, A, G) | tape: `m` bits (+ `n + p + m` numbers) per iteration |
+/// | VJP implicit | `O(n^2)` per adjoint iteration | `O(n)` |
+/// | KKT (Jacobian or VJP) | one factorization of the reduced KKT system, then `O(n^2)` per column | `O(n^2)` |
 ///
 /// # Example
 /// ```
 /// # #[cfg(feature = "testing")] {
 /// use altdiff_core::{AltDiff, Param, Settings, Wrt, testing::{RefBackend, tiny_qp}};
 /// let qp = altdiff_core::Qp::from_host(&RefBackend, &tiny_qp())?;
-/// let solver = AltDiff::new(RefBackend, &qp, Settings::default().with_wrt(Wrt::all()))?;
+/// let solver = AltDiff::new(RefBackend, &qp, Settings::default().with_wrt(Wrt::vectors()))?;
 /// let sol = solver.solve(qp.params())?.to_host(&RefBackend)?;
 /// // x* = (0, 0.5, 0.5) and dx/db = (3/7, 0, 4/7)
 /// assert!((sol.x[2] - 0.5).abs() < 1e-4);
@@ -47,8 +69,20 @@ pub struct AltDiff<B: LinAlg> {
     factor: B::Factor,
     rho: B::Real,
     settings: Settings,
-    /// The constant tangent data of each requested parameter.
-    seeds: Vec<(Param, Seed<B>)>,
+    /// What each requested Jacobian differentiates.
+    specs: Vec<(Param, TangentSpec<B>)>,
+}
+
+/// A tangent block being iterated.
+struct TangentRun<'s, B: LinAlg> {
+    key: TangentKey,
+    spec: &'s TangentSpec<B>,
+    iterate: Iterate<B>,
+    ws: Workspace<B>,
+    /// The effective data and their affine terms (rebuilt per iteration for P, A, G).
+    data: QpParams<B>,
+    affine: Affine<B>,
+    scratch: Option<MeasureScratch<B>>,
 }
 
 impl<B: LinAlg> AltDiff<B> {
@@ -65,7 +99,12 @@ impl<B: LinAlg> AltDiff<B> {
             check_convexity(&backend, problem.p())?;
         }
         let factor = backend.factor(problem.p(), problem.a(), problem.g(), rho)?;
-        let mut solver = Self {
+        let specs = settings
+            .wrt
+            .iter()
+            .map(|param| Ok((param, TangentSpec::jacobian(&backend, dims, param)?)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
             dims,
             p: problem.p().clone(),
             a: problem.a().clone(),
@@ -73,16 +112,9 @@ impl<B: LinAlg> AltDiff<B> {
             factor,
             rho,
             settings,
-            seeds: Vec::new(),
+            specs,
             backend,
-        };
-        solver.seeds = solver
-            .settings
-            .wrt
-            .iter()
-            .map(|param| Ok((param, solver.seed(param)?)))
-            .collect::<Result<_>>()?;
-        Ok(solver)
+        })
     }
 
     /// The backend.
@@ -100,19 +132,38 @@ impl<B: LinAlg> AltDiff<B> {
         &self.settings
     }
 
-    /// Solves from the zero iterate.
+    /// Solves from the zero iterate, with the Jacobians of [`Settings::wrt`].
     ///
     /// # Errors
-    /// [`Error::Dimension`] or [`Error::NonFinite`] for bad parameters, or a backend error.
+    /// [`Error::Dimension`] or [`Error::NonFinite`] for bad parameters, [`Error::SingularKkt`]
+    /// for [`Method::Kkt`] at a degenerate active set, or a backend error.
     pub fn solve(&self, params: &QpParams<B>) -> Result<Solution<B>> {
         params.validate(&self.backend, self.dims)?;
+        let specs: Vec<_> = self
+            .specs
+            .iter()
+            .map(|(p, s)| (TangentKey::Jacobian(*p), s))
+            .collect();
         let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
-        let tangents = self.zero_tangents()?;
-        self.run(params, iterate, tangents)
+        self.run(params, iterate, &specs, Vec::new())
+    }
+
+    /// Solves and pushes `directions` forward: [`Solution::jvp`] is `J d` (n x k) for the
+    /// directions `d` of any of `(P, q, A, b, G, h)`. The Jacobians of [`Settings::wrt`] are
+    /// not computed.
+    ///
+    /// # Errors
+    /// As [`AltDiff::solve`], and [`Error::Dimension`] / [`Error::NonFinite`] for bad
+    /// directions.
+    pub fn solve_jvp(&self, params: &QpParams<B>, directions: &Directions) -> Result<Solution<B>> {
+        params.validate(&self.backend, self.dims)?;
+        let spec = TangentSpec::from_directions(&self.backend, self.dims, directions)?;
+        let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
+        self.run(params, iterate, &[(TangentKey::Jvp, &spec)], Vec::new())
     }
 
     /// Solves starting from a previous solution's iterate (`s`, `lam`, `nu`) and, for the
-    /// parameters it carries, its Jacobian state; other Jacobians start from zero.
+    /// Jacobians it carries, their state; other Jacobians start from zero.
     ///
     /// # Errors
     /// As [`AltDiff::solve`]; [`Error::Dimension`] when `start` has other sizes.
@@ -131,54 +182,175 @@ impl<B: LinAlg> AltDiff<B> {
                 got: (got.n, 1),
             });
         }
-        let mut tangents = self.zero_tangents()?;
-        for (param, t) in &mut tangents {
-            if let Some(prev) = start.tangent(*param) {
-                *t = prev.clone();
+        let specs: Vec<_> = self
+            .specs
+            .iter()
+            .map(|(p, s)| (TangentKey::Jacobian(*p), s))
+            .collect();
+        let warm = specs
+            .iter()
+            .map(|(key, _)| start.tangent_key(*key).cloned())
+            .collect();
+        self.run(params, start.iterate.clone(), &specs, warm)
+    }
+
+    /// `J'g`: the gradients of a loss with `dloss/dx = g` (n x 1) wrt every parameter, without
+    /// forming a Jacobian. See [`VjpMode`] for the modes; the matrix gradients are absent for
+    /// an unrolled VJP recorded with [`Tape::Masks`].
+    ///
+    /// # Errors
+    /// [`Error::Dimension`] for `g` of the wrong shape, [`Error::Request`] for an unrolled VJP
+    /// of a solve without a tape, [`Error::SingularKkt`] for the KKT mode at a degenerate
+    /// active set.
+    pub fn vjp(&self, solution: &Solution<B>, g: &B::Mat, mode: VjpMode) -> Result<Grads<B>> {
+        crate::problem::check_block(&self.backend, Field::Seed, g, (self.dims.n, 1))?;
+        match mode {
+            VjpMode::Unrolled => self.vjp_unrolled(solution, g),
+            VjpMode::Implicit => self.vjp_implicit(solution, g),
+            VjpMode::Kkt => self.vjp_kkt(solution, g),
+        }
+    }
+
+    fn reverse(&self) -> Reverse<'_, B> {
+        Reverse {
+            backend: &self.backend,
+            a: &self.a,
+            g: &self.g,
+            factor: &self.factor,
+            rho: self.rho,
+        }
+    }
+
+    fn vjp_unrolled(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
+        let tape = solution.tape.as_ref().ok_or(Error::Request(
+            "an unrolled VJP needs a tape: solve with Settings::tape = Tape::Masks or Tape::Full",
+        ))?;
+        let (be, dims) = (&self.backend, self.dims);
+        let rev = self.reverse();
+        let mut adj = Adjoint::new(be, dims.n, dims.p, dims.m)?;
+        let full = !tape.points.is_empty();
+        let mut mats = if full {
+            Some([
+                be.zeros(dims.n, dims.n)?,
+                be.zeros(dims.p, dims.n)?,
+                be.zeros(dims.m, dims.n)?,
+            ])
+        } else {
+            None
+        };
+        let mut work = [be.zeros(dims.p, 1)?, be.zeros(dims.m, 1)?];
+        let last = tape.masks.len();
+        for k in (0..last).rev() {
+            let mask = be.mat_from_col_major(dims.m, 1, &mask_values(&tape.masks[k], dims.m))?;
+            rev.step(&mut adj, &mask, (k + 1 == last).then_some(g))?;
+            if let Some(mats) = &mut mats {
+                let [x, u, w] = &tape.points[k];
+                rev.matrices(&adj, [x, u, w], mats, &mut work)?;
             }
         }
-        self.run(params, start.iterate.clone(), tangents)
-    }
-
-    fn zero_tangents(&self) -> Result<Vec<(Param, Iterate<B>)>> {
-        self.seeds
-            .iter()
-            .map(|(param, _)| {
-                Ok((
-                    *param,
-                    Iterate::zeros(&self.backend, self.dims, self.param_len(*param))?,
-                ))
-            })
-            .collect()
-    }
-
-    /// The size of a parameter.
-    fn param_len(&self, param: Param) -> usize {
-        match param {
-            Param::Q => self.dims.n,
-            Param::B => self.dims.p,
-            Param::H => self.dims.m,
-        }
-    }
-
-    /// The constant tangent data of `param`: the derivatives `(dq, db, dh)` of the data,
-    /// one of them the identity, and the affine terms they give.
-    fn seed(&self, param: Param) -> Result<Seed<B>> {
-        let (be, dims, d) = (&self.backend, self.dims, self.param_len(param));
-        let identity = identity(be, d)?;
-        let mut data = QpParams {
-            q: be.zeros(dims.n, d)?,
-            b: be.zeros(dims.p, d)?,
-            h: be.zeros(dims.m, d)?,
+        let (q, b, h) = rev.vector_grads(&adj)?;
+        let (p, a, gm) = match mats {
+            Some([p, a, gm]) => (Some(symmetrize(be, &p)?), Some(a), Some(gm)),
+            None => (None, None, None),
         };
-        match param {
-            Param::Q => be.copy_from(&mut data.q, &identity)?,
-            Param::B => be.copy_from(&mut data.b, &identity)?,
-            Param::H => be.copy_from(&mut data.h, &identity)?,
+        Ok(Grads {
+            q,
+            b,
+            h,
+            p,
+            a,
+            g: gm,
+        })
+    }
+
+    fn vjp_implicit(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
+        let (be, dims) = (&self.backend, self.dims);
+        let rev = self.reverse();
+        let mut adj = Adjoint::new(be, dims.n, dims.p, dims.m)?;
+        let mask_bits = mask_bits(&be.to_col_major(solution.s())?);
+        let mask = be.mat_from_col_major(dims.m, 1, &mask_values(&mask_bits, dims.m))?;
+        let (abs, rel) = self.adjoint_tolerance();
+        let mut first = true;
+        for _ in 0..self.settings.max_iter.max(1) {
+            rev.step(&mut adj, &mask, first.then_some(g))?;
+            if !first && rev.settled(&adj, abs, rel)? {
+                break;
+            }
+            first = false;
         }
-        Ok(Seed {
-            affine: self.affine(&data)?,
-            data,
+        let (q, b, h) = rev.vector_grads(&adj)?;
+        self.with_closed_forms(solution, q, b, h)
+    }
+
+    fn vjp_kkt(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
+        let (be, dims) = (&self.backend, self.dims);
+        let kkt = self.kkt_system(solution)?;
+        let r = dims.p + kkt.active().len();
+        let mut minus_g = g.clone();
+        be.axpby(-B::Real::one(), g, B::Real::zero(), &mut minus_g)?;
+        let (u, v) = kkt.solve(be, &minus_g, &be.zeros(r, 1)?)?;
+        let mut q = u.clone();
+        be.axpby(-B::Real::one(), &u, B::Real::zero(), &mut q)?;
+        let (b, h) = kkt.split(be, &v, dims)?;
+        self.with_closed_forms(solution, q, b, h)
+    }
+
+    fn with_closed_forms(
+        &self,
+        solution: &Solution<B>,
+        q: B::Mat,
+        b: B::Mat,
+        h: B::Mat,
+    ) -> Result<Grads<B>> {
+        let [p, a, g] = closed_forms(
+            &self.backend,
+            [solution.x(), solution.lam(), solution.nu()],
+            [&q, &b, &h],
+            self.dims,
+        )?;
+        Ok(Grads {
+            q,
+            b,
+            h,
+            p: Some(p),
+            a: Some(a),
+            g: Some(g),
+        })
+    }
+
+    /// The tolerance of adjoint convergence: the residual rule's, or 1e-10.
+    fn adjoint_tolerance(&self) -> (B::Real, B::Real) {
+        match self.settings.stopping {
+            StoppingRule::Residual { eps_abs, eps_rel } => {
+                (B::Real::of(eps_abs), B::Real::of(eps_rel))
+            }
+            _ => (B::Real::of(1e-10), B::Real::of(1e-10)),
+        }
+    }
+
+    /// The KKT system at the solution's active set: the rows with `s_i = 0` and the weakly
+    /// active ones (convention: weakly active rows are treated as active).
+    fn kkt_system(&self, solution: &Solution<B>) -> Result<KktSystem<B>> {
+        let mut active = active_indices(&self.backend.to_col_major(solution.s())?);
+        active.extend(solution.weakly_active.iter().copied());
+        active.sort_unstable();
+        active.dedup();
+        KktSystem::new(
+            &self.backend,
+            [&self.p, &self.a, &self.g],
+            active,
+            self.rho,
+            self.dims,
+        )
+    }
+
+    /// The forward point `(x, lam, nu)` on the host.
+    fn host_point(&self, iterate: &Iterate<B>) -> Result<HostPoint> {
+        let be = &self.backend;
+        Ok(HostPoint {
+            x: download(be, &iterate.x)?,
+            u: download(be, &iterate.lam)?,
+            w: download(be, &iterate.nu)?,
         })
     }
 
@@ -197,12 +369,14 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// The iteration loop: forward step, then every tangent step with the new slack's mask,
-    /// a convergence check every `check_every` iterations.
+    /// a convergence check every `check_every` iterations. With [`Method::Kkt`] the tangents
+    /// are computed once at the end instead.
     fn run(
         &self,
         params: &QpParams<B>,
         mut iterate: Iterate<B>,
-        mut tangents: Vec<(Param, Iterate<B>)>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+        warm: Vec<Option<Iterate<B>>>,
     ) -> Result<Solution<B>> {
         let be = &self.backend;
         let kernel = Kernel {
@@ -220,13 +394,20 @@ impl<B: LinAlg> AltDiff<B> {
         };
         let data = self.affine(params)?;
         let mut ws = Workspace::new(be, self.dims, 1)?;
-        let mut tangent_ws = tangents
-            .iter()
-            .map(|(_, t)| Workspace::new(be, self.dims, t.ncols(be)))
-            .collect::<Result<Vec<_>>>()?;
         let mut scratch = MeasureScratch::new(be, self.dims, 1)?;
-        let mut tangent_scratch: Vec<Option<MeasureScratch<B>>> =
-            tangents.iter().map(|_| None).collect();
+        let iterate_tangents = self.settings.method == Method::AltDiff;
+        let mut runs = if iterate_tangents {
+            self.tangent_runs(specs, warm)?
+        } else {
+            Vec::new()
+        };
+        let mut tape = (self.settings.tape != Tape::Off).then(|| TapeData {
+            masks: Vec::new(),
+            points: Vec::new(),
+        });
+        let needs_point =
+            runs.iter().any(|r| r.spec.has_matrices()) || self.settings.tape == Tape::Full;
+        let mut w_arg = be.zeros(self.dims.m, 1)?;
         let rule = self.settings.stopping;
         let limit = match rule {
             StoppingRule::Fixed(k) => k,
@@ -248,40 +429,53 @@ impl<B: LinAlg> AltDiff<B> {
                 None
             };
             kernel.step(&mut iterate, &data, Slack::Project, &mut ws)?;
-            for (((_, tangent), (_, seed)), tws) in
-                tangents.iter_mut().zip(&self.seeds).zip(&mut tangent_ws)
-            {
-                kernel.step(tangent, &seed.affine, Slack::Mask(&iterate.s), tws)?;
+            if needs_point {
+                // w_k = nu_k + rho s_k + rho (G x_{k+1} - h): ws.w still holds nu_k + rho s_k
+                be.copy_from(&mut w_arg, &ws.w)?;
+                be.axpby(self.rho, &ws.gx, B::Real::one(), &mut w_arg)?;
+                be.axpby(-self.rho, &params.h, B::Real::one(), &mut w_arg)?;
+            }
+            if let Some(tape) = &mut tape {
+                tape.masks.push(mask_bits(&be.to_col_major(&iterate.s)?));
+                if self.settings.tape == Tape::Full {
+                    tape.points
+                        .push([iterate.x.clone(), iterate.lam.clone(), w_arg.clone()]);
+                }
+            }
+            if runs.iter().any(|r| r.spec.has_matrices()) {
+                let point = HostPoint {
+                    x: download(be, &iterate.x)?,
+                    u: download(be, &iterate.lam)?,
+                    w: download(be, &w_arg)?,
+                };
+                for run in runs.iter_mut().filter(|r| r.spec.has_matrices()) {
+                    run.data = run.spec.effective(be, self.dims, &point)?;
+                    run.affine = self.affine(&run.data)?;
+                }
+            }
+            for run in &mut runs {
+                kernel.step(
+                    &mut run.iterate,
+                    &run.affine,
+                    Slack::Mask(&iterate.s),
+                    &mut run.ws,
+                )?;
             }
             last = None;
             let Some(prev) = prev else { continue };
             let now = ops.measure(&iterate, params, &ws, &mut scratch)?;
             last = Some(now);
-            if !now.is_finite() || !tangents_finite(be, &tangents)? {
+            if !now.is_finite() || !tangents_finite(be, &runs)? {
                 status = Status::NumericalError;
                 break;
             }
             if !converged(be, rule, &now, &iterate.x, &prev)? {
                 continue;
             }
-            // The Jacobians must have converged too: the residuals of the differentiated
-            // KKT conditions, measured once the solution itself passes.
-            if let StoppingRule::Residual { eps_abs, eps_rel } = rule {
-                let mut all_small = true;
-                for (i, ((_, tangent), (_, seed))) in tangents.iter().zip(&self.seeds).enumerate() {
-                    let sc = match &mut tangent_scratch[i] {
-                        Some(sc) => sc,
-                        slot => slot.insert(MeasureScratch::new(be, self.dims, tangent.ncols(be))?),
-                    };
-                    let m = ops.measure(tangent, &seed.data, &tangent_ws[i], sc)?;
-                    if !residuals_small(&m, eps_abs, eps_rel) {
-                        all_small = false;
-                        break;
-                    }
-                }
-                if !all_small {
-                    continue;
-                }
+            if let StoppingRule::Residual { eps_abs, eps_rel } = rule
+                && !self.tangents_converged(&ops, &mut runs, eps_abs, eps_rel)?
+            {
+                continue;
             }
             status = Status::Solved;
             break;
@@ -294,15 +488,118 @@ impl<B: LinAlg> AltDiff<B> {
         if !measures.is_finite() {
             status = Status::NumericalError;
         }
-        Ok(Solution {
+        let mut solution = Solution {
             iterate,
-            tangents,
+            tangents: runs
+                .into_iter()
+                .map(|r| (r.key, Derivative::Tangent(r.iterate)))
+                .collect(),
+            tape,
+            weakly_active: Vec::new(),
             status,
             iterations,
             objective: measures.objective,
             primal_residual: measures.primal,
             dual_residual: measures.dual,
-        })
+        };
+        solution.weakly_active = self.weakly_active(&solution)?;
+        if !iterate_tangents && !specs.is_empty() && status != Status::NumericalError {
+            solution.tangents = self.kkt_tangents(&solution, specs)?;
+        }
+        Ok(solution)
+    }
+
+    /// The tangent blocks to iterate, zero or from a warm start.
+    fn tangent_runs<'s>(
+        &self,
+        specs: &[(TangentKey, &'s TangentSpec<B>)],
+        warm: Vec<Option<Iterate<B>>>,
+    ) -> Result<Vec<TangentRun<'s, B>>> {
+        let be = &self.backend;
+        let mut warm = warm.into_iter();
+        specs
+            .iter()
+            .map(|(key, spec)| {
+                let iterate = match warm.next().flatten() {
+                    Some(it) => it,
+                    None => Iterate::zeros(be, self.dims, spec.k)?,
+                };
+                Ok(TangentRun {
+                    key: *key,
+                    spec,
+                    iterate,
+                    ws: Workspace::new(be, self.dims, spec.k)?,
+                    data: spec.constant.clone(),
+                    affine: self.affine(&spec.constant)?,
+                    scratch: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The residuals of the differentiated KKT conditions of every tangent block, measured
+    /// once the solution itself passes: a solution that converged with Jacobians still far
+    /// off is not reported as solved.
+    fn tangents_converged(
+        &self,
+        ops: &Operators<'_, B>,
+        runs: &mut [TangentRun<'_, B>],
+        eps_abs: f64,
+        eps_rel: f64,
+    ) -> Result<bool> {
+        for run in runs {
+            let sc = match &mut run.scratch {
+                Some(sc) => sc,
+                slot => slot.insert(MeasureScratch::new(&self.backend, self.dims, run.spec.k)?),
+            };
+            let m = ops.measure(&run.iterate, &run.data, &run.ws, sc)?;
+            if !residuals_small(&m, eps_abs, eps_rel) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The tangents by the KKT method at the solution.
+    fn kkt_tangents(
+        &self,
+        solution: &Solution<B>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+    ) -> Result<Vec<(TangentKey, Derivative<B>)>> {
+        let be = &self.backend;
+        let kkt = self.kkt_system(solution)?;
+        let point = self.host_point(&solution.iterate)?;
+        specs
+            .iter()
+            .map(|(key, spec)| {
+                let data = if spec.has_matrices() {
+                    spec.effective(be, self.dims, &point)?
+                } else {
+                    spec.constant.clone()
+                };
+                let e = kkt.stack(be, &data.b, &data.h)?;
+                let (dx, _) = kkt.solve(be, &data.q, &e)?;
+                Ok((*key, Derivative::Kkt(dx)))
+            })
+            .collect()
+    }
+
+    /// Inequalities with both `s_i <= tol` and `nu_i <= tol`, where `tol` is the residual
+    /// rule's `eps_abs + eps_rel max(1, |s|, |nu|)` (1e-6 relative for the other rules).
+    fn weakly_active(&self, solution: &Solution<B>) -> Result<Vec<usize>> {
+        let s = download(&self.backend, solution.s())?;
+        let nu = download(&self.backend, solution.nu())?;
+        let scale = s.iter().chain(&nu).fold(1.0_f64, |a, v| a.max(v.abs()));
+        let tol = match self.settings.stopping {
+            StoppingRule::Residual { eps_abs, eps_rel } => eps_abs + eps_rel * scale,
+            _ => 1e-6 * scale,
+        };
+        Ok(s.iter()
+            .zip(&nu)
+            .enumerate()
+            .filter(|(_, (s, nu))| **s <= tol && **nu <= tol)
+            .map(|(i, _)| i)
+            .collect())
     }
 
     /// What the stopping rule needs of the iterate before a step.
@@ -319,42 +616,24 @@ impl<B: LinAlg> AltDiff<B> {
             objective: None,
         };
         match rule {
-            StoppingRule::Residual { .. } => {}
             StoppingRule::RelativeObjective(_) => {
                 prev.objective = Some(ops.objective(&iterate.x, &params.q, scratch)?)
             }
             StoppingRule::RelativeX(_) => prev.x = Some(iterate.x.clone()),
-            StoppingRule::Fixed(_) => {}
+            StoppingRule::Residual { .. } | StoppingRule::Fixed(_) => {}
         }
         Ok(prev)
     }
 }
 
-/// The constant data of one tangent block: the derivatives of `(q, b, h)` with respect to
-/// the parameter, and the affine terms `(E, db, dh)` of the iteration they give.
-#[derive(Debug)]
-struct Seed<B: LinAlg> {
-    data: QpParams<B>,
-    affine: Affine<B>,
-}
-
-/// Whether every Jacobian block is finite.
-fn tangents_finite<B: LinAlg>(backend: &B, tangents: &[(Param, Iterate<B>)]) -> Result<bool> {
-    for (_, t) in tangents {
-        if !backend.norm_inf(&t.x)?.is_finite() {
+/// Whether every tangent block is finite.
+fn tangents_finite<B: LinAlg>(backend: &B, runs: &[TangentRun<'_, B>]) -> Result<bool> {
+    for run in runs {
+        if !backend.norm_inf(&run.iterate.x)?.is_finite() {
             return Ok(false);
         }
     }
     Ok(true)
-}
-
-/// The `d x d` identity block.
-fn identity<B: LinAlg>(backend: &B, d: usize) -> Result<B::Mat> {
-    let mut data = vec![B::Real::zero(); d * d];
-    for i in 0..d {
-        data[i * d + i] = B::Real::one();
-    }
-    backend.mat_from_col_major(d, d, &data)
 }
 
 /// Tests that `P` is positive semidefinite: Cholesky of `P + shift I` with

@@ -1,7 +1,40 @@
 //! [`Solution`]: the iterate, its Jacobians, residuals and status.
 
+use crate::solver::adjoint::TapeData;
 use crate::solver::iteration::Iterate;
 use crate::{Error, HostMatrix, LinAlg, Param, Real, Result, Status};
+
+/// Which derivative a tangent block holds.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Param, TangentKey};
+/// assert_ne!(TangentKey::Jacobian(Param::B), TangentKey::Jvp);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TangentKey {
+    /// `dx/dparam`.
+    Jacobian(Param),
+    /// `J d` for the directions of [`AltDiff::solve_jvp`](crate::AltDiff::solve_jvp).
+    Jvp,
+}
+
+/// A derivative of the solution: a tangent iterate (Alt-Diff) or `dx` alone (KKT).
+#[derive(Clone, Debug)]
+pub(crate) enum Derivative<B: LinAlg> {
+    Tangent(Iterate<B>),
+    Kkt(B::Mat),
+}
+
+impl<B: LinAlg> Derivative<B> {
+    fn dx(&self) -> &B::Mat {
+        match self {
+            Derivative::Tangent(it) => &it.x,
+            Derivative::Kkt(dx) => dx,
+        }
+    }
+}
 
 /// The result of a solve: `x, s, lam, nu`, the requested Jacobians, residuals and status.
 ///
@@ -23,7 +56,9 @@ use crate::{Error, HostMatrix, LinAlg, Param, Real, Result, Status};
 #[must_use = "check the status: a solve that did not converge still returns a Solution"]
 pub struct Solution<B: LinAlg> {
     pub(crate) iterate: Iterate<B>,
-    pub(crate) tangents: Vec<(Param, Iterate<B>)>,
+    pub(crate) tangents: Vec<(TangentKey, Derivative<B>)>,
+    pub(crate) tape: Option<TapeData<B>>,
+    pub(crate) weakly_active: Vec<usize>,
     pub(crate) status: Status,
     pub(crate) iterations: usize,
     pub(crate) objective: B::Real,
@@ -84,15 +119,50 @@ impl<B: LinAlg> Solution<B> {
 
     /// `dx/dparam` (n x size of the parameter), when it was requested.
     pub fn jacobian(&self, param: Param) -> Option<&B::Mat> {
-        self.tangent(param).map(|t| &t.x)
+        self.derivative(TangentKey::Jacobian(param))
     }
 
-    /// The Jacobians of the whole iterate with respect to `param`, when requested.
-    pub fn tangent(&self, param: Param) -> Option<&Iterate<B>> {
+    /// `J d` (n x k) of a solve with [`AltDiff::solve_jvp`](crate::AltDiff::solve_jvp).
+    pub fn jvp(&self) -> Option<&B::Mat> {
+        self.derivative(TangentKey::Jvp)
+    }
+
+    fn derivative(&self, key: TangentKey) -> Option<&B::Mat> {
         self.tangents
             .iter()
-            .find(|(p, _)| *p == param)
-            .map(|(_, t)| t)
+            .find(|(k, _)| *k == key)
+            .map(|(_, d)| d.dx())
+    }
+
+    /// The Jacobians of the whole iterate (`x`, `s`, `lam`, `nu`) with respect to `param`,
+    /// when requested and computed by Alt-Diff.
+    pub fn tangent(&self, param: Param) -> Option<&Iterate<B>> {
+        self.tangent_key(TangentKey::Jacobian(param))
+    }
+
+    pub(crate) fn tangent_key(&self, key: TangentKey) -> Option<&Iterate<B>> {
+        self.tangents
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, d)| match d {
+                Derivative::Tangent(it) => Some(it),
+                Derivative::Kkt(_) => None,
+            })
+    }
+
+    /// The weakly active inequalities: slack `s_i` and dual `nu_i` both zero within the
+    /// tolerance (the residual rule's `eps_abs + eps_rel max(1, |s|, |nu|)`). The solution
+    /// map is not differentiable there; only one-sided derivatives exist. Convention:
+    /// [`Method::Kkt`](crate::Method::Kkt) and the KKT VJP treat them as active (the
+    /// derivative for perturbations that keep them binding); Alt-Diff follows the mask of
+    /// its final iterate (`s > 0` strictly is inactive), which may fall on either side.
+    pub fn weakly_active(&self) -> &[usize] {
+        &self.weakly_active
+    }
+
+    /// Iterations recorded for the unrolled VJP (0 without a tape).
+    pub fn tape_len(&self) -> usize {
+        self.tape.as_ref().map_or(0, |t| t.masks.len())
     }
 
     /// Returns `self` when solved, an error otherwise (for callers who want `?`).
@@ -119,17 +189,18 @@ impl<B: LinAlg> Solution<B> {
                 .map(Real::to_f64_lossy)
                 .collect())
         };
-        let jacobians = self
-            .tangents
-            .iter()
-            .map(|(param, t)| {
-                let (r, c) = backend.shape(&t.x);
-                Ok((
-                    *param,
-                    HostMatrix::from_col_major(crate::Field::Seed, r, c, vector(&t.x)?)?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let host = |m: &B::Mat| -> Result<HostMatrix> {
+            let (r, c) = backend.shape(m);
+            HostMatrix::from_col_major(crate::Field::Seed, r, c, vector(m)?)
+        };
+        let mut jacobians = Vec::new();
+        let mut jvp = None;
+        for (key, d) in &self.tangents {
+            match key {
+                TangentKey::Jacobian(param) => jacobians.push((*param, host(d.dx())?)),
+                TangentKey::Jvp => jvp = Some(host(d.dx())?),
+            }
+        }
         Ok(HostSolution {
             x: vector(&self.iterate.x)?,
             s: vector(&self.iterate.s)?,
@@ -141,6 +212,8 @@ impl<B: LinAlg> Solution<B> {
             primal_residual: self.primal_residual.to_f64_lossy(),
             dual_residual: self.dual_residual.to_f64_lossy(),
             jacobians,
+            jvp,
+            weakly_active: self.weakly_active.clone(),
         })
     }
 }
@@ -177,8 +250,12 @@ pub struct HostSolution {
     pub primal_residual: f64,
     /// Dual residual.
     pub dual_residual: f64,
-    /// The requested Jacobians `dx/dparam`, in the order q, b, h.
+    /// The requested Jacobians `dx/dparam`, in the order of [`Param::ALL`].
     pub jacobians: Vec<(Param, HostMatrix)>,
+    /// `J d` of a JVP solve.
+    pub jvp: Option<HostMatrix>,
+    /// The weakly active inequalities (see [`Solution::weakly_active`]).
+    pub weakly_active: Vec<usize>,
 }
 
 impl HostSolution {

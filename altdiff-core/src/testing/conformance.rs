@@ -7,12 +7,14 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::testing::{
-    Generator, RefBackend, active_set, central_diff, clarabel_solve, kkt_jacobian, random_qp,
-    rel_diff, solve_host, tiny_qp,
+    Generator, RefBackend, active_set, central_diff, central_diff_along, clarabel_solve,
+    dual_active_set, kkt_jacobian, kkt_jvp, perturbed, random_qp, rel_diff, solve_host, tiny_qp,
+    zero_direction,
 };
 use crate::{
-    Accum, AltDiff, Error, Field, HostMatrix, HostQp, HostSolution, LinAlg, Param, Qp, QpDims,
-    QpParams, Settings, Status, StoppingRule, Trans, Wrt,
+    Accum, AltDiff, Directions, Error, Field, HostMatrix, HostQp, HostSolution, LinAlg, Method,
+    Param, Qp, QpDims, QpParams, QpProblem, Settings, Status, StoppingRule, Tape, Trans, VjpMode,
+    Wrt,
 };
 
 /// Runs the whole suite as `#[test]`s in a module `altdiff_conformance`, for the backend
@@ -33,7 +35,10 @@ macro_rules! conformance_tests {
                 ops_match_reference, known_iterates, tiny_limit_is_exact,
                 unconstrained_is_exact, jacobians_match_kkt,
                 jacobians_match_finite_differences, solutions_match_clarabel,
-                limit_does_not_depend_on_rho,
+                limit_does_not_depend_on_rho, jvp_matches_finite_differences_and_kkt,
+                matrix_jacobians_match_kkt, vjp_unrolled_is_the_adjoint_of_forward,
+                vjp_implicit_matches_kkt_and_closed_forms, kkt_method_matches_altdiff,
+                degenerate_problem_reports_weakly_active,
                 agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
@@ -113,6 +118,36 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
                     );
                 }
             }
+        }
+    }
+    // gemm_nt: outer products of blocks, including empty inner dimension
+    for (r, c, k) in [(3, 4, 1), (2, 5, 3), (3, 2, 0), (0, 2, 1)] {
+        for accum in [Accum::Replace, Accum::Add] {
+            let (lhs, rhs, dst) = (
+                random_block(&mut rng, r, k),
+                random_block(&mut rng, c, k),
+                random_block(&mut rng, r, c),
+            );
+            let run = |be_lhs: &[f64]| {
+                let mut d = be.mat_from_col_major(r, c, &dst).unwrap();
+                let l = be.mat_from_col_major(r, k, be_lhs).unwrap();
+                let x = be.mat_from_col_major(c, k, &rhs).unwrap();
+                be.gemm_nt(&mut d, accum, &l, &x, -1.5).unwrap();
+                host(be, &d)
+            };
+            let expected: Vec<f64> = (0..r * c)
+                .map(|idx| {
+                    let (i, j) = (idx % r.max(1), idx / r.max(1));
+                    let prod: f64 = (0..k).map(|l| lhs[l * r + i] * rhs[l * c + j]).sum();
+                    -1.5 * prod + if accum == Accum::Add { dst[idx] } else { 0.0 }
+                })
+                .collect();
+            assert_close(
+                &format!("gemm_nt {r}x{c} k={k} {accum:?}"),
+                &run(&lhs),
+                &expected,
+                1e-12,
+            );
         }
     }
     // factor and solve, with empty and non-empty constraint blocks
@@ -258,7 +293,7 @@ impl ApplyCase<'_> {
 fn settings_fixed(k: usize) -> Settings {
     Settings::default()
         .with_stopping(StoppingRule::Fixed(k))
-        .with_wrt(Wrt::all())
+        .with_wrt(Wrt::vectors())
 }
 
 fn tight() -> Settings {
@@ -268,7 +303,7 @@ fn tight() -> Settings {
             eps_rel: 1e-12,
         })
         .with_max_iter(200_000)
-        .with_wrt(Wrt::all())
+        .with_wrt(Wrt::vectors())
 }
 
 fn solve<B: LinAlg<Real = f64>>(be: &B, qp: &HostQp, settings: Settings) -> HostSolution {
@@ -418,7 +453,7 @@ pub fn jacobians_match_kkt<B: LinAlg<Real = f64>>(be: &B) {
         let sol = solve(be, &qp, tight());
         assert_eq!(sol.status, Status::Solved, "{name}");
         let active = active_set(&qp, &sol.x, 1e-7);
-        for param in Param::ALL {
+        for param in Param::VECTORS {
             let exact = kkt_jacobian(&qp, &active, param).expect("non-degenerate");
             let err = rel_diff(sol.jacobian(param).expect("requested"), &exact);
             assert!(
@@ -440,7 +475,7 @@ pub fn limit_does_not_depend_on_rho<B: LinAlg<Real = f64>>(be: &B) {
         assert_eq!(sol.status, Status::Solved, "rho = {rho}");
         assert_close(&format!("rho = {rho}: x"), &sol.x, &oracle.x, 1e-6);
         assert_close(&format!("rho = {rho}: nu"), &sol.nu, &oracle.nu, 1e-5);
-        for param in Param::ALL {
+        for param in Param::VECTORS {
             let exact = kkt_jacobian(&qp, &active, param).expect("non-degenerate");
             let err = rel_diff(sol.jacobian(param).expect("requested"), &exact);
             assert!(
@@ -457,7 +492,7 @@ pub fn jacobians_match_finite_differences<B: LinAlg<Real = f64>>(be: &B) {
     let qp = random_qp(Generator::WellConditioned, 7, 2, 5, 9);
     let sol = solve(be, &qp, tight());
     let forward_only = tight().with_wrt(Wrt::none());
-    for param in Param::ALL {
+    for param in Param::VECTORS {
         let fd = central_diff(&qp, param, 1e-6, |shifted| {
             solve(be, shifted, forward_only.clone()).x
         });
@@ -518,7 +553,7 @@ pub fn backends_agree<B1: LinAlg<Real = f64>, B2: LinAlg<Real = f64>>(one: &B1, 
         ] {
             assert_close(&format!("{names}: {what}"), g, e, 1e-10);
         }
-        for param in Param::ALL {
+        for param in Param::VECTORS {
             assert_close(
                 &format!("{names}: dx/d{}", param.name()),
                 &column(&got, param),
@@ -576,7 +611,12 @@ pub fn stopping_rules_behave<B: LinAlg<Real = f64>>(be: &B) {
 pub fn warm_start_helps<B: LinAlg<Real = f64>>(be: &B) {
     let host_qp = random_qp(Generator::WellConditioned, 10, 3, 6, 3);
     let qp = Qp::from_host(be, &host_qp).unwrap();
-    let solver = AltDiff::new(be.clone(), &qp, Settings::default().with_wrt(Wrt::all())).unwrap();
+    let solver = AltDiff::new(
+        be.clone(),
+        &qp,
+        Settings::default().with_wrt(Wrt::vectors()),
+    )
+    .unwrap();
     let cold = solver.solve(qp.params()).unwrap();
     let warm = solver.solve_warm(qp.params(), &cold).unwrap();
     assert_eq!(warm.status(), Status::Solved);
@@ -770,4 +810,320 @@ pub fn bad_inputs_are_errors<B: LinAlg<Real = f64>>(be: &B) {
         ),
         "NaN in q"
     );
+}
+
+/// A random direction of all six parameters (`dP` symmetric), as a problem-shaped struct.
+fn random_direction(qp: &HostQp, seed: u64) -> HostQp {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut dir = zero_direction(qp);
+    let n = qp.q.len();
+    let w = HostMatrix::from_fn(n, n, |_, _| rng.random_range(-1.0..1.0));
+    dir.p = HostMatrix::from_fn(n, n, |i, j| w.get(i, j) + w.get(j, i));
+    dir.a = HostMatrix::from_fn(qp.a.nrows(), n, |_, _| rng.random_range(-1.0..1.0));
+    dir.g = HostMatrix::from_fn(qp.g.nrows(), n, |_, _| rng.random_range(-1.0..1.0));
+    for v in [&mut dir.q, &mut dir.b, &mut dir.h] {
+        v.iter_mut().for_each(|x| *x = rng.random_range(-1.0..1.0));
+    }
+    dir
+}
+
+/// Several problem-shaped directions as [`Directions`] columns.
+fn as_directions(dirs: &[HostQp]) -> Directions {
+    let k = dirs.len();
+    let block = |f: &dyn Fn(&HostQp) -> &Vec<f64>| {
+        let len = f(&dirs[0]).len();
+        HostMatrix::from_fn(len, k, |i, j| f(&dirs[j])[i])
+    };
+    Directions::new(k)
+        .with_q(block(&|d| &d.q))
+        .with_b(block(&|d| &d.b))
+        .with_h(block(&|d| &d.h))
+        .with_p(dirs.iter().map(|d| d.p.clone()).collect())
+        .with_a(dirs.iter().map(|d| d.a.clone()).collect())
+        .with_g(dirs.iter().map(|d| d.g.clone()).collect())
+}
+
+fn host_of<B: LinAlg<Real = f64>>(be: &B, m: &B::Mat) -> HostMatrix {
+    let (r, c) = be.shape(m);
+    HostMatrix::from_col_major(Field::Seed, r, c, host(be, m)).expect("shape")
+}
+
+/// JVPs along random directions of all six parameters equal central finite differences of
+/// the solution map and the KKT oracle, on several seeds.
+pub fn jvp_matches_finite_differences_and_kkt<B: LinAlg<Real = f64>>(be: &B) {
+    for seed in [31, 32, 33] {
+        let qp = random_qp(Generator::WellConditioned, 7, 2, 5, seed);
+        let dirs = [
+            random_direction(&qp, seed + 100),
+            random_direction(&qp, seed + 200),
+        ];
+        let problem = Qp::from_host(be, &qp).unwrap();
+        let solver = AltDiff::new(be.clone(), &problem, tight()).unwrap();
+        let sol = solver
+            .solve_jvp(problem.params(), &as_directions(&dirs))
+            .unwrap();
+        assert_eq!(sol.status(), Status::Solved, "seed {seed}");
+        let jvp = host_of(be, sol.jvp().expect("jvp"));
+        let host_sol = sol.to_host(be).unwrap();
+        let active = dual_active_set(&qp, &host_sol.x, &host_sol.nu);
+        let forward_only = tight().with_wrt(Wrt::none());
+        for (j, dir) in dirs.iter().enumerate() {
+            let got: Vec<f64> = (0..qp.q.len()).map(|i| jvp.get(i, j)).collect();
+            let fd = central_diff_along(&qp, dir, 1e-6, |shifted| {
+                solve(be, shifted, forward_only.clone()).x
+            });
+            assert_close(
+                &format!("seed {seed}: JVP {j} vs finite differences"),
+                &got,
+                &fd,
+                1e-5,
+            );
+            let exact = kkt_jvp(
+                &qp,
+                &active,
+                [&host_sol.x, &host_sol.lam, &host_sol.nu],
+                dir,
+            )
+            .expect("non-degenerate");
+            assert_close(&format!("seed {seed}: JVP {j} vs KKT"), &got, &exact, 1e-8);
+        }
+    }
+}
+
+/// The Jacobians wrt `P`, `A`, `G` (entrywise, row-major columns) equal the KKT oracle's
+/// unit-direction derivatives.
+pub fn matrix_jacobians_match_kkt<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 5, 2, 4, 41);
+    let sol = solve(be, &qp, tight().with_wrt(Wrt::all()));
+    assert_eq!(sol.status, Status::Solved);
+    let active = dual_active_set(&qp, &sol.x, &sol.nu);
+    let dims = qp.validate().unwrap();
+    for param in Param::MATRICES {
+        let jac = sol.jacobian(param).expect("requested");
+        let (rows, cols) = param.shape(dims);
+        assert_eq!((jac.nrows(), jac.ncols()), (dims.n, rows * cols));
+        for i in 0..rows {
+            for j in 0..cols {
+                let mut dir = zero_direction(&qp);
+                let unit =
+                    HostMatrix::from_fn(
+                        rows,
+                        cols,
+                        |a, b| if (a, b) == (i, j) { 1.0 } else { 0.0 },
+                    );
+                match param {
+                    Param::P => dir.p = unit,
+                    Param::A => dir.a = unit,
+                    _ => dir.g = unit,
+                }
+                let exact = kkt_jvp(&qp, &active, [&sol.x, &sol.lam, &sol.nu], &dir).unwrap();
+                let got: Vec<f64> = (0..dims.n).map(|r| jac.get(r, i * cols + j)).collect();
+                assert_close(
+                    &format!("dx/d{}[{i}][{j}]", param.name()),
+                    &got,
+                    &exact,
+                    1e-8,
+                );
+            }
+        }
+    }
+}
+
+/// `J'g` from forward-mode Jacobians of all six parameters, reshaped like the parameters
+/// (`P` symmetrized).
+fn forward_vjp(sol: &HostSolution, g: &[f64], dims: QpDims) -> Vec<HostMatrix> {
+    Param::ALL
+        .iter()
+        .map(|&param| {
+            let jac = sol.jacobian(param).expect("requested");
+            let jtg: Vec<f64> = (0..jac.ncols())
+                .map(|c| (0..jac.nrows()).map(|r| jac.get(r, c) * g[r]).sum())
+                .collect();
+            let (rows, cols) = param.shape(dims);
+            let m = HostMatrix::from_fn(rows, cols, |i, j| jtg[i * cols + j]);
+            if param == Param::P {
+                HostMatrix::from_fn(rows, cols, |i, j| 0.5 * (m.get(i, j) + m.get(j, i)))
+            } else {
+                m
+            }
+        })
+        .collect()
+}
+
+fn grads_host<B: LinAlg<Real = f64>>(be: &B, grads: &crate::Grads<B>) -> Vec<HostMatrix> {
+    let mats =
+        [&grads.p, &grads.a, &grads.g].map(|m| host_of(be, m.as_ref().expect("matrix gradient")));
+    let [p, a, g] = mats;
+    vec![
+        host_of(be, &grads.q),
+        host_of(be, &grads.b),
+        host_of(be, &grads.h),
+        p,
+        a,
+        g,
+    ]
+}
+
+/// The unrolled VJP equals `J'g` of forward mode for the same iterations to 1e-10, for all
+/// six parameters, truncated (Fixed(5), Fixed(50)) and with a loose tolerance.
+pub fn vjp_unrolled_is_the_adjoint_of_forward<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 6, 2, 4, 51);
+    let problem = Qp::from_host(be, &qp).unwrap();
+    let dims = problem.dims();
+    let g_host: Vec<f64> = (0..dims.n).map(|i| (i as f64 * 0.7).sin() + 0.3).collect();
+    let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
+    for stopping in [
+        StoppingRule::Fixed(5),
+        StoppingRule::Fixed(50),
+        StoppingRule::Residual {
+            eps_abs: 1e-3,
+            eps_rel: 1e-3,
+        },
+    ] {
+        let settings = Settings::default()
+            .with_stopping(stopping)
+            .with_wrt(Wrt::all())
+            .with_tape(Tape::Full);
+        let solver = AltDiff::new(be.clone(), &problem, settings.clone()).unwrap();
+        let sol = solver.solve(problem.params()).unwrap();
+        assert_eq!(sol.tape_len(), sol.iterations());
+        let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
+        let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Unrolled).unwrap());
+        for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
+            let err = rel_diff(gt, e);
+            assert!(
+                err < 1e-10,
+                "{stopping:?}: unrolled VJP wrt {} differs from forward J'g by {err:e}",
+                param.name()
+            );
+        }
+        // with a mask-only tape the vector gradients are the same and the matrix ones absent
+        let light = AltDiff::new(
+            be.clone(),
+            &problem,
+            settings.clone().with_tape(Tape::Masks),
+        )
+        .unwrap();
+        let light_sol = light.solve(problem.params()).unwrap();
+        let grads = light.vjp(&light_sol, &g, VjpMode::Unrolled).unwrap();
+        assert!(grads.p.is_none() && grads.a.is_none() && grads.g.is_none());
+        assert_close(
+            "mask tape: grad q",
+            &host(be, &grads.q),
+            expected[0].col_major(),
+            1e-10,
+        );
+    }
+    let untaped = AltDiff::new(be.clone(), &problem, Settings::default()).unwrap();
+    let sol = untaped.solve(problem.params()).unwrap();
+    assert!(
+        matches!(
+            untaped.vjp(&sol, &g, VjpMode::Unrolled),
+            Err(Error::Request(_))
+        ),
+        "no tape, no unrolled VJP"
+    );
+}
+
+/// At convergence the implicit VJP equals the KKT VJP and `J'g` of the KKT Jacobians, and
+/// the matrix gradients are the OptNet closed forms.
+pub fn vjp_implicit_matches_kkt_and_closed_forms<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 6, 2, 5, 61);
+    let problem = Qp::from_host(be, &qp).unwrap();
+    let dims = problem.dims();
+    let solver = AltDiff::new(
+        be.clone(),
+        &problem,
+        tight().with_wrt(Wrt::all()).with_method(Method::Kkt),
+    )
+    .unwrap();
+    let sol = solver.solve(problem.params()).unwrap();
+    let g_host: Vec<f64> = (0..dims.n).map(|i| 1.0 - 0.3 * i as f64).collect();
+    let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
+    let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
+    for mode in [VjpMode::Implicit, VjpMode::Kkt] {
+        let got = grads_host(be, &solver.vjp(&sol, &g, mode).unwrap());
+        for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
+            let err = rel_diff(gt, e);
+            assert!(
+                err < 1e-8,
+                "{mode:?} VJP wrt {} differs from the KKT J'g by {err:e}",
+                param.name()
+            );
+        }
+    }
+    let bad = be
+        .mat_from_col_major(dims.n + 1, 1, &vec![0.0; dims.n + 1])
+        .unwrap();
+    assert!(matches!(
+        solver.vjp(&sol, &bad, VjpMode::Implicit),
+        Err(Error::Dimension {
+            field: Field::Seed,
+            ..
+        })
+    ));
+}
+
+/// `Method::Kkt` gives the converged Alt-Diff Jacobians (all six parameters) and agrees with
+/// the nalgebra oracle.
+pub fn kkt_method_matches_altdiff<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 6, 2, 5, 71);
+    let alt = solve(be, &qp, tight().with_wrt(Wrt::all()));
+    let kkt = solve(
+        be,
+        &qp,
+        tight().with_wrt(Wrt::all()).with_method(Method::Kkt),
+    );
+    assert!(
+        kkt.iterations <= alt.iterations,
+        "no tangent work slows KKT's forward solve"
+    );
+    for param in Param::ALL {
+        let err = rel_diff(kkt.jacobian(param).unwrap(), alt.jacobian(param).unwrap());
+        assert!(err < 1e-8, "KKT vs Alt-Diff dx/d{}: {err:e}", param.name());
+    }
+    let active = dual_active_set(&qp, &kkt.x, &kkt.nu);
+    for param in Param::VECTORS {
+        let err = rel_diff(
+            kkt.jacobian(param).unwrap(),
+            &kkt_jacobian(&qp, &active, param).unwrap(),
+        );
+        assert!(
+            err < 1e-9,
+            "KKT method vs nalgebra dx/d{}: {err:e}",
+            param.name()
+        );
+    }
+}
+
+/// A weakly active constraint (the unconstrained minimizer on the boundary: `s = 0`,
+/// `nu = 0`) is reported, and every derivative stays finite.
+pub fn degenerate_problem_reports_weakly_active<B: LinAlg<Real = f64>>(be: &B) {
+    // minimize 1/2 |x|^2 - x0 - x1  s.t.  x0 <= 1 (weakly active), x1 <= 0.5 (active)
+    let qp = HostQp {
+        p: HostMatrix::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 0.0 }),
+        q: vec![-1.0, -1.0],
+        a: HostMatrix::zeros(0, 2),
+        b: vec![],
+        g: HostMatrix::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 0.0 }),
+        h: vec![1.0, 0.5],
+    };
+    for method in [Method::AltDiff, Method::Kkt] {
+        let sol = solve(be, &qp, tight().with_method(method));
+        assert_eq!(sol.status, Status::Solved, "{method:?}");
+        assert_eq!(sol.weakly_active, vec![0], "{method:?}: weakly active rows");
+        for (param, j) in &sol.jacobians {
+            assert!(
+                j.col_major().iter().all(|v| v.is_finite()),
+                "{method:?}: dx/d{} finite",
+                param.name()
+            );
+        }
+        if method == Method::Kkt {
+            // convention: weakly active rows count as active, so dx0/dh0 = 1
+            assert!((sol.jacobian(Param::H).unwrap().get(0, 0) - 1.0).abs() < 1e-9);
+        }
+    }
+    let moved = perturbed(&qp, &zero_direction(&qp), 0.0);
+    assert_eq!(moved, qp);
 }

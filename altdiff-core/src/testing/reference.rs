@@ -142,6 +142,26 @@ impl LinAlg for RefBackend {
         Ok(())
     }
 
+    fn gemm_nt(
+        &self,
+        dst: &mut RefMat,
+        accum: Accum,
+        lhs: &RefMat,
+        rhs: &RefMat,
+        alpha: f64,
+    ) -> Result<()> {
+        assert_eq!(lhs.ncols, rhs.ncols, "gemm_nt: inner dimensions");
+        let rhs_t = RefMat::from_col_major(
+            rhs.ncols,
+            rhs.nrows,
+            (0..rhs.nrows)
+                .flat_map(|i| (0..rhs.ncols).map(move |l| (i, l)))
+                .map(|(i, l)| rhs.get(i, l))
+                .collect(),
+        );
+        self.apply(dst, accum, lhs, Trans::No, &rhs_t, alpha)
+    }
+
     fn factor(&self, p: &RefMat, a: &RefMat, g: &RefMat, rho: f64) -> Result<RefFactor> {
         let n = p.nrows;
         let mut h = p.clone();

@@ -1,0 +1,289 @@
+//! Reverse mode: vector-Jacobian products without forming a Jacobian.
+//!
+//! The tangent recursion is linear in the tangents once the masks `D_k = 1[s_{k+1} > 0]`
+//! are known, so its adjoint runs backwards through the same operators. With adjoints
+//! `L, N, S` of `dlam, dnu, ds` (zero after the last iteration) and `X = g` at the last
+//! iteration, each iteration `k = K-1 .. 0` is reversed as
+//!
+//! ```text
+//! X += rho G'N + rho A'L                 (the dual updates)
+//! t  = D_k (S + rho N)                   (the slack's mask)
+//! X -= G't
+//! y  = -H^-1 X                           (the x-update; H is symmetric)
+//! db_eff gets -rho L,  dh_eff gets t - rho N,  c gets y
+//! L += A y,  N += G y - t/rho,  S = rho G y
+//! ```
+//!
+//! and since `c = dq_eff - rho A'db_eff - rho G'dh_eff`, the gradients are
+//! `q = sum y`, `b = sum db_bar - rho A (sum y)`, `h = sum dh_bar - rho G (sum y)`. For the
+//! matrices (with `dq_eff = dP x + dA'u + dG'w`, `db_eff = db - dA x`, `dh_eff = dh - dG x`
+//! at the forward `x_{k+1}`, `u_k`, `w_k` of each iteration):
+//! `P += y x'`, `A += u y' + (rho A y - db_bar) x'`, `G += w y' + (rho G y - dh_bar) x'`.
+//!
+//! * [`VjpMode::Unrolled`]: the exact adjoint of the iterations run, from the tape.
+//! * [`VjpMode::Implicit`]: the same reverse iteration repeated at the final mask until it
+//!   converges: the adjoint of the fixed point, with the OptNet closed forms for `P`, `A`,
+//!   `G` (`P: (d x' + x d')/2`, `A: lam d' - (J_b'g) x'`, `G: nu d' - (J_h'g) x'`,
+//!   `d = J_q'g`).
+//! * [`VjpMode::Kkt`]: the adjoint of the reduced KKT system (see [`Method::Kkt`](crate::Method::Kkt)).
+
+use num_traits::{Float, One, Zero};
+
+use crate::{Accum, LinAlg, Real, Result, Trans};
+
+/// How [`AltDiff::vjp`](crate::AltDiff::vjp) computes `J'g`.
+///
+/// # Example
+/// ```
+/// use altdiff_core::VjpMode;
+/// assert_ne!(VjpMode::Unrolled, VjpMode::Implicit);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VjpMode {
+    /// The exact adjoint of the iterations run (needs [`Tape::Masks`](crate::Tape::Masks),
+    /// or [`Tape::Full`](crate::Tape::Full) for `P`, `A`, `G`); equals `J'g` of forward mode
+    /// for the same iterations, truncated or not. The start is treated as constant.
+    Unrolled,
+    /// The adjoint of the fixed point at the final active set (no tape; `O(n^2)` per
+    /// adjoint iteration, as many as the reverse iteration needs to converge).
+    Implicit,
+    /// The adjoint of the KKT conditions on the final active set, by one factorization of
+    /// the reduced KKT system.
+    Kkt,
+}
+
+/// The gradients `J'g` of a scalar loss with `dloss/dx = g`, one per parameter, in the
+/// parameter's shape. The matrix ones are absent when the mode cannot give them.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{AltDiff, Qp, Settings, VjpMode, testing::{RefBackend, tiny_qp}};
+/// use altdiff_core::LinAlg;
+/// let qp = Qp::from_host(&RefBackend, &tiny_qp())?;
+/// let solver = AltDiff::new(RefBackend, &qp, Settings::default())?;
+/// let sol = solver.solve(qp.params())?;
+/// let g = RefBackend.mat_from_col_major(3, 1, &[1.0, 0.0, 0.0])?;
+/// let grads = solver.vjp(&sol, &g, VjpMode::Implicit)?;
+/// // d x_0 / d b = 3/7
+/// assert!((RefBackend.to_col_major(&grads.b)?[0] - 3.0 / 7.0).abs() < 1e-4);
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Grads<B: LinAlg> {
+    /// `J_q'g` (n x 1).
+    pub q: B::Mat,
+    /// `J_b'g` (p x 1).
+    pub b: B::Mat,
+    /// `J_h'g` (m x 1).
+    pub h: B::Mat,
+    /// Gradient wrt `P` (n x n), symmetric.
+    pub p: Option<B::Mat>,
+    /// Gradient wrt `A` (p x n).
+    pub a: Option<B::Mat>,
+    /// Gradient wrt `G` (m x n).
+    pub g: Option<B::Mat>,
+}
+
+/// What the forward solve recorded for the unrolled VJP.
+#[derive(Clone, Debug)]
+pub(crate) struct TapeData<B: LinAlg> {
+    /// `1[s_{k+1} > 0]` of every iteration, as bits.
+    pub masks: Vec<Vec<u64>>,
+    /// `(x_{k+1}, u_k, w_k)` of every iteration ([`Tape::Full`](crate::Tape::Full)).
+    pub points: Vec<[B::Mat; 3]>,
+}
+
+/// Packs `1[v > 0]` into bits.
+pub(crate) fn mask_bits<T: Real>(values: &[T]) -> Vec<u64> {
+    let mut bits = vec![0u64; values.len().div_ceil(64)];
+    for (i, v) in values.iter().enumerate() {
+        if crate::kernels::keeps(*v) {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+    bits
+}
+
+/// Unpacks mask bits into a `0/1` vector of length `m` (`1` keeps).
+pub(crate) fn mask_values<T: Real>(bits: &[u64], m: usize) -> Vec<T> {
+    (0..m)
+        .map(|i| {
+            if bits[i / 64] >> (i % 64) & 1 == 1 {
+                T::one()
+            } else {
+                T::zero()
+            }
+        })
+        .collect()
+}
+
+/// The operators of the reverse iteration.
+pub(crate) struct Reverse<'a, B: LinAlg> {
+    pub backend: &'a B,
+    pub a: &'a B::Op,
+    pub g: &'a B::Op,
+    pub factor: &'a B::Factor,
+    pub rho: B::Real,
+}
+
+/// The adjoint state and the accumulated data adjoints.
+pub(crate) struct Adjoint<B: LinAlg> {
+    l: B::Mat,
+    n: B::Mat,
+    s: B::Mat,
+    /// `sum y` (the adjoint of `c`, hence of `dq_eff`).
+    pub c_sum: B::Mat,
+    /// `sum` of the adjoints of `db_eff`.
+    pub b_sum: B::Mat,
+    /// `sum` of the adjoints of `dh_eff`.
+    pub h_sum: B::Mat,
+    // scratch
+    x: B::Mat,
+    t: B::Mat,
+    /// The last `y` and data adjoints (for the matrix gradients and convergence tests).
+    pub y: B::Mat,
+    pub b_bar: B::Mat,
+    pub h_bar: B::Mat,
+}
+
+impl<B: LinAlg> Adjoint<B> {
+    pub fn new(backend: &B, n: usize, p: usize, m: usize) -> Result<Self> {
+        Ok(Self {
+            l: backend.zeros(p, 1)?,
+            n: backend.zeros(m, 1)?,
+            s: backend.zeros(m, 1)?,
+            c_sum: backend.zeros(n, 1)?,
+            b_sum: backend.zeros(p, 1)?,
+            h_sum: backend.zeros(m, 1)?,
+            x: backend.zeros(n, 1)?,
+            t: backend.zeros(m, 1)?,
+            y: backend.zeros(n, 1)?,
+            b_bar: backend.zeros(p, 1)?,
+            h_bar: backend.zeros(m, 1)?,
+        })
+    }
+}
+
+impl<B: LinAlg> Reverse<'_, B> {
+    /// Reverses one iteration with mask `mask` (`0/1`, m x 1); `seed` is `g` for the last
+    /// iteration of an unrolled run, `None` otherwise.
+    pub fn step(&self, adj: &mut Adjoint<B>, mask: &B::Mat, seed: Option<&B::Mat>) -> Result<()> {
+        let (be, one, zero, rho) = (self.backend, B::Real::one(), B::Real::zero(), self.rho);
+        // X = g (or 0) + rho G'N + rho A'L
+        match seed {
+            Some(g) => be.copy_from(&mut adj.x, g)?,
+            None => be.axpby(zero, &adj.y, zero, &mut adj.x)?,
+        }
+        be.apply(&mut adj.x, Accum::Add, self.g, Trans::Yes, &adj.n, rho)?;
+        be.apply(&mut adj.x, Accum::Add, self.a, Trans::Yes, &adj.l, rho)?;
+        // data adjoints of the dual updates
+        be.axpby(-rho, &adj.l, zero, &mut adj.b_bar)?;
+        be.axpby(-rho, &adj.n, zero, &mut adj.h_bar)?;
+        // t = D (S + rho N); X -= G't; h_bar += t
+        be.copy_from(&mut adj.t, &adj.s)?;
+        be.axpby(rho, &adj.n, one, &mut adj.t)?;
+        be.dproj_nonneg(mask, &mut adj.t)?;
+        be.apply(&mut adj.x, Accum::Add, self.g, Trans::Yes, &adj.t, -one)?;
+        be.axpby(one, &adj.t, one, &mut adj.h_bar)?;
+        // y = -H^-1 X
+        be.axpby(-one, &adj.x, zero, &mut adj.y)?;
+        be.solve_in_place(self.factor, &mut adj.y)?;
+        // new state: L += A y; N += G y - t/rho; S = rho G y
+        be.apply(&mut adj.l, Accum::Add, self.a, Trans::No, &adj.y, one)?;
+        be.apply(&mut adj.n, Accum::Add, self.g, Trans::No, &adj.y, one)?;
+        be.axpby(-one / rho, &adj.t, one, &mut adj.n)?;
+        be.apply(&mut adj.s, Accum::Replace, self.g, Trans::No, &adj.y, rho)?;
+        // sums
+        be.axpby(one, &adj.y, one, &mut adj.c_sum)?;
+        be.axpby(one, &adj.b_bar, one, &mut adj.b_sum)?;
+        be.axpby(one, &adj.h_bar, one, &mut adj.h_sum)
+    }
+
+    /// Adds one iteration's matrix gradients at the forward point `(x, u, w)`:
+    /// `P += y x'`, `A += u y' + (rho A y - b_bar) x'`, `G += w y' + (rho G y - h_bar) x'`
+    /// (the adjoints of `dq_eff = dP x + dA'u + dG'w`, of `db_eff = -dA x`, `dh_eff = -dG x`,
+    /// and of their `-rho A'db_eff`, `-rho G'dh_eff` inside `c`).
+    pub fn matrices(
+        &self,
+        adj: &Adjoint<B>,
+        point: [&B::Mat; 3],
+        grads: &mut [B::Mat; 3],
+        work: &mut [B::Mat; 2],
+    ) -> Result<()> {
+        let (be, one, rho) = (self.backend, B::Real::one(), self.rho);
+        let [x, u, w] = point;
+        let [gp, ga, gg] = grads;
+        be.gemm_nt(gp, Accum::Add, &adj.y, x, one)?;
+        let [ay, gy] = work;
+        // A: u y' + (rho A y - b_bar) x'
+        be.apply(ay, Accum::Replace, self.a, Trans::No, &adj.y, rho)?;
+        be.axpby(-one, &adj.b_bar, one, ay)?;
+        be.gemm_nt(ga, Accum::Add, u, &adj.y, one)?;
+        be.gemm_nt(ga, Accum::Add, ay, x, one)?;
+        // G: w y' + (rho G y - h_bar) x'
+        be.apply(gy, Accum::Replace, self.g, Trans::No, &adj.y, rho)?;
+        be.axpby(-one, &adj.h_bar, one, gy)?;
+        be.gemm_nt(gg, Accum::Add, w, &adj.y, one)?;
+        be.gemm_nt(gg, Accum::Add, gy, x, one)
+    }
+
+    /// The vector gradients from the sums: `q = sum y`, `b = sum b_bar - rho A sum y`,
+    /// `h = sum h_bar - rho G sum y`.
+    pub fn vector_grads(&self, adj: &Adjoint<B>) -> Result<(B::Mat, B::Mat, B::Mat)> {
+        let be = self.backend;
+        let mut b = adj.b_sum.clone();
+        be.apply(&mut b, Accum::Add, self.a, Trans::No, &adj.c_sum, -self.rho)?;
+        let mut h = adj.h_sum.clone();
+        be.apply(&mut h, Accum::Add, self.g, Trans::No, &adj.c_sum, -self.rho)?;
+        Ok((adj.c_sum.clone(), b, h))
+    }
+
+    /// Whether the last reverse step changed the sums by at most `tol` (relative).
+    pub fn settled(&self, adj: &Adjoint<B>, abs: B::Real, rel: B::Real) -> Result<bool> {
+        let be = self.backend;
+        let small = |step: &B::Mat, sum: &B::Mat| -> Result<bool> {
+            let d = be.norm_inf(step)?;
+            Ok(d.is_finite() && d <= abs + rel * be.norm_inf(sum)?)
+        };
+        Ok(small(&adj.y, &adj.c_sum)?
+            && small(&adj.b_bar, &adj.b_sum)?
+            && small(&adj.h_bar, &adj.h_sum)?)
+    }
+}
+
+/// The OptNet closed forms at a solution `(x, lam, nu)` from the vector gradients:
+/// `P = (d x' + x d')/2`, `A = lam d' - gb x'`, `G = nu d' - gh x'` with `d = gq`.
+pub(crate) fn closed_forms<B: LinAlg>(
+    backend: &B,
+    point: [&B::Mat; 3],
+    grads: [&B::Mat; 3],
+    dims: crate::QpDims,
+) -> Result<[B::Mat; 3]> {
+    let (be, one, half) = (backend, B::Real::one(), B::Real::of(0.5));
+    let [x, lam, nu] = point;
+    let [d, gb, gh] = grads;
+    let mut p = be.zeros(dims.n, dims.n)?;
+    be.gemm_nt(&mut p, Accum::Replace, d, x, half)?;
+    be.gemm_nt(&mut p, Accum::Add, x, d, half)?;
+    let mut a = be.zeros(dims.p, dims.n)?;
+    be.gemm_nt(&mut a, Accum::Replace, lam, d, one)?;
+    be.gemm_nt(&mut a, Accum::Add, gb, x, -one)?;
+    let mut g = be.zeros(dims.m, dims.n)?;
+    be.gemm_nt(&mut g, Accum::Replace, nu, d, one)?;
+    be.gemm_nt(&mut g, Accum::Add, gh, x, -one)?;
+    Ok([p, a, g])
+}
+
+/// `(M + M')/2` of a square block, on the host.
+pub(crate) fn symmetrize<B: LinAlg>(backend: &B, m: &B::Mat) -> Result<B::Mat> {
+    let (n, _) = backend.shape(m);
+    let v = backend.to_col_major(m)?;
+    let half = B::Real::of(0.5);
+    let sym: Vec<B::Real> = (0..n * n)
+        .map(|idx| (v[idx] + v[(idx % n) * n + idx / n]) * half)
+        .collect();
+    backend.mat_from_col_major(n, n, &sym)
+}

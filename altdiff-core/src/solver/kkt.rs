@@ -1,0 +1,146 @@
+//! Implicit differentiation of the KKT conditions on the active set ([`Method::Kkt`](crate::Method::Kkt)).
+//!
+//! With `C = [A; G_act]` (the equalities and the active inequalities, `r` rows), the
+//! derivative `(dx, dy)` of the solution and of the active duals solves
+//!
+//! ```text
+//! [P  C'] [dx]   [-f]      f = dq_eff = dq + dP x + dA'lam + dG'nu
+//! [C  0 ] [dy] = [ e]      e = [db - dA x; (dh - dG x)_act]
+//! ```
+//!
+//! It is solved with the backend's own operations: `H_C = P + rho C'C` (positive definite
+//! when `P` is on the null space of `C`) factored once, the Schur complement
+//! `S = C H_C^-1 C'` (`r x r`, positive definite when `C` has full row rank) factored once,
+//! then `dy = S^-1 (C H_C^-1 f' - e)` and `dx = H_C^-1 (f' - C'dy)` with `f' = -f + rho C'e`.
+//! The adjoint uses the same factors, since the KKT matrix is symmetric.
+
+use num_traits::{One, Zero};
+
+use crate::{Accum, Error, LinAlg, QpDims, Real, Result, Trans};
+
+/// The factored reduced KKT system at an active set.
+pub(crate) struct KktSystem<B: LinAlg> {
+    c: B::Op,
+    h_c: B::Factor,
+    schur: B::Factor,
+    active: Vec<usize>,
+    rho: B::Real,
+}
+
+impl<B: LinAlg> KktSystem<B> {
+    /// Factors the system for the inequalities `active` (indices).
+    ///
+    /// # Errors
+    /// [`Error::SingularKkt`] when the rows of `C` are linearly dependent.
+    pub fn new(
+        backend: &B,
+        ops: [&B::Op; 3],
+        active: Vec<usize>,
+        rho: B::Real,
+        dims: QpDims,
+    ) -> Result<Self> {
+        let [p, a, g] = ops;
+        let (n, r) = (dims.n, dims.p + active.len());
+        let a_data = backend.op_to_col_major(a)?;
+        let g_data = backend.op_to_col_major(g)?;
+        let entry = |row: usize, col: usize| -> B::Real {
+            if row < dims.p {
+                a_data[col * dims.p + row]
+            } else {
+                g_data[col * dims.m + active[row - dims.p]]
+            }
+        };
+        let mut c_data = Vec::with_capacity(r * n);
+        let mut g_act = Vec::with_capacity(active.len() * n);
+        for col in 0..n {
+            c_data.extend((0..r).map(|row| entry(row, col)));
+            g_act.extend((dims.p..r).map(|row| entry(row, col)));
+        }
+        let c = backend.op_from_col_major(r, n, &c_data)?;
+        let g_act = backend.op_from_col_major(active.len(), n, &g_act)?;
+        let h_c = backend.factor(p, a, &g_act, rho)?;
+        // S = C H_C^-1 C'
+        let ct: Vec<B::Real> = (0..r)
+            .flat_map(|row| (0..n).map(move |col| (row, col)))
+            .map(|(row, col)| entry(row, col))
+            .collect();
+        let mut x = backend.mat_from_col_major(n, r, &ct)?;
+        backend.solve_in_place(&h_c, &mut x)?;
+        let mut s = backend.zeros(r, r)?;
+        backend.apply(&mut s, Accum::Replace, &c, Trans::No, &x, B::Real::one())?;
+        let s_op = backend.op_from_col_major(r, r, &backend.to_col_major(&s)?)?;
+        let none = backend.op_from_col_major(0, r, &[])?;
+        let schur = backend
+            .factor(&s_op, &none, &none, B::Real::zero())
+            .map_err(|err| match err {
+                Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: r },
+                other => other,
+            })?;
+        Ok(Self {
+            c,
+            h_c,
+            schur,
+            active,
+            rho,
+        })
+    }
+
+    /// The active inequalities.
+    pub fn active(&self) -> &[usize] {
+        &self.active
+    }
+
+    /// Solves `[P C'; C 0] [dx; dy] = [-f; e]` for blocks `f` (n x k), `e` (r x k).
+    pub fn solve(&self, backend: &B, f: &B::Mat, e: &B::Mat) -> Result<(B::Mat, B::Mat)> {
+        let (one, zero) = (B::Real::one(), B::Real::zero());
+        let mut fp = f.clone();
+        backend.axpby(-one, f, zero, &mut fp)?;
+        backend.apply(&mut fp, Accum::Add, &self.c, Trans::Yes, e, self.rho)?;
+        let mut t = fp.clone();
+        backend.solve_in_place(&self.h_c, &mut t)?;
+        let mut dy = e.clone();
+        backend.apply(&mut dy, Accum::Replace, &self.c, Trans::No, &t, one)?;
+        backend.axpby(-one, e, one, &mut dy)?;
+        backend.solve_in_place(&self.schur, &mut dy)?;
+        backend.apply(&mut fp, Accum::Add, &self.c, Trans::Yes, &dy, -one)?;
+        backend.solve_in_place(&self.h_c, &mut fp)?;
+        Ok((fp, dy))
+    }
+
+    /// Stacks `[b; h_act]` (r x k) from `b` (p x k) and `h` (m x k).
+    pub fn stack(&self, backend: &B, b: &B::Mat, h: &B::Mat) -> Result<B::Mat> {
+        let (p, k) = backend.shape(b);
+        let m = backend.shape(h).0;
+        let (bv, hv) = (backend.to_col_major(b)?, backend.to_col_major(h)?);
+        let r = p + self.active.len();
+        let mut e = Vec::with_capacity(r * k);
+        for col in 0..k {
+            e.extend_from_slice(&bv[col * p..(col + 1) * p]);
+            e.extend(self.active.iter().map(|&i| hv[col * m + i]));
+        }
+        backend.mat_from_col_major(r, k, &e)
+    }
+
+    /// Splits `dy` (r x 1) into the equality part (p x 1) and the inequality part scattered
+    /// to all `m` rows (zero on the inactive ones).
+    pub fn split(&self, backend: &B, dy: &B::Mat, dims: QpDims) -> Result<(B::Mat, B::Mat)> {
+        let v = backend.to_col_major(dy)?;
+        let mut h = vec![B::Real::zero(); dims.m];
+        for (slot, &i) in self.active.iter().enumerate() {
+            h[i] = v[dims.p + slot];
+        }
+        Ok((
+            backend.mat_from_col_major(dims.p, 1, &v[..dims.p])?,
+            backend.mat_from_col_major(dims.m, 1, &h)?,
+        ))
+    }
+}
+
+/// The `0/1`-free helper: indices `i` with `s_i <= 0` (the mask rule's active set).
+pub(crate) fn active_indices<T: Real>(s: &[T]) -> Vec<usize> {
+    s.iter()
+        .enumerate()
+        .filter(|(_, v)| !crate::kernels::keeps(**v))
+        .map(|(i, _)| i)
+        .collect()
+}
