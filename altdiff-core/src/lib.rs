@@ -84,7 +84,7 @@
 //! ```
 //!
 //! It compares every operation with the reference backend
-//! ([`testing::RefBackend`], the worked example: column-major `Vec<f64>` and a textbook
+//! (`testing::RefBackend`, the worked example: column-major `Vec<f64>` and a textbook
 //! Cholesky) on edge shapes, and checks end-to-end solutions against known iterates, the KKT
 //! oracle, finite differences and clarabel.
 //!
