@@ -35,7 +35,7 @@ pub enum Accum {
 /// caller, and implementations may panic on it (document it under `# Panics`). Every method
 /// returns [`Result`] because device backends can fail for real (memory, driver).
 ///
-/// See the crate docs, "Writing a backend", and [`crate::testing`] (feature `testing`) for
+/// See the crate docs, "Writing a backend", and `altdiff_core::testing` (feature `testing`) for
 /// the reference implementation and the conformance suite every backend must pass.
 ///
 /// # Example
