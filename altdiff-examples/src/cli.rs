@@ -1,6 +1,6 @@
 //! Command-line options shared by the subcommands of `altdiff`.
 
-use altdiff_core::{Param, Settings, StoppingRule};
+use altdiff_core::{Method, Param, Settings, StoppingRule, VjpMode};
 
 /// A parameter named on the command line.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -14,6 +14,15 @@ pub enum ParamArg {
     /// The inequality right-hand side `h`.
     #[value(name = "h")]
     H,
+    /// The quadratic cost `P` (Jacobian n x n^2).
+    #[value(name = "P")]
+    P,
+    /// The equality matrix `A` (Jacobian n x pn).
+    #[value(name = "A")]
+    A,
+    /// The inequality matrix `G` (Jacobian n x mn).
+    #[value(name = "G")]
+    G,
 }
 
 impl From<ParamArg> for Param {
@@ -22,6 +31,47 @@ impl From<ParamArg> for Param {
             ParamArg::Q => Param::Q,
             ParamArg::B => Param::B,
             ParamArg::H => Param::H,
+            ParamArg::P => Param::P,
+            ParamArg::A => Param::A,
+            ParamArg::G => Param::G,
+        }
+    }
+}
+
+/// `--method altdiff|kkt`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Alt-Diff: derivatives iterated alongside ADMM.
+    Altdiff,
+    /// Implicit differentiation of the KKT conditions at the ADMM solution.
+    Kkt,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Altdiff => Method::AltDiff,
+            MethodArg::Kkt => Method::Kkt,
+        }
+    }
+}
+
+/// `--vjp-mode unrolled|implicit`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum VjpModeArg {
+    /// The exact adjoint of the iterations run (records a tape).
+    Unrolled,
+    /// The adjoint of the fixed point at the final active set.
+    Implicit,
+}
+
+impl VjpModeArg {
+    /// The library mode; with `--method kkt` the VJP is the KKT adjoint.
+    pub fn mode(self, method: MethodArg) -> VjpMode {
+        match (method, self) {
+            (MethodArg::Kkt, _) => VjpMode::Kkt,
+            (MethodArg::Altdiff, VjpModeArg::Unrolled) => VjpMode::Unrolled,
+            (MethodArg::Altdiff, VjpModeArg::Implicit) => VjpMode::Implicit,
         }
     }
 }
@@ -80,6 +130,9 @@ pub struct SolverArgs {
     /// Stopping rule: residual, objective:TOL (the paper's, 1e-3 there), x:TOL, fixed:K.
     #[arg(long, default_value = "residual")]
     pub stop: StopArg,
+    /// How derivatives are computed.
+    #[arg(long, value_enum, default_value_t = MethodArg::Altdiff)]
+    pub method: MethodArg,
 }
 
 impl SolverArgs {

@@ -24,7 +24,7 @@ pub enum CliError {
         source: std::io::Error,
     },
     /// A file is not valid JSON of the expected shape.
-    #[error("{path}: malformed problem file: {source}")]
+    #[error("{path}: malformed JSON input: {source}")]
     Json {
         /// The file.
         path: PathBuf,

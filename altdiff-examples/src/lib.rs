@@ -13,6 +13,7 @@
 pub mod backends;
 pub mod cli;
 pub mod demo;
+pub mod derivatives;
 mod error;
 pub mod problem_file;
 

@@ -132,6 +132,64 @@ pub struct ResultFile {
     /// `dx/dh` (n x m), when asked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dx_dh: Option<Vec<Vec<f64>>>,
+    /// `dx/dP` (n x n^2, column `i n + j` for `P_ij`), when asked.
+    #[serde(rename = "dx_dP", skip_serializing_if = "Option::is_none", default)]
+    pub dx_dp: Option<Vec<Vec<f64>>>,
+    /// `dx/dA` (n x pn), when asked.
+    #[serde(rename = "dx_dA", skip_serializing_if = "Option::is_none", default)]
+    pub dx_da: Option<Vec<Vec<f64>>>,
+    /// `dx/dG` (n x mn), when asked.
+    #[serde(rename = "dx_dG", skip_serializing_if = "Option::is_none", default)]
+    pub dx_dg: Option<Vec<Vec<f64>>>,
+    /// Inequalities with slack and dual both zero within the tolerance.
+    #[serde(default)]
+    pub weakly_active: Vec<usize>,
+    /// `J'g` for `--vjp GRAD.json`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vjp: Option<VjpFile>,
+}
+
+/// The `"vjp"` object of the result: the gradient wrt every parameter, in its shape.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VjpFile {
+    /// wrt `q`.
+    pub q: Vec<f64>,
+    /// wrt `b`.
+    pub b: Vec<f64>,
+    /// wrt `h`.
+    pub h: Vec<f64>,
+    /// wrt `P` (symmetric), rows.
+    #[serde(rename = "P", skip_serializing_if = "Option::is_none", default)]
+    pub p: Option<Vec<Vec<f64>>>,
+    /// wrt `A`, rows.
+    #[serde(rename = "A", skip_serializing_if = "Option::is_none", default)]
+    pub a: Option<Vec<Vec<f64>>>,
+    /// wrt `G`, rows.
+    #[serde(rename = "G", skip_serializing_if = "Option::is_none", default)]
+    pub g: Option<Vec<Vec<f64>>>,
+}
+
+/// Reads a JSON array of numbers (a gradient `dloss/dx`).
+///
+/// # Errors
+/// [`CliError::Io`] or [`CliError::Json`].
+///
+/// # Example
+/// ```
+/// let path = std::env::temp_dir().join("altdiff-doc-grad.json");
+/// std::fs::write(&path, "[1, 0.5]").unwrap();
+/// assert_eq!(altdiff_examples::problem_file::read_vector(&path)?, vec![1.0, 0.5]);
+/// # Ok::<(), altdiff_examples::CliError>(())
+/// ```
+pub fn read_vector(path: &Path) -> Result<Vec<f64>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| CliError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl From<&HostSolution> for ResultFile {
@@ -150,6 +208,11 @@ impl From<&HostSolution> for ResultFile {
             dx_dq: jac(Param::Q),
             dx_db: jac(Param::B),
             dx_dh: jac(Param::H),
+            dx_dp: jac(Param::P),
+            dx_da: jac(Param::A),
+            dx_dg: jac(Param::G),
+            weakly_active: sol.weakly_active.clone(),
+            vjp: None,
         }
     }
 }

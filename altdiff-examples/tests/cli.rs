@@ -286,3 +286,117 @@ fn problem_file_round_trips() {
         qp
     );
 }
+
+#[test]
+fn kkt_method_matrix_jacobians_and_vjps() {
+    let path = write("tiny-vjp.json", TINY);
+    let grad = write("grad.json", "[1, 0, 0]");
+    let tight = ["--eps-abs", "1e-10", "--eps-rel", "1e-10"];
+    let mut vjps = Vec::new();
+    for (method, mode) in [
+        ("altdiff", "unrolled"),
+        ("altdiff", "implicit"),
+        ("kkt", "unrolled"),
+    ] {
+        let mut args = vec![
+            "solve",
+            path.to_str().unwrap(),
+            "--method",
+            method,
+            "--vjp",
+            grad.to_str().unwrap(),
+            "--vjp-mode",
+            mode,
+            "--wrt",
+            "b,P,G",
+        ];
+        args.extend(tight);
+        let (code, r) = solve_json(&args);
+        assert_eq!((code, r.status.as_str()), (0, "solved"), "{method} {mode}");
+        let dx_dp = r.dx_dp.as_ref().expect("dx_dP");
+        assert_eq!((dx_dp.len(), dx_dp[0].len()), (3, 9), "dx/dP is n x n^2");
+        assert_eq!(
+            r.dx_dg.as_ref().map(|m| m[0].len()),
+            Some(6),
+            "dx/dG is n x mn"
+        );
+        let vjp = r.vjp.clone().expect("vjp");
+        // g = e_0: J_b'g = dx0/db = 3/7
+        assert!(
+            (vjp.b[0] - 3.0 / 7.0).abs() < 1e-7,
+            "{method} {mode}: {vjp:?}"
+        );
+        let p = vjp.p.clone().expect("grad P");
+        assert!((p[0][1] - p[1][0]).abs() < 1e-12, "grad P is symmetric");
+        // grad G = nu d' - (J_h'g) x': row 0 with nu0 = 1.75, d = J_q'g = (-2/7, 0, 2/7)
+        let g = vjp.g.clone().expect("grad G");
+        assert!(
+            (g[0][0] - 1.75 * (-2.0 / 7.0)).abs() < 1e-6,
+            "{method} {mode}: {g:?}"
+        );
+        vjps.push(vjp);
+    }
+    for v in &vjps[1..] {
+        for (a, b) in v.q.iter().zip(&vjps[0].q) {
+            assert!(
+                (a - b).abs() < 1e-7,
+                "unrolled, implicit and KKT agree at convergence"
+            );
+        }
+    }
+    let short = write("grad-short.json", "[1, 0]");
+    let out = altdiff(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--vjp",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let bad = write("grad-bad.json", "{\"g\": 1}");
+    let out = altdiff(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--vjp",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed"));
+}
+
+#[test]
+fn derivatives_table_lists_every_mode_with_small_errors() {
+    let out = altdiff(&[
+        "derivatives",
+        "--n",
+        "30",
+        "--repeats",
+        "1",
+        "--backend",
+        "faer",
+        "--eps-abs",
+        "1e-9",
+        "--eps-rel",
+        "1e-9",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for what in [
+        "Alt-Diff forward",
+        "Jacobian q,b,h: KKT",
+        "VJP: unrolled",
+        "VJP: implicit",
+        "VJP: KKT adjoint",
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what} row in {stdout}"));
+        let err: f64 = row.split_whitespace().last().unwrap().parse().unwrap();
+        assert!(err < 1e-5, "{what}: J'g error {err} in {row}");
+    }
+}

@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use altdiff_core::testing::Generator;
-use altdiff_core::{AltDiff, HostQp, HostSolution, LinAlg, Param, Qp, Settings, Wrt};
+use altdiff_core::{
+    AltDiff, HostQp, HostSolution, LinAlg, Param, Qp, Settings, Tape, VjpMode, Wrt,
+};
 use altdiff_examples::CliError;
 use altdiff_examples::backends::{BackendJob, BackendKind};
-use altdiff_examples::cli::{ParamArg, SolverArgs};
+use altdiff_examples::cli::{ParamArg, SolverArgs, VjpModeArg};
 use altdiff_examples::demo::{DemoConfig, DemoRow};
-use altdiff_examples::problem_file::{ProblemFile, ResultFile};
+use altdiff_examples::derivatives::{DerivativeRow, DerivativesJob};
+use altdiff_examples::problem_file::{ProblemFile, ResultFile, VjpFile, read_vector};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -32,6 +35,9 @@ enum Command {
     Solve(SolveArgs),
     /// Solve a random QP, compare the Jacobian with the exact KKT one, time it.
     Demo(DemoArgs),
+    /// Time every derivative mode (forward Jacobians, KKT, unrolled / implicit / KKT VJPs)
+    /// on one random QP (same options as demo).
+    Derivatives(DemoArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,9 +47,17 @@ struct SolveArgs {
     /// The backend (those compiled in).
     #[arg(long, value_enum, default_value_t = BackendKind::compiled()[0])]
     backend: BackendKind,
-    /// Jacobians to compute: any of q,b,h.
+    /// Jacobians to compute: any of q,b,h,P,A,G (a matrix M gives n x (rows*cols), column
+    /// i*cols + j for M_ij).
     #[arg(long, value_enum, value_delimiter = ',')]
     wrt: Vec<ParamArg>,
+    /// A gradient dloss/dx (JSON array of n numbers): adds "vjp" with J'g for every
+    /// parameter to the result.
+    #[arg(long)]
+    vjp: Option<PathBuf>,
+    /// How the VJP is computed (with --method kkt it is the KKT adjoint).
+    #[arg(long, value_enum, default_value_t = VjpModeArg::Unrolled)]
+    vjp_mode: VjpModeArg,
     #[command(flatten)]
     solver: SolverArgs,
     /// Write the result here instead of stdout.
@@ -97,6 +111,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Solve(args) => solve(args),
         Command::Demo(args) => demo(args),
+        Command::Derivatives(args) => derivatives(args),
     };
     match result {
         Ok(code) => code,
@@ -110,25 +125,88 @@ fn main() -> ExitCode {
 struct SolveJob<'a> {
     qp: &'a HostQp,
     settings: Settings,
+    vjp: Option<(&'a [f64], VjpMode)>,
 }
 
 impl BackendJob for SolveJob<'_> {
-    type Output = HostSolution;
+    type Output = (HostSolution, Option<VjpFile>);
 
-    fn run<B: LinAlg<Real = f64>>(self, backend: B) -> Result<HostSolution, CliError> {
+    fn run<B: LinAlg<Real = f64>>(self, backend: B) -> Result<Self::Output, CliError> {
         let problem = Qp::from_host(&backend, self.qp)?;
-        let solution =
-            AltDiff::new(backend.clone(), &problem, self.settings)?.solve(problem.params())?;
-        Ok(solution.to_host(&backend)?)
+        let solver = AltDiff::new(backend.clone(), &problem, self.settings)?;
+        let solution = solver.solve(problem.params())?;
+        let vjp = match self.vjp {
+            Some((g, mode)) => {
+                let n = g.len();
+                let g = backend.mat_from_col_major(n, 1, g)?;
+                let grads = solver.vjp(&solution, &g, mode)?;
+                let dims = problem_dims(self.qp);
+                let vector = |m: &B::Mat| backend.to_col_major(m);
+                let rows =
+                    |m: &Option<B::Mat>, r: usize| -> Result<Option<Vec<Vec<f64>>>, CliError> {
+                        let Some(m) = m else { return Ok(None) };
+                        let v = backend.to_col_major(m)?;
+                        Ok(Some(
+                            (0..r)
+                                .map(|i| (0..dims.n).map(|j| v[j * r + i]).collect())
+                                .collect(),
+                        ))
+                    };
+                Some(VjpFile {
+                    q: vector(&grads.q)?,
+                    b: vector(&grads.b)?,
+                    h: vector(&grads.h)?,
+                    p: rows(&grads.p, dims.n)?,
+                    a: rows(&grads.a, dims.p)?,
+                    g: rows(&grads.g, dims.m)?,
+                })
+            }
+            None => None,
+        };
+        Ok((solution.to_host(&backend)?, vjp))
+    }
+}
+
+fn problem_dims(qp: &HostQp) -> altdiff_core::QpDims {
+    altdiff_core::QpDims {
+        n: qp.q.len(),
+        p: qp.b.len(),
+        m: qp.h.len(),
     }
 }
 
 fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
     let qp = ProblemFile::read(&args.problem)?.to_host()?;
     let wrt: Wrt = args.wrt.iter().map(|&p| Param::from(p)).collect();
-    let settings = args.solver.settings().with_wrt(wrt);
-    let solution = args.backend.run(SolveJob { qp: &qp, settings })?;
-    let json = serde_json::to_string_pretty(&ResultFile::from(&solution)).expect("serializable");
+    let mode = args.vjp_mode.mode(args.solver.method);
+    let mut settings = args.solver.settings().with_wrt(wrt);
+    let grad = match &args.vjp {
+        Some(path) => {
+            let g = read_vector(path)?;
+            if g.len() != qp.q.len() {
+                return Err(CliError::Usage(format!(
+                    "{}: the gradient has {} entries, x has {}",
+                    path.display(),
+                    g.len(),
+                    qp.q.len()
+                )));
+            }
+            if mode == VjpMode::Unrolled {
+                settings = settings.with_tape(Tape::Full);
+            }
+            Some(g)
+        }
+        None => None,
+    };
+    let job = SolveJob {
+        qp: &qp,
+        settings,
+        vjp: grad.as_deref().map(|g| (g, mode)),
+    };
+    let (solution, vjp) = args.backend.run(job)?;
+    let mut result = ResultFile::from(&solution);
+    result.vjp = vjp;
+    let json = serde_json::to_string_pretty(&result).expect("serializable");
     match &args.out {
         Some(path) => std::fs::write(path, json + "\n").map_err(|source| CliError::Io {
             path: path.clone(),
@@ -147,7 +225,44 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
+fn derivatives(args: DemoArgs) -> Result<ExitCode, CliError> {
+    let backends = backends_of(&args);
+    let config = demo_config(args)?;
+    println!(
+        "altdiff derivatives: n = {}, n_eq = {}, n_ineq = {}, seed = {}, stop = {:?}, rho = {}, median of {} runs",
+        config.n,
+        config.n_eq,
+        config.n_ineq,
+        config.seed,
+        config.settings.stopping,
+        config.settings.rho,
+        config.repeats
+    );
+    println!(
+        "solve s: the solve with what it carries (Jacobians) or records (tape); after s: the derivative work after it; J'g relerr: vs the KKT Jacobians' J'g on (q, b, h)\n"
+    );
+    let qp = config.problem();
+    println!("{}", DerivativeRow::header());
+    for backend in backends {
+        for row in backend.run(DerivativesJob {
+            config: &config,
+            qp: &qp,
+        })? {
+            println!("{}", row.line());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backends_of(args: &DemoArgs) -> Vec<BackendKind> {
+    if args.backend.is_empty() {
+        BackendKind::compiled().to_vec()
+    } else {
+        args.backend.clone()
+    }
+}
+
+fn demo_config(args: DemoArgs) -> Result<DemoConfig, CliError> {
     let config = DemoConfig {
         n: args.n,
         n_eq: args.n_eq.unwrap_or(args.n / 2),
@@ -162,17 +277,23 @@ fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         timing_iterations: args.timing_iterations,
         repeats: args.repeats,
     };
+    if config.wrt.is_matrix() {
+        return Err(CliError::Usage(
+            "demo differentiates q, b or h (see `altdiff solve --wrt` for P, A, G)".into(),
+        ));
+    }
     if config.n == 0 || config.n_eq >= config.n {
         return Err(CliError::Usage(format!(
             "need 0 < n_eq < n, got n = {}, n_eq = {}",
             config.n, config.n_eq
         )));
     }
-    let backends = if args.backend.is_empty() {
-        BackendKind::compiled().to_vec()
-    } else {
-        args.backend
-    };
+    Ok(config)
+}
+
+fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
+    let backends = backends_of(&args);
+    let config = demo_config(args)?;
     println!(
         "altdiff demo: {:?} generator, n = {}, n_eq = {}, n_ineq = {}, seed = {}, theta = {}, stop = {:?}, rho = {}",
         config.generator,
