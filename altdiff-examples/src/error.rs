@@ -32,6 +32,14 @@ pub enum CliError {
         #[source]
         source: serde_json::Error,
     },
+    /// A file's content is malformed (other than JSON).
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The problem or settings were rejected by the library.
     #[error(transparent)]
     Core(#[from] altdiff_core::Error),

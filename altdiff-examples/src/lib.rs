@@ -15,6 +15,7 @@ pub mod cli;
 pub mod demo;
 pub mod derivatives;
 mod error;
+pub mod npz_file;
 pub mod problem_file;
 
 pub use error::CliError;

@@ -102,6 +102,21 @@ impl ProblemFile {
     }
 }
 
+/// Reads a problem from a `.json` or `.npz` file (by extension; JSON otherwise).
+///
+/// # Errors
+/// As [`ProblemFile::read`] and [`crate::npz_file::read_npz`], then validation.
+pub fn read_problem(path: &Path) -> Result<HostQp, CliError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+    {
+        crate::npz_file::read_npz(path)
+    } else {
+        ProblemFile::read(path)?.to_host()
+    }
+}
+
 /// The result JSON of `altdiff solve`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ResultFile {

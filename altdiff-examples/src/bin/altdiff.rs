@@ -15,7 +15,7 @@ use altdiff_examples::backends::{BackendJob, BackendKind};
 use altdiff_examples::cli::{ParamArg, SolverArgs, VjpModeArg};
 use altdiff_examples::demo::{DemoConfig, DemoRow};
 use altdiff_examples::derivatives::{DerivativeRow, DerivativesJob};
-use altdiff_examples::problem_file::{ProblemFile, ResultFile, VjpFile, read_vector};
+use altdiff_examples::problem_file::{ResultFile, VjpFile, read_problem, read_vector};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -42,7 +42,8 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct SolveArgs {
-    /// The problem: JSON with P, q and optionally A, b, G, h (row-major nested arrays).
+    /// The problem: JSON with P, q and optionally A, b, G, h (row-major nested arrays), or
+    /// a NumPy .npz from numpy.savez(FILE, P=P, q=q, A=A, b=b, G=G, h=h).
     problem: PathBuf,
     /// The backend (those compiled in).
     #[arg(long, value_enum, default_value_t = BackendKind::compiled()[0])]
@@ -176,7 +177,7 @@ fn problem_dims(qp: &HostQp) -> altdiff_core::QpDims {
 }
 
 fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
-    let qp = ProblemFile::read(&args.problem)?.to_host()?;
+    let qp = read_problem(&args.problem)?;
     let wrt: Wrt = args.wrt.iter().map(|&p| Param::from(p)).collect();
     let mode = args.vjp_mode.mode(args.solver.method);
     let mut settings = args.solver.settings().with_wrt(wrt);

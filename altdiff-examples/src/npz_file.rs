@@ -1,0 +1,149 @@
+//! NumPy `.npz` problem files: `numpy.savez(FILE, P=P, q=q, A=A, b=b, G=G, h=h)`.
+//!
+//! Arrays may be little- or big-endian floats (`f4`, `f8`), signed or unsigned integers or
+//! booleans, in C or Fortran order, compressed (`savez_compressed`) or not. `A`/`b` and
+//! `G`/`h` may be absent or empty; vectors may be stored as `(n,)`, `(n, 1)` or `(1, n)`.
+
+use std::path::Path;
+
+use altdiff_core::{Field, HostMatrix, HostQp};
+use npyz::{DType, NpyFile, Order, TypeChar};
+
+use crate::CliError;
+
+/// Reads a problem from an `.npz` archive and validates it.
+///
+/// # Errors
+/// [`CliError::Io`] for an unreadable file, [`CliError::Format`] for a malformed archive,
+/// array or dtype, [`CliError::Core`] for a problem with bad shapes or values.
+pub fn read_npz(path: &Path) -> Result<HostQp, CliError> {
+    let format = |message: String| CliError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut archive = npyz::npz::NpzArchive::open(path)
+        .map_err(|e| format(format!("not a readable .npz archive: {e}")))?;
+    let mut array = |name: &str| -> Result<Option<(Vec<u64>, Vec<f64>)>, CliError> {
+        let file = archive
+            .by_name(name)
+            .map_err(|e| format(format!("array {name}: {e}")))?;
+        file.map(|f| read_array(f).map_err(|e| format(format!("array {name}: {e}"))))
+            .transpose()
+    };
+    let p = array("P")?.ok_or_else(|| format("missing array P".into()))?;
+    let q = array("q")?.ok_or_else(|| format("missing array q".into()))?;
+    let (a, b, g, h) = (array("A")?, array("b")?, array("G")?, array("h")?);
+    let matrix = |field: Field, array| matrix(field, array).map_err(format);
+    let p = matrix(Field::P, p)?;
+    let n = p.nrows();
+    let qp = HostQp {
+        q: vector(q),
+        a: a.map_or(Ok(HostMatrix::zeros(0, n)), |a| matrix(Field::A, a))?
+            .or_empty_rows(n),
+        b: b.map(vector).unwrap_or_default(),
+        g: g.map_or(Ok(HostMatrix::zeros(0, n)), |g| matrix(Field::G, g))?
+            .or_empty_rows(n),
+        h: h.map(vector).unwrap_or_default(),
+        p,
+    };
+    qp.validate()?;
+    Ok(qp)
+}
+
+/// The array's shape and its entries as `f64`, in row-major (C) order.
+fn read_array<R: std::io::Read>(file: NpyFile<R>) -> Result<(Vec<u64>, Vec<f64>), String> {
+    let shape = file.shape().to_vec();
+    let order = file.order();
+    let DType::Plain(ty) = file.dtype() else {
+        return Err("structured dtypes are not supported".into());
+    };
+    let err = |e: std::io::Error| e.to_string();
+    let data: Vec<f64> = match (ty.type_char(), ty.num_bytes()) {
+        (TypeChar::Float, Some(8)) => file.into_vec::<f64>().map_err(err)?,
+        (TypeChar::Float, Some(4)) => file
+            .into_vec::<f32>()
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Int, Some(8)) => file
+            .into_vec::<i64>()
+            .map_err(err)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        (TypeChar::Int, Some(4)) => file
+            .into_vec::<i32>()
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Int, Some(2)) => file
+            .into_vec::<i16>()
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Int, Some(1)) => file
+            .into_vec::<i8>()
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Uint, Some(8)) => file
+            .into_vec::<u64>()
+            .map_err(err)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        (TypeChar::Uint, Some(4)) => file
+            .into_vec::<u32>()
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Uint, Some(2)) => file
+            .into_vec::<u16>()
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Uint, Some(1)) => file
+            .into_vec::<u8>()
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Bool, _) => file
+            .into_vec::<bool>()
+            .map_err(err)?
+            .into_iter()
+            .map(|v| f64::from(u8::from(v)))
+            .collect(),
+        _ => return Err(format!("unsupported dtype {ty}")),
+    };
+    let data = match (order, shape.as_slice()) {
+        (Order::Fortran, &[r, c]) => {
+            let (r, c) = (r as usize, c as usize);
+            (0..r * c).map(|k| data[(k % c) * r + k / c]).collect()
+        }
+        _ => data,
+    };
+    Ok((shape, data))
+}
+
+/// A 2-D array (or an empty one of any rank) as a matrix.
+fn matrix(field: Field, (shape, data): (Vec<u64>, Vec<f64>)) -> Result<HostMatrix, String> {
+    match shape.as_slice() {
+        &[r, c] => HostMatrix::from_row_major(field, r as usize, c as usize, &data)
+            .map_err(|e| e.to_string()),
+        _ if data.is_empty() => Ok(HostMatrix::zeros(0, 0)),
+        other => Err(format!("array {field} must be 2-D, got shape {other:?}")),
+    }
+}
+
+/// A vector from any shape with at most one dimension above 1 (`(n,)`, `(n, 1)`, `(1, n)`);
+/// other shapes are flattened, and the problem's validation reports the length.
+fn vector((_, data): (Vec<u64>, Vec<f64>)) -> Vec<f64> {
+    data
+}
