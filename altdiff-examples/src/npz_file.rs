@@ -11,6 +11,9 @@ use npyz::{DType, NpyFile, Order, TypeChar};
 
 use crate::CliError;
 
+/// An array's shape and its entries as `f64` in row-major order.
+type RawArray = (Vec<u64>, Vec<f64>);
+
 /// Reads a problem from an `.npz` archive and validates it.
 ///
 /// # Errors
@@ -23,7 +26,7 @@ pub fn read_npz(path: &Path) -> Result<HostQp, CliError> {
     };
     let mut archive = npyz::npz::NpzArchive::open(path)
         .map_err(|e| format(format!("not a readable .npz archive: {e}")))?;
-    let mut array = |name: &str| -> Result<Option<(Vec<u64>, Vec<f64>)>, CliError> {
+    let mut array = |name: &str| -> Result<Option<RawArray>, CliError> {
         let file = archive
             .by_name(name)
             .map_err(|e| format(format!("array {name}: {e}")))?;
@@ -51,7 +54,7 @@ pub fn read_npz(path: &Path) -> Result<HostQp, CliError> {
 }
 
 /// The array's shape and its entries as `f64`, in row-major (C) order.
-fn read_array<R: std::io::Read>(file: NpyFile<R>) -> Result<(Vec<u64>, Vec<f64>), String> {
+fn read_array<R: std::io::Read>(file: NpyFile<R>) -> Result<RawArray, String> {
     let shape = file.shape().to_vec();
     let order = file.order();
     let DType::Plain(ty) = file.dtype() else {
@@ -133,7 +136,7 @@ fn read_array<R: std::io::Read>(file: NpyFile<R>) -> Result<(Vec<u64>, Vec<f64>)
 }
 
 /// A 2-D array (or an empty one of any rank) as a matrix.
-fn matrix(field: Field, (shape, data): (Vec<u64>, Vec<f64>)) -> Result<HostMatrix, String> {
+fn matrix(field: Field, (shape, data): RawArray) -> Result<HostMatrix, String> {
     match shape.as_slice() {
         &[r, c] => HostMatrix::from_row_major(field, r as usize, c as usize, &data)
             .map_err(|e| e.to_string()),
@@ -144,6 +147,6 @@ fn matrix(field: Field, (shape, data): (Vec<u64>, Vec<f64>)) -> Result<HostMatri
 
 /// A vector from any shape with at most one dimension above 1 (`(n,)`, `(n, 1)`, `(1, n)`);
 /// other shapes are flattened, and the problem's validation reports the length.
-fn vector((_, data): (Vec<u64>, Vec<f64>)) -> Vec<f64> {
+fn vector((_, data): RawArray) -> Vec<f64> {
     data
 }
