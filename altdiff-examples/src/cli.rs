@@ -81,6 +81,8 @@ impl VjpModeArg {
 pub enum StopArg {
     /// Residuals with `--eps-abs` / `--eps-rel`.
     Residual,
+    /// Residuals with `eps_abs = eps_rel = TOL` (`residual:TOL`).
+    ResidualTol(f64),
     /// Relative objective change.
     Objective(f64),
     /// Relative change of `x`.
@@ -99,6 +101,7 @@ impl std::str::FromStr for StopArg {
         };
         match s.split_once(':') {
             None if s == "residual" => Ok(StopArg::Residual),
+            Some(("residual", v)) => number(v).map(StopArg::ResidualTol),
             Some(("objective", v)) => number(v).map(StopArg::Objective),
             Some(("x", v)) => number(v).map(StopArg::X),
             Some(("fixed", v)) => v
@@ -127,7 +130,8 @@ pub struct SolverArgs {
     /// Relative tolerance of the residual rule.
     #[arg(long, default_value_t = 1e-6)]
     pub eps_rel: f64,
-    /// Stopping rule: residual, objective:TOL (the paper's, 1e-3 there), x:TOL, fixed:K.
+    /// Stopping rule: residual, residual:TOL, objective:TOL (the paper's, 1e-3 there), x:TOL,
+    /// fixed:K.
     #[arg(long, default_value = "residual")]
     pub stop: StopArg,
     /// How derivatives are computed.
@@ -142,6 +146,10 @@ impl SolverArgs {
             StopArg::Residual => StoppingRule::Residual {
                 eps_abs: self.eps_abs,
                 eps_rel: self.eps_rel,
+            },
+            StopArg::ResidualTol(tol) => StoppingRule::Residual {
+                eps_abs: tol,
+                eps_rel: tol,
             },
             StopArg::Objective(tol) => StoppingRule::RelativeObjective(tol),
             StopArg::X(tol) => StoppingRule::RelativeX(tol),
@@ -161,6 +169,7 @@ mod tests {
     #[test]
     fn stop_specs_parse() {
         assert_eq!("residual".parse(), Ok(StopArg::Residual));
+        assert_eq!("residual:1e-6".parse(), Ok(StopArg::ResidualTol(1e-6)));
         assert_eq!("objective:1e-3".parse(), Ok(StopArg::Objective(1e-3)));
         assert_eq!("x:0.5".parse(), Ok(StopArg::X(0.5)));
         assert_eq!("fixed:20".parse(), Ok(StopArg::Fixed(20)));

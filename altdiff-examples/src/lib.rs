@@ -11,11 +11,13 @@
 #![warn(missing_docs)]
 
 pub mod backends;
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod derivatives;
 mod error;
 pub mod npz_file;
+pub mod plot;
 pub mod problem_file;
 
 pub use error::CliError;

@@ -400,3 +400,99 @@ fn derivatives_table_lists_every_mode_with_small_errors() {
         assert!(err < 1e-5, "{what}: J'g error {err} in {row}");
     }
 }
+
+#[test]
+fn bench_writes_table_json_csv_and_plot() {
+    let json = write("bench.json", "");
+    let csv = write("bench.csv", "");
+    let svg = write("bench.svg", "");
+    let out = altdiff(&[
+        "bench",
+        "--n",
+        "30,40",
+        "--repeats",
+        "2",
+        "--stop",
+        "residual:1e-8",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2 * 2 * 3, "sizes x backends x methods");
+    let keys = [
+        "backend",
+        "method",
+        "n",
+        "n_eq",
+        "n_ineq",
+        "wrt",
+        "iterations",
+        "time_median_s",
+        "time_min_s",
+        "time_max_s",
+        "jac_rel_err",
+        "cosine",
+        "objective_gap",
+    ];
+    for row in &rows {
+        let mut got: Vec<&str> = row.keys().map(String::as_str).collect();
+        let mut want = keys.to_vec();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "exactly these keys");
+        assert!(row["jac_rel_err"].as_f64().unwrap() < 1e-5, "{row:?}");
+        assert!(row["cosine"].as_f64().unwrap() > 0.99999, "{row:?}");
+        assert!(row["time_min_s"].as_f64().unwrap() <= row["time_median_s"].as_f64().unwrap());
+    }
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv_text.lines().next().unwrap(), keys.join(","));
+    assert_eq!(csv_text.lines().count(), 1 + rows.len());
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg_text.starts_with("<svg") && svg_text.contains("Jacobian relative error"),
+        "an SVG plot with its legend"
+    );
+    let out = altdiff(&["bench", "--n", "30", "--plot", "/tmp/x.png"]);
+    assert_eq!(out.status.code(), Some(2), "PNG is refused with a message");
+}
+
+#[test]
+fn bench_reads_a_problem_file() {
+    let path = write("bench-tiny.json", TINY);
+    let out = altdiff(&[
+        "bench",
+        "--problem",
+        path.to_str().unwrap(),
+        "--repeats",
+        "1",
+        "--stop",
+        "residual:1e-9",
+        "--backend",
+        "faer",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("faer") && l.contains("3/1/2")),
+        "{stdout}"
+    );
+}

@@ -73,6 +73,24 @@ pub struct AltDiff<B: LinAlg> {
     specs: Vec<(Param, TangentSpec<B>)>,
 }
 
+/// What [`AltDiff::solve_observed`] shows its observer after an iteration.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Observation<'a, B: LinAlg> {
+    /// Iterations run so far.
+    pub iteration: usize,
+    /// `max(|Ax - b|, |Gx + s - h|)`.
+    pub primal_residual: B::Real,
+    /// `|Px + q + A'lam + G'nu|`.
+    pub dual_residual: B::Real,
+    /// `1/2 x'Px + q'x`.
+    pub objective: B::Real,
+    /// The iterate.
+    pub iterate: &'a Iterate<B>,
+    /// The tangent blocks being iterated (Alt-Diff only), their `x` is the current `J_x`.
+    pub tangents: Vec<(TangentKey, &'a Iterate<B>)>,
+}
+
 /// A tangent block being iterated.
 struct TangentRun<'s, B: LinAlg> {
     key: TangentKey,
@@ -145,7 +163,41 @@ impl<B: LinAlg> AltDiff<B> {
             .map(|(p, s)| (TangentKey::Jacobian(*p), s))
             .collect();
         let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
-        self.run(params, iterate, &specs, Vec::new())
+        self.run(params, iterate, &specs, Vec::new(), None)
+    }
+
+    /// [`AltDiff::solve`], calling `observer` after every iteration with the residuals, the
+    /// objective, the iterate and the tangent blocks (for traces and plots; the residuals
+    /// are then computed every iteration).
+    ///
+    /// # Errors
+    /// As [`AltDiff::solve`].
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{AltDiff, Qp, Settings, testing::{RefBackend, tiny_qp}};
+    /// let qp = Qp::from_host(&RefBackend, &tiny_qp())?;
+    /// let solver = AltDiff::new(RefBackend, &qp, Settings::default())?;
+    /// let mut residuals = Vec::new();
+    /// let sol = solver.solve_observed(qp.params(), &mut |o| residuals.push(o.primal_residual))?;
+    /// assert_eq!(residuals.len(), sol.iterations());
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn solve_observed(
+        &self,
+        params: &QpParams<B>,
+        observer: &mut dyn FnMut(&Observation<'_, B>),
+    ) -> Result<Solution<B>> {
+        params.validate(&self.backend, self.dims)?;
+        let specs: Vec<_> = self
+            .specs
+            .iter()
+            .map(|(p, s)| (TangentKey::Jacobian(*p), s))
+            .collect();
+        let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
+        self.run(params, iterate, &specs, Vec::new(), Some(observer))
     }
 
     /// Solves and pushes `directions` forward: [`Solution::jvp`] is `J d` (n x k) for the
@@ -159,7 +211,13 @@ impl<B: LinAlg> AltDiff<B> {
         params.validate(&self.backend, self.dims)?;
         let spec = TangentSpec::from_directions(&self.backend, self.dims, directions)?;
         let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
-        self.run(params, iterate, &[(TangentKey::Jvp, &spec)], Vec::new())
+        self.run(
+            params,
+            iterate,
+            &[(TangentKey::Jvp, &spec)],
+            Vec::new(),
+            None,
+        )
     }
 
     /// Solves starting from a previous solution's iterate (`s`, `lam`, `nu`) and, for the
@@ -191,7 +249,7 @@ impl<B: LinAlg> AltDiff<B> {
             .iter()
             .map(|(key, _)| start.tangent_key(*key).cloned())
             .collect();
-        self.run(params, start.iterate.clone(), &specs, warm)
+        self.run(params, start.iterate.clone(), &specs, warm, None)
     }
 
     /// `J'g`: the gradients of a loss with `dloss/dx = g` (n x 1) wrt every parameter, without
@@ -377,6 +435,7 @@ impl<B: LinAlg> AltDiff<B> {
         mut iterate: Iterate<B>,
         specs: &[(TangentKey, &TangentSpec<B>)],
         warm: Vec<Option<Iterate<B>>>,
+        mut observer: Option<&mut dyn FnMut(&Observation<'_, B>)>,
     ) -> Result<Solution<B>> {
         let be = &self.backend;
         let kernel = Kernel {
@@ -462,8 +521,23 @@ impl<B: LinAlg> AltDiff<B> {
                 )?;
             }
             last = None;
+            if let Some(observer) = observer.as_deref_mut() {
+                let now = ops.measure(&iterate, params, &ws, &mut scratch)?;
+                last = Some(now);
+                observer(&Observation {
+                    iteration: iterations,
+                    primal_residual: now.primal,
+                    dual_residual: now.dual,
+                    objective: now.objective,
+                    iterate: &iterate,
+                    tangents: runs.iter().map(|r| (r.key, &r.iterate)).collect(),
+                });
+            }
             let Some(prev) = prev else { continue };
-            let now = ops.measure(&iterate, params, &ws, &mut scratch)?;
+            let now = match last {
+                Some(now) => now,
+                None => ops.measure(&iterate, params, &ws, &mut scratch)?,
+            };
             last = Some(now);
             if !now.is_finite() || !tangents_finite(be, &runs)? {
                 status = Status::NumericalError;

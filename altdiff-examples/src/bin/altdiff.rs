@@ -6,15 +6,17 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use altdiff_core::testing::Generator;
+use altdiff_core::testing::{Generator, random_qp};
 use altdiff_core::{
     AltDiff, HostQp, HostSolution, LinAlg, Param, Qp, Settings, Tape, VjpMode, Wrt,
 };
 use altdiff_examples::CliError;
 use altdiff_examples::backends::{BackendJob, BackendKind};
+use altdiff_examples::bench::{BenchJob, BenchMethod, BenchRow, reference, write_csv, write_json};
 use altdiff_examples::cli::{ParamArg, SolverArgs, VjpModeArg};
 use altdiff_examples::demo::{DemoConfig, DemoRow};
 use altdiff_examples::derivatives::{DerivativeRow, DerivativesJob};
+use altdiff_examples::plot::{TraceJob, plot_trace};
 use altdiff_examples::problem_file::{ResultFile, VjpFile, read_problem, read_vector};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -35,6 +37,9 @@ enum Command {
     Solve(SolveArgs),
     /// Solve a random QP, compare the Jacobian with the exact KKT one, time it.
     Demo(DemoArgs),
+    /// The paper's numerical experiment: time and accuracy of Alt-Diff (forward, VJP) and
+    /// KKT on generated or given problems, as a table, JSON, CSV and a plot.
+    Bench(BenchArgs),
     /// Time every derivative mode (forward Jacobians, KKT, unrolled / implicit / KKT VJPs)
     /// on one random QP (same options as demo).
     Derivatives(DemoArgs),
@@ -107,12 +112,65 @@ struct DemoArgs {
     repeats: usize,
 }
 
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Variables, one or more sizes (comma separated). Default: the paper's 1000.
+    #[arg(long, value_delimiter = ',', conflicts_with = "problem")]
+    n: Vec<usize>,
+    /// Equalities per size (default n/2).
+    #[arg(long, value_delimiter = ',')]
+    n_eq: Vec<usize>,
+    /// Inequalities per size (default n/5).
+    #[arg(long, value_delimiter = ',')]
+    n_ineq: Vec<usize>,
+    /// A problem file (.json or .npz) instead of generated problems.
+    #[arg(long)]
+    problem: Option<PathBuf>,
+    /// The parameter differentiated (the paper's is b).
+    #[arg(long, value_enum, default_value_t = ParamArg::B)]
+    wrt: ParamArg,
+    /// Methods to compare.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchMethod::Altdiff, BenchMethod::AltdiffVjp, BenchMethod::Kkt])]
+    methods: Vec<BenchMethod>,
+    /// Backends (default: all compiled in).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backend: Vec<BackendKind>,
+    /// Stopping rule (the paper's: objective:1e-3), residual[:TOL], x:TOL, fixed:K.
+    #[arg(long, default_value = "objective:1e-3")]
+    stop: altdiff_examples::cli::StopArg,
+    /// ADMM penalty rho.
+    #[arg(long, default_value_t = 1.0)]
+    rho: f64,
+    /// Iteration bound.
+    #[arg(long, default_value_t = 10_000)]
+    max_iter: usize,
+    /// Timed runs per (size, backend, method).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The generator (default: the paper's).
+    #[arg(long, value_enum, default_value_t = GeneratorArg::Seed)]
+    generator: GeneratorArg,
+    /// Write the rows as a JSON array.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the rows as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Plot residuals and Jacobian error against the iteration (first problem and backend).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Solve(args) => solve(args),
         Command::Demo(args) => demo(args),
         Command::Derivatives(args) => derivatives(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(code) => code,
@@ -251,6 +309,119 @@ fn derivatives(args: DemoArgs) -> Result<ExitCode, CliError> {
         })? {
             println!("{}", row.line());
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
+    let wrt = Param::from(args.wrt);
+    if wrt.is_matrix() {
+        return Err(CliError::Usage("bench differentiates q, b or h".into()));
+    }
+    let generator = match args.generator {
+        GeneratorArg::Well => Generator::WellConditioned,
+        GeneratorArg::Seed => Generator::Seed,
+    };
+    let problems: Vec<(String, HostQp)> = match &args.problem {
+        Some(path) => vec![(path.display().to_string(), read_problem(path)?)],
+        None => {
+            let sizes = if args.n.is_empty() {
+                vec![1000]
+            } else {
+                args.n.clone()
+            };
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let n_eq = args.n_eq.get(i).copied().unwrap_or(n / 2);
+                    let n_ineq = args.n_ineq.get(i).copied().unwrap_or(n / 5);
+                    if n == 0 || n_eq >= n {
+                        return Err(CliError::Usage(format!(
+                            "need 0 < n_eq < n, got n = {n}, n_eq = {n_eq}"
+                        )));
+                    }
+                    Ok((
+                        format!("{generator:?} {n}/{n_eq}/{n_ineq} seed {}", args.seed),
+                        random_qp(generator, n, n_eq, n_ineq, args.seed),
+                    ))
+                })
+                .collect::<Result<_, CliError>>()?
+        }
+    };
+    let solver_args = SolverArgs {
+        rho: args.rho,
+        max_iter: args.max_iter,
+        eps_abs: 1e-6,
+        eps_rel: 1e-6,
+        stop: args.stop,
+        method: altdiff_examples::cli::MethodArg::Altdiff,
+    };
+    let settings = solver_args.settings();
+    settings.validate().map_err(altdiff_core::Error::from)?;
+    let backends = if args.backend.is_empty() {
+        BackendKind::compiled().to_vec()
+    } else {
+        args.backend.clone()
+    };
+    let total = problems.len() * backends.len() * args.methods.len() * args.repeats.max(1);
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} timed runs, {elapsed} {msg}")
+            .expect("template"),
+    );
+    println!(
+        "altdiff bench: theta = {}, stop = {:?}, rho = {}, {} repeats; exact = KKT at a residual-1e-9 ADMM solution\n",
+        wrt.name(),
+        settings.stopping,
+        settings.rho,
+        args.repeats
+    );
+    println!("{}", BenchRow::header());
+    let mut rows = Vec::new();
+    for (index, (name, qp)) in problems.iter().enumerate() {
+        bar.set_message(format!("reference of {name}"));
+        let reference = reference(backends[0], qp, wrt, settings.rho)?;
+        for &backend in &backends {
+            for &method in &args.methods {
+                bar.set_message(format!("{} {} on {name}", backend.name(), method.name()));
+                let tick = || bar.inc(1);
+                let row = backend.run(BenchJob {
+                    qp,
+                    wrt,
+                    method,
+                    settings: settings.clone(),
+                    repeats: args.repeats,
+                    reference: &reference,
+                    tick: &tick,
+                })?;
+                bar.suspend(|| println!("{}", row.line()));
+                rows.push(row);
+            }
+        }
+        if index == 0
+            && let Some(path) = &args.plot
+        {
+            bar.set_message("trace for the plot");
+            let trace = backends[0].run(TraceJob {
+                qp,
+                wrt,
+                settings: settings.clone(),
+                exact: &reference.jacobian,
+            })?;
+            plot_trace(
+                path,
+                &trace,
+                &format!("Alt-Diff on {name}: residuals and dx/d{} error", wrt.name()),
+            )?;
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(path) = &args.json {
+        write_json(path, &rows)?;
+    }
+    if let Some(path) = &args.csv {
+        write_csv(path, &rows)?;
     }
     Ok(ExitCode::SUCCESS)
 }
