@@ -91,6 +91,9 @@ pub struct Observation<'a, B: LinAlg> {
     pub tangents: Vec<(TangentKey, &'a Iterate<B>)>,
 }
 
+/// The callback of [`AltDiff::solve_observed`].
+pub type Observer<'o, B> = dyn FnMut(&Observation<'_, B>) + 'o;
+
 /// A tangent block being iterated.
 struct TangentRun<'s, B: LinAlg> {
     key: TangentKey,
@@ -435,7 +438,7 @@ impl<B: LinAlg> AltDiff<B> {
         mut iterate: Iterate<B>,
         specs: &[(TangentKey, &TangentSpec<B>)],
         warm: Vec<Option<Iterate<B>>>,
-        mut observer: Option<&mut dyn FnMut(&Observation<'_, B>)>,
+        mut observer: Option<&mut Observer<'_, B>>,
     ) -> Result<Solution<B>> {
         let be = &self.backend;
         let kernel = Kernel {

@@ -135,7 +135,7 @@ struct BenchArgs {
     /// Backends (default: all compiled in).
     #[arg(long, value_enum, value_delimiter = ',')]
     backend: Vec<BackendKind>,
-    /// Stopping rule (the paper's: objective:1e-3), residual[:TOL], x:TOL, fixed:K.
+    /// Stopping rule (the paper's: objective:1e-3), residual or residual:TOL, x:TOL, fixed:K.
     #[arg(long, default_value = "objective:1e-3")]
     stop: altdiff_examples::cli::StopArg,
     /// ADMM penalty rho.
