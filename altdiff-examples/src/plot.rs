@@ -77,6 +77,9 @@ impl BackendJob for TraceJob<'_> {
     }
 }
 
+/// A line of the plot: label, colour, value.
+type Series = (&'static str, RGBColor, fn(&TracePoint) -> f64);
+
 /// Draws the trace as an SVG file (log-scale y axis).
 ///
 /// # Errors
@@ -132,7 +135,7 @@ pub fn plot_trace(path: &Path, trace: &[TracePoint], title: &str) -> Result<(), 
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
         .map_err(|e| fail(e.to_string()))?;
-    let series: [(&str, RGBColor, fn(&TracePoint) -> f64); 3] = [
+    let series: [Series; 3] = [
         ("primal residual", BLUE, |t| t.primal),
         ("dual residual", GREEN, |t| t.dual),
         ("Jacobian relative error", RED, |t| t.jac_err),
