@@ -198,6 +198,29 @@ pub enum Method {
     Kkt,
 }
 
+/// Where the iteration runs (the map and its iterates are the same; the cost differs).
+///
+/// # Example
+/// ```
+/// use altdiff_core::{IterationSpace, Settings};
+/// let s = Settings::default().with_iteration(IterationSpace::Dual);
+/// assert_eq!(s.iteration, IterationSpace::Dual);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IterationSpace {
+    /// Dual space when Jacobians of `q`, `b`, `h` are carried by Alt-Diff and
+    /// `p + m <= 2n`, primal space otherwise (the default).
+    #[default]
+    Auto,
+    /// The primal iteration: a solve with `H` per iteration, `O(n^2 k + n (p + m) k)`.
+    Primal,
+    /// The dual-space iteration on `p + m` rows: `M = C H^-1 C'` formed once
+    /// (`O(n^2 (p + m))` setup, `(p + m)^2` memory), then `O((p + m)^2 k)` per iteration.
+    /// Matrix-parameter tangents, full tapes and observed solves run in the primal space.
+    Dual,
+}
+
 /// What the forward solve records for an [`VjpMode::Unrolled`](crate::VjpMode::Unrolled)
 /// VJP, the exact adjoint of the iterations run.
 ///
@@ -251,6 +274,8 @@ pub struct Settings {
     pub method: Method,
     /// What the solve records for the unrolled VJP (default [`Tape::Off`]).
     pub tape: Tape,
+    /// Where the iteration runs (default [`IterationSpace::Auto`]).
+    pub iteration: IterationSpace,
     /// Test at setup that `P` is positive semidefinite (one extra factorization of
     /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true.
     pub check_convexity: bool,
@@ -266,6 +291,7 @@ impl Default for Settings {
             wrt: Wrt::none(),
             method: Method::AltDiff,
             tape: Tape::Off,
+            iteration: IterationSpace::Auto,
             check_convexity: true,
         }
     }
@@ -318,6 +344,13 @@ impl Settings {
     #[must_use]
     pub fn with_tape(mut self, tape: Tape) -> Self {
         self.tape = tape;
+        self
+    }
+
+    /// Sets [`Settings::iteration`].
+    #[must_use]
+    pub fn with_iteration(mut self, iteration: IterationSpace) -> Self {
+        self.iteration = iteration;
         self
     }
 

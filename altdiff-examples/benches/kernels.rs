@@ -31,21 +31,35 @@ fn kernels(c: &mut Criterion) {
         let qp = random_qp(Generator::Seed, n, n / 2, n / 5, 0);
         let problem = Qp::from_host(&backend, &qp).expect("valid");
         let k = iterations(n);
-        let fixed = Settings::default().with_check_convexity(false).with_stopping(StoppingRule::Fixed(k));
+        let fixed = Settings::default()
+            .with_check_convexity(false)
+            .with_stopping(StoppingRule::Fixed(k));
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::new("factor", n), &n, |b, _| {
-            b.iter(|| black_box(AltDiff::new(backend.clone(), &problem, fixed.clone()).expect("factor")))
+            b.iter(|| {
+                black_box(AltDiff::new(backend.clone(), &problem, fixed.clone()).expect("factor"))
+            })
         });
         group.throughput(Throughput::Elements(k as u64));
         let forward = AltDiff::new(backend.clone(), &problem, fixed.clone()).expect("setup");
         group.bench_with_input(BenchmarkId::new("forward_iteration", n), &n, |b, _| {
             b.iter(|| black_box(forward.solve(problem.params()).expect("solve")))
         });
-        let jacobian = AltDiff::new(backend.clone(), &problem, fixed.clone().with_wrt(Wrt::none().with(Param::B))).expect("setup");
+        let jacobian = AltDiff::new(
+            backend.clone(),
+            &problem,
+            fixed.clone().with_wrt(Wrt::none().with(Param::B)),
+        )
+        .expect("setup");
         group.bench_with_input(BenchmarkId::new("jacobian_iteration", n), &n, |b, _| {
             b.iter(|| black_box(jacobian.solve(problem.params()).expect("solve")))
         });
-        let taped = AltDiff::new(backend.clone(), &problem, fixed.clone().with_tape(Tape::Full)).expect("setup");
+        let taped = AltDiff::new(
+            backend.clone(),
+            &problem,
+            fixed.clone().with_tape(Tape::Full),
+        )
+        .expect("setup");
         let solution = taped.solve(problem.params()).expect("solve");
         let g = backend.mat_from_col_major(n, 1, &vec![1.0; n]).expect("g");
         group.bench_with_input(BenchmarkId::new("vjp_iteration", n), &n, |b, _| {

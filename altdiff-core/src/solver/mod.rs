@@ -2,6 +2,7 @@
 //! differentiate: Jacobians (forward mode), JVPs, VJPs (reverse mode), by Alt-Diff or KKT.
 
 mod adjoint;
+mod dual;
 mod iteration;
 mod kkt;
 mod solution;
@@ -20,6 +21,7 @@ use num_traits::{Float, One, Zero};
 use crate::solver::adjoint::{
     Adjoint, Reverse, TapeData, closed_forms, mask_bits, mask_values, symmetrize,
 };
+use crate::solver::dual::{DualBlock, DualKernel, DualOps, unstack};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
 use crate::solver::solution::Derivative;
@@ -28,8 +30,8 @@ use crate::solver::termination::{
     MeasureScratch, Measures, Operators, Previous, converged, residuals_small,
 };
 use crate::{
-    Accum, Error, Field, LinAlg, Method, Param, QpDims, QpParams, QpProblem, Real, Result,
-    Settings, StoppingRule, Tape, Trans,
+    Accum, Error, Field, IterationSpace, LinAlg, Method, Param, QpDims, QpParams, QpProblem, Real,
+    Result, Settings, StoppingRule, Tape, Trans,
 };
 
 /// The Alt-Diff solver for one `(P, A, G, rho)`: `H = P + rho (A'A + G'G)` is factored once
@@ -71,6 +73,8 @@ pub struct AltDiff<B: LinAlg> {
     settings: Settings,
     /// What each requested Jacobian differentiates.
     specs: Vec<(Param, TangentSpec<B>)>,
+    /// The operators of the dual-space iteration, when it is used.
+    dual: Option<DualOps<B>>,
 }
 
 /// What [`AltDiff::solve_observed`] shows its observer after an iteration.
@@ -120,12 +124,38 @@ impl<B: LinAlg> AltDiff<B> {
             check_convexity(&backend, problem.p())?;
         }
         let factor = backend.factor(problem.p(), problem.a(), problem.g(), rho)?;
-        let specs = settings
+        let specs: Vec<(Param, TangentSpec<B>)> = settings
             .wrt
             .iter()
             .map(|param| Ok((param, TangentSpec::jacobian(&backend, dims, param)?)))
             .collect::<Result<_>>()?;
+        let r = dims.p + dims.m;
+        let use_dual = match settings.iteration {
+            IterationSpace::Primal => false,
+            IterationSpace::Dual => true,
+            // worth its setup when Jacobian blocks are carried and r is not much above n
+            IterationSpace::Auto => {
+                settings.method == Method::AltDiff
+                    && !specs.is_empty()
+                    && specs.iter().all(|(_, s)| !s.has_matrices())
+                    && settings.tape != Tape::Full
+                    && r > 0
+                    && r <= 2 * dims.n
+            }
+        };
+        let dual = if use_dual {
+            Some(DualOps::new(
+                &backend,
+                problem.a(),
+                problem.g(),
+                &factor,
+                dims,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
+            dual,
             dims,
             p: problem.p().clone(),
             a: problem.a().clone(),
@@ -440,6 +470,13 @@ impl<B: LinAlg> AltDiff<B> {
         warm: Vec<Option<Iterate<B>>>,
         mut observer: Option<&mut Observer<'_, B>>,
     ) -> Result<Solution<B>> {
+        if let Some(dual) = &self.dual
+            && observer.is_none()
+            && self.settings.tape != Tape::Full
+            && specs.iter().all(|(_, s)| !s.has_matrices())
+        {
+            return self.run_dual(dual, params, iterate, specs, warm);
+        }
         let be = &self.backend;
         let kernel = Kernel {
             backend: be,
@@ -565,11 +602,32 @@ impl<B: LinAlg> AltDiff<B> {
         if !measures.is_finite() {
             status = Status::NumericalError;
         }
+        let tangents = runs.into_iter().map(|r| (r.key, r.iterate)).collect();
+        self.finish(iterate, tangents, tape, status, iterations, measures, specs)
+    }
+
+    /// The solution, its weakly active rows and (for [`Method::Kkt`]) its tangents.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        iterate: Iterate<B>,
+        tangents: Vec<(TangentKey, Iterate<B>)>,
+        tape: Option<TapeData<B>>,
+        status: Status,
+        iterations: usize,
+        measures: Measures<B::Real>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+    ) -> Result<Solution<B>> {
+        let status = if measures.is_finite() {
+            status
+        } else {
+            Status::NumericalError
+        };
         let mut solution = Solution {
             iterate,
-            tangents: runs
+            tangents: tangents
                 .into_iter()
-                .map(|r| (r.key, Derivative::Tangent(r.iterate)))
+                .map(|(key, it)| (key, Derivative::Tangent(it)))
                 .collect(),
             tape,
             weakly_active: Vec::new(),
@@ -580,10 +638,178 @@ impl<B: LinAlg> AltDiff<B> {
             dual_residual: measures.dual,
         };
         solution.weakly_active = self.weakly_active(&solution)?;
-        if !iterate_tangents && !specs.is_empty() && status != Status::NumericalError {
+        if self.settings.method == Method::Kkt
+            && !specs.is_empty()
+            && status != Status::NumericalError
+        {
             solution.tangents = self.kkt_tangents(&solution, specs)?;
         }
         Ok(solution)
+    }
+
+    /// The loop of [`AltDiff::run`] in the dual space (see [`dual`]): forward block and
+    /// constant tangent blocks on `p + m` rows, `x` formed at the end.
+    fn run_dual(
+        &self,
+        dual: &DualOps<B>,
+        params: &QpParams<B>,
+        iterate: Iterate<B>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+        warm: Vec<Option<Iterate<B>>>,
+    ) -> Result<Solution<B>> {
+        let (be, dims) = (&self.backend, self.dims);
+        let dk = DualKernel {
+            backend: be,
+            ops: dual,
+            factor: &self.factor,
+            rho: self.rho,
+        };
+        let ops = Operators {
+            backend: be,
+            p: &self.p,
+            a: &self.a,
+            g: &self.g,
+        };
+        let affine = self.affine(params)?;
+        let data = dk.data(&affine.c, &params.b, &params.h)?;
+        let mut fwd = DualBlock::from_iterate(be, &iterate)?;
+        let iterate_tangents = self.settings.method == Method::AltDiff;
+        let mut warm = warm.into_iter();
+        let mut tangents = Vec::new();
+        if iterate_tangents {
+            for (key, spec) in specs {
+                let start = match warm.next().flatten() {
+                    Some(it) => it,
+                    None => Iterate::zeros(be, dims, spec.k)?,
+                };
+                let aff = self.affine(&spec.constant)?;
+                tangents.push((
+                    *key,
+                    *spec,
+                    DualBlock::from_iterate(be, &start)?,
+                    dk.data(&aff.c, &aff.b, &aff.h)?,
+                ));
+            }
+        }
+        let mut tape = (self.settings.tape != Tape::Off).then(|| TapeData {
+            masks: Vec::new(),
+            points: Vec::new(),
+        });
+        let rule = self.settings.stopping;
+        let limit = match rule {
+            StoppingRule::Fixed(k) => k,
+            _ => self.settings.max_iter,
+        };
+        let mut status = match rule {
+            StoppingRule::Fixed(_) => Status::FixedIterations,
+            _ => Status::MaxIterations,
+        };
+        let mut scratch = MeasureScratch::new(be, dims, 1)?;
+        let mut iterations = 0;
+        while iterations < limit {
+            iterations += 1;
+            let check = !matches!(rule, StoppingRule::Fixed(_))
+                && (iterations % self.settings.check_every == 0 || iterations == limit);
+            let s_old: Option<Vec<B::Mat>> = check.then(|| {
+                std::iter::once(fwd.s.clone())
+                    .chain(tangents.iter().map(|t| t.2.s.clone()))
+                    .collect()
+            });
+            let x_old = match rule {
+                StoppingRule::RelativeObjective(_) | StoppingRule::RelativeX(_)
+                    if check && iterations > 1 =>
+                {
+                    Some(dk.x(&fwd, &data)?)
+                }
+                _ => None,
+            };
+            dk.step(&mut fwd, &data, None)?;
+            if let Some(tape) = &mut tape {
+                tape.masks
+                    .push(mask_bits(&be.to_col_major(&fwd.s)?[dims.p..]));
+            }
+            for (_, _, blk, tdata) in &mut tangents {
+                dk.step(blk, tdata, Some(&fwd.s))?;
+            }
+            let Some(s_old) = s_old else { continue };
+            let (abs, rel) = self.adjoint_tolerance();
+            let (small, primal, dual_res) = dk.residuals_small(&fwd, &s_old[0], &data, abs, rel)?;
+            if !(primal.is_finite() && dual_res.is_finite()) {
+                status = Status::NumericalError;
+                break;
+            }
+            let done = match rule {
+                StoppingRule::Residual { eps_abs, eps_rel } => {
+                    let (abs, rel) = (B::Real::of(eps_abs), B::Real::of(eps_rel));
+                    let mut ok = small;
+                    for ((_, _, blk, tdata), old) in tangents.iter().zip(&s_old[1..]) {
+                        if !ok {
+                            break;
+                        }
+                        let (t_small, tp, td) = dk.residuals_small(blk, old, tdata, abs, rel)?;
+                        if !(tp.is_finite() && td.is_finite()) {
+                            status = Status::NumericalError;
+                        }
+                        ok = t_small;
+                    }
+                    ok
+                }
+                StoppingRule::RelativeObjective(tol) => match &x_old {
+                    Some(x_old) => {
+                        let (f_old, f_new) = (
+                            ops.objective(x_old, &params.q, &mut scratch)?,
+                            ops.objective(&dk.x(&fwd, &data)?, &params.q, &mut scratch)?,
+                        );
+                        (f_new - f_old).abs() <= B::Real::of(tol) * f_old.abs()
+                    }
+                    None => false,
+                },
+                StoppingRule::RelativeX(tol) => match &x_old {
+                    Some(x_old) => {
+                        let mut d = dk.x(&fwd, &data)?;
+                        be.axpby(-B::Real::one(), x_old, B::Real::one(), &mut d)?;
+                        be.norm_inf(&d)?
+                            <= B::Real::of(tol) * be.norm_inf(x_old)?.max(B::Real::one())
+                    }
+                    None => false,
+                },
+                StoppingRule::Fixed(_) => false,
+            };
+            if status == Status::NumericalError {
+                break;
+            }
+            if done {
+                status = Status::Solved;
+                break;
+            }
+        }
+        // back to the primal iterate: x from the last v, lam / nu / s unstacked
+        let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| -> Result<Iterate<B>> {
+            let (lam, nu) = unstack(be, &blk.y, dims.p)?;
+            let (_, s) = unstack(be, &blk.s, dims.p)?;
+            Ok(Iterate {
+                x: dk.x(blk, data)?,
+                s,
+                lam,
+                nu,
+            })
+        };
+        let iterate = primal(&fwd, &data)?;
+        let tangents = tangents
+            .iter()
+            .map(|(key, _, blk, tdata)| Ok((*key, primal(blk, tdata)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut ws = Workspace::new(be, dims, 1)?;
+        be.apply(
+            &mut ws.gx,
+            Accum::Replace,
+            &self.g,
+            Trans::No,
+            &iterate.x,
+            B::Real::one(),
+        )?;
+        let measures = ops.measure(&iterate, params, &ws, &mut scratch)?;
+        self.finish(iterate, tangents, tape, status, iterations, measures, specs)
     }
 
     /// The tangent blocks to iterate, zero or from a warm start.

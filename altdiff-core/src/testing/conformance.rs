@@ -12,9 +12,9 @@ use crate::testing::{
     zero_direction,
 };
 use crate::{
-    Accum, AltDiff, Directions, Error, Field, HostMatrix, HostQp, HostSolution, LinAlg, Method,
-    Param, Qp, QpDims, QpParams, QpProblem, Settings, Status, StoppingRule, Tape, Trans, VjpMode,
-    Wrt,
+    Accum, AltDiff, Directions, Error, Field, HostMatrix, HostQp, HostSolution, IterationSpace,
+    LinAlg, Method, Param, Qp, QpDims, QpParams, QpProblem, Settings, Status, StoppingRule, Tape,
+    Trans, VjpMode, Wrt,
 };
 
 /// Runs the whole suite as `#[test]`s in a module `altdiff_conformance`, for the backend
@@ -38,7 +38,7 @@ macro_rules! conformance_tests {
                 limit_does_not_depend_on_rho, jvp_matches_finite_differences_and_kkt,
                 matrix_jacobians_match_kkt, vjp_unrolled_is_the_adjoint_of_forward,
                 vjp_implicit_matches_kkt_and_closed_forms, kkt_method_matches_altdiff,
-                degenerate_problem_reports_weakly_active,
+                degenerate_problem_reports_weakly_active, dual_space_matches_primal,
                 agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
@@ -1126,4 +1126,63 @@ pub fn degenerate_problem_reports_weakly_active<B: LinAlg<Real = f64>>(be: &B) {
     }
     let moved = perturbed(&qp, &zero_direction(&qp), 0.0);
     assert_eq!(moved, qp);
+}
+
+/// The dual-space iteration gives the primal iteration's iterates, Jacobians and unrolled
+/// VJPs (same iteration counts when truncated), under every stopping rule.
+pub fn dual_space_matches_primal<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 9, 3, 5, 81);
+    let problem = Qp::from_host(be, &qp).unwrap();
+    let g = be
+        .mat_from_col_major(9, 1, &[1.0, -1.0, 0.5, 0.0, 2.0, 1.0, -0.5, 0.3, 0.1])
+        .unwrap();
+    let rules = [
+        StoppingRule::Fixed(25),
+        StoppingRule::Residual {
+            eps_abs: 1e-11,
+            eps_rel: 1e-11,
+        },
+        StoppingRule::RelativeObjective(1e-6),
+        StoppingRule::RelativeX(1e-8),
+    ];
+    for rule in rules {
+        let run = |space| {
+            let settings = Settings::default()
+                .with_stopping(rule)
+                .with_wrt(Wrt::vectors())
+                .with_iteration(space)
+                .with_tape(Tape::Masks);
+            let solver = AltDiff::new(be.clone(), &problem, settings).unwrap();
+            let sol = solver.solve(problem.params()).unwrap();
+            let grads = solver.vjp(&sol, &g, VjpMode::Unrolled).unwrap();
+            (sol.to_host(be).unwrap(), host(be, &grads.b))
+        };
+        let ((primal, vjp_p), (dual, vjp_d)) =
+            (run(IterationSpace::Primal), run(IterationSpace::Dual));
+        assert_eq!(primal.status, dual.status, "{rule:?}");
+        if let StoppingRule::Fixed(_) = rule {
+            assert_eq!(primal.iterations, dual.iterations);
+            assert_close(&format!("{rule:?}: x"), &dual.x, &primal.x, 1e-9);
+            assert_close(&format!("{rule:?}: nu"), &dual.nu, &primal.nu, 1e-9);
+            assert_close(&format!("{rule:?}: VJP b"), &vjp_d, &vjp_p, 1e-9);
+        } else {
+            assert_close(&format!("{rule:?}: x"), &dual.x, &primal.x, 1e-5);
+        }
+        let tol = if matches!(rule, StoppingRule::Residual { .. } | StoppingRule::Fixed(_)) {
+            1e-9
+        } else {
+            1e-3
+        };
+        for param in Param::VECTORS {
+            let err = rel_diff(
+                dual.jacobian(param).unwrap(),
+                primal.jacobian(param).unwrap(),
+            );
+            assert!(
+                err < tol,
+                "{rule:?}: dual vs primal dx/d{}: {err:e}",
+                param.name()
+            );
+        }
+    }
 }

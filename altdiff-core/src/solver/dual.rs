@@ -1,0 +1,272 @@
+//! The dual-space iteration: the same ADMM and Alt-Diff map, run on the stacked duals.
+//!
+//! With `C = [A; G]` (`r = p + m` rows), `K = H^-1 C'` and `M = C H^-1 C'` (`r x r`, formed
+//! once per solver), the x-update `x = -H^-1 (c + C'v)` with `v = [lam; nu + rho s]` is only
+//! ever needed through `Cx = -C H^-1 c - M v`. So each iteration, for the solution and for
+//! every tangent block alike, works on `r`-row blocks:
+//!
+//! ```text
+//! v  = y + rho s              y = [lam; nu], s = [0; s] (the first p rows stay 0)
+//! Cx = -C H^-1 c - M v
+//! s  = max(0, -y/rho - Cx + [b; h])        (tangents: the forward mask, strict)
+//! y  = y + rho (Cx + s - [b; h])
+//! ```
+//!
+//! and `x = -H^-1 (c + C'v)` is formed once at the end. An iteration costs `O(r^2 k)`
+//! instead of `O(n^2 k + n r k)`, a large saving when `r` is below `n` (the paper's grid has
+//! `r = 0.7 n`). Residuals: `Cx + s - [b; h]` is the primal residual; the dual residual is
+//! `rho C'(s_{k+1} - s_k)` (the standard ADMM identity `Px + q + C'y = rho C'(s_{k+1} - s_k)`).
+
+use num_traits::{Float, One, Zero};
+
+use crate::solver::iteration::Iterate;
+use crate::{Accum, LinAlg, QpDims, Result, Trans};
+
+/// The operators of the dual-space iteration, formed once per solver.
+#[derive(Debug)]
+pub(crate) struct DualOps<B: LinAlg> {
+    /// `C = [A; G]`.
+    pub c: B::Op,
+    /// `M = C H^-1 C'`.
+    pub m: B::Op,
+    /// `[0_p; 1_m]`: the rows that are slacks.
+    pub slack_rows: B::Mat,
+}
+
+impl<B: LinAlg> DualOps<B> {
+    /// Forms `C`, `K = H^-1 C'` and `M = C K`.
+    pub fn new(
+        backend: &B,
+        a: &B::Op,
+        g: &B::Op,
+        factor: &B::Factor,
+        dims: QpDims,
+    ) -> Result<Self> {
+        let (n, r) = (dims.n, dims.p + dims.m);
+        let a_data = backend.op_to_col_major(a)?;
+        let g_data = backend.op_to_col_major(g)?;
+        let entry = |row: usize, col: usize| {
+            if row < dims.p {
+                a_data[col * dims.p + row]
+            } else {
+                g_data[col * dims.m + row - dims.p]
+            }
+        };
+        let c_data: Vec<B::Real> = (0..n)
+            .flat_map(|col| (0..r).map(move |row| (row, col)))
+            .map(|(row, col)| entry(row, col))
+            .collect();
+        let ct_data: Vec<B::Real> = (0..r)
+            .flat_map(|row| (0..n).map(move |col| (row, col)))
+            .map(|(row, col)| entry(row, col))
+            .collect();
+        let c = backend.op_from_col_major(r, n, &c_data)?;
+        let mut k = backend.mat_from_col_major(n, r, &ct_data)?;
+        backend.solve_in_place(factor, &mut k)?;
+        let mut m = backend.zeros(r, r)?;
+        backend.apply(&mut m, Accum::Replace, &c, Trans::No, &k, B::Real::one())?;
+        let m = backend.op_from_col_major(r, r, &backend.to_col_major(&m)?)?;
+        let rows: Vec<B::Real> = (0..r)
+            .map(|i| {
+                if i < dims.p {
+                    B::Real::zero()
+                } else {
+                    B::Real::one()
+                }
+            })
+            .collect();
+        Ok(Self {
+            c,
+            m,
+            slack_rows: backend.mat_from_col_major(r, 1, &rows)?,
+        })
+    }
+}
+
+/// A block in the dual space: `y = [lam; nu]`, `s = [0; s]`, and the last `v` and `Cx`.
+#[derive(Clone, Debug)]
+pub(crate) struct DualBlock<B: LinAlg> {
+    pub y: B::Mat,
+    pub s: B::Mat,
+    pub v: B::Mat,
+    pub cx: B::Mat,
+}
+
+/// The constant terms of a block: `C H^-1 c`, `[b; h]` and `c` itself (for `x` at the end).
+#[derive(Clone, Debug)]
+pub(crate) struct DualData<B: LinAlg> {
+    pub chc: B::Mat,
+    pub bh: B::Mat,
+    pub c: B::Mat,
+}
+
+/// Stacks `top` (p x k) over `bottom` (m x k).
+pub(crate) fn stack<B: LinAlg>(backend: &B, top: &B::Mat, bottom: &B::Mat) -> Result<B::Mat> {
+    let ((p, k), (m, _)) = (backend.shape(top), backend.shape(bottom));
+    let (t, b) = (backend.to_col_major(top)?, backend.to_col_major(bottom)?);
+    let data: Vec<B::Real> = (0..k)
+        .flat_map(|j| {
+            t[j * p..(j + 1) * p]
+                .iter()
+                .chain(&b[j * m..(j + 1) * m])
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    backend.mat_from_col_major(p + m, k, &data)
+}
+
+/// Splits a stacked block into its first `p` rows and the rest.
+pub(crate) fn unstack<B: LinAlg>(
+    backend: &B,
+    stacked: &B::Mat,
+    p: usize,
+) -> Result<(B::Mat, B::Mat)> {
+    let (r, k) = backend.shape(stacked);
+    let v = backend.to_col_major(stacked)?;
+    let top: Vec<B::Real> = (0..k).flat_map(|j| v[j * r..j * r + p].to_vec()).collect();
+    let bottom: Vec<B::Real> = (0..k)
+        .flat_map(|j| v[j * r + p..(j + 1) * r].to_vec())
+        .collect();
+    Ok((
+        backend.mat_from_col_major(p, k, &top)?,
+        backend.mat_from_col_major(r - p, k, &bottom)?,
+    ))
+}
+
+impl<B: LinAlg> DualBlock<B> {
+    /// The block of a primal iterate (its `x` is not needed).
+    pub fn from_iterate(backend: &B, it: &Iterate<B>) -> Result<Self> {
+        let y = stack(backend, &it.lam, &it.nu)?;
+        let zeros = backend.zeros(backend.shape(&it.lam).0, backend.shape(&it.lam).1)?;
+        let s = stack(backend, &zeros, &it.s)?;
+        let (v, cx) = (y.clone(), y.clone());
+        Ok(Self { y, s, v, cx })
+    }
+}
+
+/// The dual-space step and its measurements.
+pub(crate) struct DualKernel<'a, B: LinAlg> {
+    pub backend: &'a B,
+    pub ops: &'a DualOps<B>,
+    pub factor: &'a B::Factor,
+    pub rho: B::Real,
+}
+
+impl<B: LinAlg> DualKernel<'_, B> {
+    /// The constant terms for data `(c, b, h)` of `k` columns.
+    pub fn data(&self, c: &B::Mat, b: &B::Mat, h: &B::Mat) -> Result<DualData<B>> {
+        let be = self.backend;
+        let mut hc = c.clone();
+        be.solve_in_place(self.factor, &mut hc)?;
+        let (r, k) = (be.op_shape(&self.ops.c).0, be.shape(c).1);
+        let mut chc = be.zeros(r, k)?;
+        be.apply(
+            &mut chc,
+            Accum::Replace,
+            &self.ops.c,
+            Trans::No,
+            &hc,
+            B::Real::one(),
+        )?;
+        Ok(DualData {
+            chc,
+            bh: stack(be, b, h)?,
+            c: c.clone(),
+        })
+    }
+
+    /// One iteration; `mask` is the forward block's new `s` for a tangent, `None` for the
+    /// forward block itself (which is projected).
+    pub fn step(
+        &self,
+        blk: &mut DualBlock<B>,
+        data: &DualData<B>,
+        mask: Option<&B::Mat>,
+    ) -> Result<()> {
+        let (be, one, zero, rho) = (self.backend, B::Real::one(), B::Real::zero(), self.rho);
+        // v = y + rho s
+        be.copy_from(&mut blk.v, &blk.y)?;
+        be.axpby(rho, &blk.s, one, &mut blk.v)?;
+        // Cx = -C H^-1 c - M v
+        be.axpby(-one, &data.chc, zero, &mut blk.cx)?;
+        be.apply(
+            &mut blk.cx,
+            Accum::Add,
+            &self.ops.m,
+            Trans::No,
+            &blk.v,
+            -one,
+        )?;
+        // s = P(-y/rho - Cx + bh)
+        be.copy_from(&mut blk.s, &data.bh)?;
+        be.axpby(-one, &blk.cx, one, &mut blk.s)?;
+        be.axpby(-one / rho, &blk.y, one, &mut blk.s)?;
+        match mask {
+            None => {
+                be.proj_nonneg(&mut blk.s)?;
+                be.dproj_nonneg(&self.ops.slack_rows, &mut blk.s)?;
+            }
+            Some(forward_s) => be.dproj_nonneg(forward_s, &mut blk.s)?,
+        }
+        // y += rho (Cx + s - bh)
+        be.axpby(rho, &blk.cx, one, &mut blk.y)?;
+        be.axpby(rho, &blk.s, one, &mut blk.y)?;
+        be.axpby(-rho, &data.bh, one, &mut blk.y)
+    }
+
+    /// `x = -H^-1 (c + C'v)` of the last step.
+    pub fn x(&self, blk: &DualBlock<B>, data: &DualData<B>) -> Result<B::Mat> {
+        let be = self.backend;
+        let mut x = data.c.clone();
+        be.apply(
+            &mut x,
+            Accum::Add,
+            &self.ops.c,
+            Trans::Yes,
+            &blk.v,
+            B::Real::one(),
+        )?;
+        be.axpby(-B::Real::one(), &x.clone(), B::Real::zero(), &mut x)?;
+        be.solve_in_place(self.factor, &mut x)?;
+        Ok(x)
+    }
+
+    /// The residual test of the last step, given the slack before it:
+    /// `|Cx + s - bh| <= abs + rel max(|Cx|, |bh|, |s|)` and
+    /// `rho |C'(s - s_old)| <= abs + rel max(|C'y|, |c|)`.
+    pub fn residuals_small(
+        &self,
+        blk: &DualBlock<B>,
+        s_old: &B::Mat,
+        data: &DualData<B>,
+        abs: B::Real,
+        rel: B::Real,
+    ) -> Result<(bool, B::Real, B::Real)> {
+        let (be, one) = (self.backend, B::Real::one());
+        let norm = |m: &B::Mat| be.norm_inf(m);
+        let mut r = blk.cx.clone();
+        be.axpby(one, &blk.s, one, &mut r)?;
+        be.axpby(-one, &data.bh, one, &mut r)?;
+        let primal = norm(&r)?;
+        let primal_scale = norm(&blk.cx)?.max(norm(&data.bh)?).max(norm(&blk.s)?);
+        let mut ds = blk.s.clone();
+        be.axpby(-one, s_old, one, &mut ds)?;
+        let n = be.shape(&data.c).0;
+        let k = be.shape(&ds).1;
+        let mut d = be.zeros(n, k)?;
+        be.apply(
+            &mut d,
+            Accum::Replace,
+            &self.ops.c,
+            Trans::Yes,
+            &ds,
+            self.rho,
+        )?;
+        let dual = norm(&d)?;
+        be.apply(&mut d, Accum::Replace, &self.ops.c, Trans::Yes, &blk.y, one)?;
+        let dual_scale = norm(&d)?.max(norm(&data.c)?);
+        let small = primal <= abs + rel * primal_scale && dual <= abs + rel * dual_scale;
+        Ok((small, primal, dual))
+    }
+}
