@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use altdiff_core::testing::{Generator, clarabel_solve, dual_active_set, kkt_jacobian, random_qp};
-use altdiff_core::{AltDiff, HostMatrix, HostQp, LinAlg, Param, Qp, Settings, StoppingRule, Wrt};
+use altdiff_core::{
+    AltDiff, HostMatrix, HostQp, IterationSpace, LinAlg, Param, Qp, Settings, StoppingRule, Wrt,
+};
 
 use crate::CliError;
 use crate::backends::{BackendJob, BackendKind};
@@ -63,16 +65,20 @@ pub struct DemoRow {
     pub cosine: f64,
     /// One Jacobian iteration (median over repeats), in milliseconds.
     pub jac_iter_ms: f64,
-    /// One faer GEMM `(n x n) (n x d)` (median), in milliseconds.
+    /// One faer GEMM of the iteration's main product (median), in milliseconds:
+    /// `(n x n)(n x d)` in the primal space, `(r x r)(r x d)` in the dual space.
     pub gemm_ms: f64,
+    /// Where the iteration ran (`primal` or `dual`).
+    pub space: &'static str,
 }
 
 impl DemoRow {
     /// The header of [`DemoRow::line`].
     pub fn header() -> String {
         format!(
-            "{:<8} {:>17} {:>3} {:>10} {:>6} {:>9} {:>9} {:>9} {:>10} {:>9} {:>11} {:>9} {:>7}",
+            "{:<8} {:>6} {:>17} {:>3} {:>10} {:>6} {:>9} {:>9} {:>9} {:>10} {:>9} {:>11} {:>9} {:>7}",
             "backend",
+            "space",
             "n/n_eq/n_ineq",
             "wrt",
             "status",
@@ -92,8 +98,9 @@ impl DemoRow {
     pub fn line(&self) -> String {
         let (n, p, m) = self.dims;
         format!(
-            "{:<8} {:>17} {:>3} {:>10} {:>6} {:>9.3} {:>9.3} {:>9.3} {:>10.2e} {:>9.6} {:>11.3} {:>9.3} {:>7.2}",
+            "{:<8} {:>6} {:>17} {:>3} {:>10} {:>6} {:>9.3} {:>9.3} {:>9.3} {:>10.2e} {:>9.6} {:>11.3} {:>9.3} {:>7.2}",
             self.backend,
+            self.space,
             format!("{n}/{p}/{m}"),
             self.wrt,
             self.status,
@@ -153,7 +160,13 @@ impl BackendJob for DemoJob<'_> {
         let (exact, kkt_s) = exact_jacobian(qp, config.wrt)?;
 
         let jac_iter = jacobian_iteration_time(&backend, &problem, &settings, config)?;
-        let gemm = gemm_time(qp.q.len(), jac.ncols(), config.repeats);
+        // the shape of the iteration's main product: (n x n)(n x d) in the primal space,
+        // (r x r)(r x d) with r = p + m in the dual space
+        let rows = match solver.iteration_space() {
+            IterationSpace::Dual => config.n_eq + config.n_ineq,
+            _ => qp.q.len(),
+        };
+        let gemm = gemm_time(rows, jac.ncols(), config.repeats);
         Ok(DemoRow {
             backend: backend.name(),
             dims: (config.n, config.n_eq, config.n_ineq),
@@ -167,6 +180,11 @@ impl BackendJob for DemoJob<'_> {
             cosine: cosine(&column_sums(jac), &column_sums(&exact)),
             jac_iter_ms: jac_iter.as_secs_f64() * 1e3,
             gemm_ms: gemm.as_secs_f64() * 1e3,
+            space: if rows == qp.q.len() && solver.iteration_space() != IterationSpace::Dual {
+                "primal"
+            } else {
+                "dual"
+            },
         })
     }
 }
@@ -195,7 +213,12 @@ fn jacobian_iteration_time<B: LinAlg<Real = f64>>(
     let k = config.timing_iterations.max(1);
     let fixed = settings.clone().with_stopping(StoppingRule::Fixed(k));
     let with = AltDiff::new(backend.clone(), problem, fixed.clone())?;
-    let without = AltDiff::new(backend.clone(), problem, fixed.with_wrt(Wrt::none()))?;
+    let space = with.iteration_space();
+    let without = AltDiff::new(
+        backend.clone(),
+        problem,
+        fixed.with_wrt(Wrt::none()).with_iteration(space),
+    )?;
     let time = |solver: &AltDiff<B>| -> Result<Duration, CliError> {
         let started = Instant::now();
         let _ = solver.solve(problem.params())?;

@@ -268,7 +268,7 @@ fn demo_prints_a_table_row_per_backend() {
             .find(|l| l.starts_with(backend))
             .unwrap_or_else(|| panic!("no {backend} row in {stdout}"));
         assert!(row.contains("solved"), "{row}");
-        let cosine: f64 = row.split_whitespace().nth(9).unwrap().parse().unwrap();
+        let cosine: f64 = row.split_whitespace().nth(10).unwrap().parse().unwrap();
         assert!(cosine > 0.9999, "cosine {cosine} in {row}");
     }
 }

@@ -183,6 +183,16 @@ impl<B: LinAlg> AltDiff<B> {
         &self.settings
     }
 
+    /// Where solves iterate: [`IterationSpace::Dual`] when the dual-space operators were
+    /// formed (see [`IterationSpace`]), [`IterationSpace::Primal`] otherwise.
+    pub fn iteration_space(&self) -> IterationSpace {
+        if self.dual.is_some() {
+            IterationSpace::Dual
+        } else {
+            IterationSpace::Primal
+        }
+    }
+
     /// Solves from the zero iterate, with the Jacobians of [`Settings::wrt`].
     ///
     /// # Errors

@@ -105,7 +105,7 @@ struct DemoArgs {
     #[command(flatten)]
     solver: SolverArgs,
     /// Fixed iterations per run when timing one Jacobian iteration.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     timing_iterations: usize,
     /// Timing repeats (medians are reported).
     #[arg(long, default_value_t = 3)]
@@ -481,7 +481,7 @@ fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         "exact Jacobian (kkt s): clarabel solves to 1e-10, then implicit differentiation of the KKT system on its active set (nalgebra LU)"
     );
     println!(
-        "J-iter: one Jacobian iteration (median of {} runs of {} iterations, with minus without J); gemm: faer (n x n)(n x d), Par::Seq; ratio = J-iter / gemm\n",
+        "J-iter: one Jacobian iteration (median of {} runs of {} iterations, with minus without J); gemm: faer GEMM of the iteration's main product, (n x n)(n x d) in the primal space, (r x r)(r x d) with r = n_eq + n_ineq in the dual space, Par::Seq; ratio = J-iter / gemm\n",
         config.repeats, config.timing_iterations
     );
     let qp = config.problem();
