@@ -16,8 +16,8 @@
 use std::time::Instant;
 
 use altdiff_core::{
-    AltDiff, HostMatrix, HostQp, LinAlg, Method, Param, Qp, Settings, StoppingRule, Tape, VjpMode,
-    Wrt,
+    AltDiff, HostMatrix, HostQp, IterationSpace, LinAlg, Method, Param, Qp, Settings, StoppingRule,
+    Tape, VjpMode, Wrt,
 };
 
 use crate::CliError;
@@ -125,7 +125,7 @@ pub struct Reference {
     pub objective: f64,
 }
 
-/// The reference: [`Method::Kkt`] on the faer backend... on `backend`, residual 1e-9.
+/// The reference: [`Method::Kkt`] on `backend` at a residual-1e-9 solution (dual space).
 struct ReferenceJob<'a> {
     qp: &'a HostQp,
     wrt: Param,
@@ -145,6 +145,7 @@ impl BackendJob for ReferenceJob<'_> {
             })
             .with_max_iter(200_000)
             .with_method(Method::Kkt)
+            .with_iteration(IterationSpace::Dual)
             .with_wrt(Wrt::none().with(self.wrt));
         let sol = AltDiff::new(backend.clone(), &problem, settings)?
             .solve(problem.params())?
