@@ -115,6 +115,6 @@ pub use problem::{Qp, QpParams, QpProblem};
 pub use real::Real;
 pub use settings::{IterationSpace, Method, Param, Settings, StoppingRule, Tape, Wrt};
 pub use solver::{
-    AltDiff, Directions, Grads, HostSolution, Iterate, Observation, Observer, Solution, Status,
-    TangentKey, VjpMode,
+    AltDiff, Certificate, Directions, Grads, HostSolution, Iterate, Observation, Observer,
+    Solution, Status, TangentKey, VjpMode,
 };

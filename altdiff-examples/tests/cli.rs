@@ -496,3 +496,19 @@ fn bench_reads_a_problem_file() {
         "{stdout}"
     );
 }
+
+#[test]
+fn infeasible_and_unbounded_exit_1_with_their_status() {
+    let infeasible = write(
+        "infeasible.json",
+        r#"{"P": [[1, 0], [0, 1]], "q": [0, 0], "A": [[1, 1]], "b": [1], "G": [[1, 1]], "h": [0]}"#,
+    );
+    let (code, r) = solve_json(&["solve", infeasible.to_str().unwrap(), "--wrt", "b"]);
+    assert_eq!((code, r.status.as_str()), (1, "primal_infeasible"));
+    let unbounded = write(
+        "unbounded.json",
+        r#"{"P": [[0, 0], [0, 1]], "q": [-1, 0], "G": [[-1, 0]], "h": [0]}"#,
+    );
+    let (code, r) = solve_json(&["solve", unbounded.to_str().unwrap()]);
+    assert_eq!((code, r.status.as_str()), (1, "dual_infeasible"));
+}

@@ -3,6 +3,7 @@
 
 mod adjoint;
 mod dual;
+mod infeasibility;
 mod iteration;
 mod kkt;
 mod solution;
@@ -12,7 +13,7 @@ mod termination;
 
 pub use adjoint::{Grads, VjpMode};
 pub use iteration::Iterate;
-pub use solution::{HostSolution, Solution, TangentKey};
+pub use solution::{Certificate, HostSolution, Solution, TangentKey};
 pub use status::Status;
 pub use tangent::Directions;
 
@@ -22,6 +23,7 @@ use crate::solver::adjoint::{
     Adjoint, Reverse, TapeData, closed_forms, mask_bits, mask_values, symmetrize,
 };
 use crate::solver::dual::{DualBlock, DualKernel, DualOps, unstack};
+use crate::solver::infeasibility::{Certifier, Monitor};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
 use crate::solver::solution::Derivative;
@@ -528,6 +530,9 @@ impl<B: LinAlg> AltDiff<B> {
         };
         let mut iterations = 0;
         let mut last: Option<Measures<B::Real>> = None;
+        let mut monitor = Monitor::new();
+        let certifier = self.certifier();
+        let mut certificate = None;
         while iterations < limit {
             iterations += 1;
             let check = !matches!(rule, StoppingRule::Fixed(_))
@@ -594,6 +599,13 @@ impl<B: LinAlg> AltDiff<B> {
                 break;
             }
             if !converged(be, rule, &now, &iterate.x, &prev)? {
+                if monitor.due()
+                    && let Some(found) =
+                        monitor.look(&certifier, params, &iterate.x, &iterate.lam, &iterate.nu)?
+                {
+                    (status, certificate) = found.status();
+                    break;
+                }
                 continue;
             }
             if let StoppingRule::Residual { eps_abs, eps_rel } = rule
@@ -613,7 +625,19 @@ impl<B: LinAlg> AltDiff<B> {
             status = Status::NumericalError;
         }
         let tangents = runs.into_iter().map(|r| (r.key, r.iterate)).collect();
-        self.finish(iterate, tangents, tape, status, iterations, measures, specs)
+        let mut solution =
+            self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
+        solution.certificate = certificate;
+        Ok(solution)
+    }
+
+    fn certifier(&self) -> Certifier<'_, B> {
+        Certifier {
+            backend: &self.backend,
+            p: &self.p,
+            a: &self.a,
+            g: &self.g,
+        }
     }
 
     /// The solution, its weakly active rows and (for [`Method::Kkt`]) its tangents.
@@ -634,6 +658,7 @@ impl<B: LinAlg> AltDiff<B> {
             Status::NumericalError
         };
         let mut solution = Solution {
+            certificate: None,
             iterate,
             tangents: tangents
                 .into_iter()
@@ -650,7 +675,10 @@ impl<B: LinAlg> AltDiff<B> {
         solution.weakly_active = self.weakly_active(&solution)?;
         if self.settings.method == Method::Kkt
             && !specs.is_empty()
-            && status != Status::NumericalError
+            && matches!(
+                status,
+                Status::Solved | Status::MaxIterations | Status::FixedIterations
+            )
         {
             solution.tangents = self.kkt_tangents(&solution, specs)?;
         }
@@ -716,6 +744,9 @@ impl<B: LinAlg> AltDiff<B> {
         };
         let mut scratch = MeasureScratch::new(be, dims, 1)?;
         let mut iterations = 0;
+        let mut monitor = Monitor::new();
+        let certifier = self.certifier();
+        let mut certificate = None;
         while iterations < limit {
             iterations += 1;
             let check = !matches!(rule, StoppingRule::Fixed(_))
@@ -792,6 +823,15 @@ impl<B: LinAlg> AltDiff<B> {
                 status = Status::Solved;
                 break;
             }
+            if monitor.due() {
+                let (lam, nu) = unstack(be, &fwd.y, dims.p)?;
+                if let Some(found) =
+                    monitor.look(&certifier, params, &dk.x(&fwd, &data)?, &lam, &nu)?
+                {
+                    (status, certificate) = found.status();
+                    break;
+                }
+            }
         }
         // back to the primal iterate: x from the last v, lam / nu / s unstacked
         let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| -> Result<Iterate<B>> {
@@ -819,7 +859,10 @@ impl<B: LinAlg> AltDiff<B> {
             B::Real::one(),
         )?;
         let measures = ops.measure(&iterate, params, &ws, &mut scratch)?;
-        self.finish(iterate, tangents, tape, status, iterations, measures, specs)
+        let mut solution =
+            self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
+        solution.certificate = certificate;
+        Ok(solution)
     }
 
     /// The tangent blocks to iterate, zero or from a warm start.

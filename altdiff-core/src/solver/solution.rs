@@ -20,6 +20,46 @@ pub enum TangentKey {
     Jvp,
 }
 
+/// Why a problem has no solution: the direction found by the solver.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{AltDiff, Certificate, Field, HostMatrix, HostQp, Qp, Settings, Status};
+/// use altdiff_core::testing::RefBackend;
+/// // x0 + x1 = 1 and x0 + x1 <= 0: infeasible
+/// let qp = HostQp {
+///     p: HostMatrix::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 0.0 }),
+///     q: vec![0.0, 0.0],
+///     a: HostMatrix::from_rows(Field::A, &[vec![1.0, 1.0]])?,
+///     b: vec![1.0],
+///     g: HostMatrix::from_rows(Field::G, &[vec![1.0, 1.0]])?,
+///     h: vec![0.0],
+/// };
+/// let qp = Qp::from_host(&RefBackend, &qp)?;
+/// let sol = AltDiff::new(RefBackend, &qp, Settings::default())?.solve(qp.params())?;
+/// assert_eq!(sol.status(), Status::PrimalInfeasible);
+/// assert!(matches!(sol.certificate(), Some(Certificate::PrimalInfeasible { .. })));
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Certificate<B: LinAlg> {
+    /// `(lam, nu)` with `nu >= 0`, `A'lam + G'nu = 0` and `b'lam + h'nu < 0` (Farkas).
+    PrimalInfeasible {
+        /// Multipliers of the equalities.
+        lam: B::Mat,
+        /// Multipliers of the inequalities.
+        nu: B::Mat,
+    },
+    /// `x` with `Px = 0`, `Ax = 0`, `Gx <= 0` and `q'x < 0`: a direction of unbounded descent.
+    DualInfeasible {
+        /// The direction.
+        x: B::Mat,
+    },
+}
+
 /// A derivative of the solution: a tangent iterate (Alt-Diff) or `dx` alone (KKT).
 #[derive(Clone, Debug)]
 pub(crate) enum Derivative<B: LinAlg> {
@@ -56,6 +96,7 @@ impl<B: LinAlg> Derivative<B> {
 #[must_use = "check the status: a solve that did not converge still returns a Solution"]
 pub struct Solution<B: LinAlg> {
     pub(crate) iterate: Iterate<B>,
+    pub(crate) certificate: Option<Certificate<B>>,
     pub(crate) tangents: Vec<(TangentKey, Derivative<B>)>,
     pub(crate) tape: Option<TapeData<B>>,
     pub(crate) weakly_active: Vec<usize>,
@@ -158,6 +199,11 @@ impl<B: LinAlg> Solution<B> {
     /// its final iterate (`s > 0` strictly is inactive), which may fall on either side.
     pub fn weakly_active(&self) -> &[usize] {
         &self.weakly_active
+    }
+
+    /// The certificate of a [`Status::PrimalInfeasible`] or [`Status::DualInfeasible`] solve.
+    pub fn certificate(&self) -> Option<&Certificate<B>> {
+        self.certificate.as_ref()
     }
 
     /// Iterations recorded for the unrolled VJP (0 without a tape).

@@ -22,6 +22,12 @@ pub enum Status {
     FixedIterations,
     /// A NaN or infinity appeared in the iterates; the result is not usable.
     NumericalError,
+    /// The constraints `Ax = b`, `Gx <= h` have no solution; see
+    /// [`Solution::certificate`](crate::Solution::certificate).
+    PrimalInfeasible,
+    /// The objective is unbounded below on the feasible set; see
+    /// [`Solution::certificate`](crate::Solution::certificate).
+    DualInfeasible,
 }
 
 impl Status {
@@ -32,6 +38,8 @@ impl Status {
             Status::MaxIterations => "max_iterations",
             Status::FixedIterations => "fixed_iterations",
             Status::NumericalError => "numerical_error",
+            Status::PrimalInfeasible => "primal_infeasible",
+            Status::DualInfeasible => "dual_infeasible",
         }
     }
 

@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
                 matrix_jacobians_match_kkt, vjp_unrolled_is_the_adjoint_of_forward,
                 vjp_implicit_matches_kkt_and_closed_forms, kkt_method_matches_altdiff,
                 degenerate_problem_reports_weakly_active, dual_space_matches_primal,
+                infeasible_and_unbounded_are_certified,
                 agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
@@ -1184,5 +1185,86 @@ pub fn dual_space_matches_primal<B: LinAlg<Real = f64>>(be: &B) {
                 param.name()
             );
         }
+    }
+}
+
+/// An infeasible problem ends `PrimalInfeasible` with a Farkas certificate, an unbounded
+/// one `DualInfeasible` with a descent direction, in the primal and the dual space.
+pub fn infeasible_and_unbounded_are_certified<B: LinAlg<Real = f64>>(be: &B) {
+    let eye = |n: usize| HostMatrix::from_fn(n, n, |i, j| if i == j { 1.0 } else { 0.0 });
+    // x0 + x1 + x2 = 1 and x0 + x1 + x2 <= 0
+    let infeasible = HostQp {
+        p: eye(3),
+        q: vec![0.5, -1.0, 0.0],
+        a: HostMatrix::from_fn(1, 3, |_, _| 1.0),
+        b: vec![1.0],
+        g: HostMatrix::from_fn(2, 3, |i, j| {
+            if i == 0 {
+                1.0
+            } else if j == 1 {
+                -1.0
+            } else {
+                0.0
+            }
+        }),
+        h: vec![0.0, 5.0],
+    };
+    // minimize x1^2/2 - x0 subject to x0 >= 0: unbounded along x0
+    let unbounded = HostQp {
+        p: HostMatrix::from_fn(2, 2, |i, j| if (i, j) == (1, 1) { 1.0 } else { 0.0 }),
+        q: vec![-1.0, 0.0],
+        a: HostMatrix::zeros(0, 2),
+        b: vec![],
+        g: HostMatrix::from_fn(1, 2, |_, j| if j == 0 { -1.0 } else { 0.0 }),
+        h: vec![0.0],
+    };
+    for space in [IterationSpace::Primal, IterationSpace::Dual] {
+        let settings = Settings::default()
+            .with_wrt(Wrt::vectors())
+            .with_iteration(space);
+        let problem = Qp::from_host(be, &infeasible).unwrap();
+        let sol = AltDiff::new(be.clone(), &problem, settings.clone())
+            .unwrap()
+            .solve(problem.params())
+            .unwrap();
+        assert_eq!(sol.status(), Status::PrimalInfeasible, "{space:?}");
+        assert!(
+            sol.iterations() < 5_000,
+            "{space:?}: detected early, after {}",
+            sol.iterations()
+        );
+        let Some(crate::Certificate::PrimalInfeasible { lam, nu }) = sol.certificate() else {
+            panic!("a Farkas certificate")
+        };
+        let (lam, nu) = (host(be, lam), host(be, nu));
+        let scale = lam.iter().chain(&nu).fold(0.0_f64, |m, v| m.max(v.abs()));
+        assert!(nu.iter().all(|v| *v >= -1e-5 * scale), "nu >= 0: {nu:?}");
+        let support = infeasible.b[0] * lam[0]
+            + infeasible
+                .h
+                .iter()
+                .zip(&nu)
+                .map(|(h, v)| h * v)
+                .sum::<f64>();
+        assert!(support < 0.0, "b'lam + h'nu < 0: {support}");
+        for j in 0..3 {
+            let r = infeasible.a.get(0, j) * lam[0]
+                + (0..2).map(|i| infeasible.g.get(i, j) * nu[i]).sum::<f64>();
+            assert!(r.abs() <= 1e-4 * scale, "A'lam + G'nu = 0 at {j}: {r}");
+        }
+        let problem = Qp::from_host(be, &unbounded).unwrap();
+        let sol = AltDiff::new(be.clone(), &problem, settings)
+            .unwrap()
+            .solve(problem.params())
+            .unwrap();
+        assert_eq!(sol.status(), Status::DualInfeasible, "{space:?}");
+        let Some(crate::Certificate::DualInfeasible { x }) = sol.certificate() else {
+            panic!("a direction")
+        };
+        let x = host(be, x);
+        assert!(
+            x[0] > 0.0 && x[1].abs() <= 1e-4 * x[0],
+            "direction along x0: {x:?}"
+        );
     }
 }
