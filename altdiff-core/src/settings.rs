@@ -198,6 +198,49 @@ pub enum Method {
     Kkt,
 }
 
+/// Adaptive penalty: residual balancing (OSQP's rule). At a convergence check the solver
+/// proposes `rho' = rho sqrt((r_prim / scale_prim) / (r_dual / scale_dual))` and, when it
+/// differs from `rho` by more than `factor` either way and at least `every` iterations passed
+/// since the last change, refactors `H` with `rho'`. Derivatives stay exact: the tangents
+/// iterate with the penalty of each iteration, the tape records it for the unrolled VJP, and
+/// the converged Jacobians do not depend on `rho`. Runs in the primal space.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{AdaptiveRho, Settings};
+/// let s = Settings::default().with_adaptive_rho(Some(AdaptiveRho::default()));
+/// assert!(s.validate().is_ok());
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct AdaptiveRho {
+    /// Refactor only when the proposal is more than this factor away (default 5).
+    pub factor: f64,
+    /// At least this many iterations between two changes (default 25).
+    pub every: usize,
+    /// At most this many changes per solve (default 20).
+    pub max_updates: usize,
+}
+
+impl Default for AdaptiveRho {
+    fn default() -> Self {
+        Self {
+            factor: 5.0,
+            every: 25,
+            max_updates: 20,
+        }
+    }
+}
+
+impl AdaptiveRho {
+    /// Sets [`AdaptiveRho::every`].
+    #[must_use]
+    pub fn with_every(mut self, every: usize) -> Self {
+        self.every = every;
+        self
+    }
+}
+
 /// Where the iteration runs (the map and its iterates are the same; the cost differs).
 ///
 /// # Example
@@ -209,15 +252,16 @@ pub enum Method {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum IterationSpace {
-    /// Dual space when Jacobians of `q`, `b`, `h` are carried by Alt-Diff and
-    /// `p + m <= 2n`, primal space otherwise (the default).
+    /// Dual space when Jacobians of `q`, `b`, `h` are carried by Alt-Diff,
+    /// `p + m <= 2n` and the penalty is fixed; primal space otherwise (the default).
     #[default]
     Auto,
     /// The primal iteration: a solve with `H` per iteration, `O(n^2 k + n (p + m) k)`.
     Primal,
     /// The dual-space iteration on `p + m` rows: `M = C H^-1 C'` formed once
     /// (`O(n^2 (p + m))` setup, `(p + m)^2` memory), then `O((p + m)^2 k)` per iteration.
-    /// Matrix-parameter tangents, full tapes and observed solves run in the primal space.
+    /// Matrix-parameter tangents, full tapes and observed solves run in the primal space;
+    /// the penalty stays fixed.
     Dual,
 }
 
@@ -276,6 +320,8 @@ pub struct Settings {
     pub tape: Tape,
     /// Where the iteration runs (default [`IterationSpace::Auto`]).
     pub iteration: IterationSpace,
+    /// Adaptive penalty (default off; see [`AdaptiveRho`]).
+    pub adaptive_rho: Option<AdaptiveRho>,
     /// Test at setup that `P` is positive semidefinite (one extra factorization of
     /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true.
     pub check_convexity: bool,
@@ -292,6 +338,7 @@ impl Default for Settings {
             method: Method::AltDiff,
             tape: Tape::Off,
             iteration: IterationSpace::Auto,
+            adaptive_rho: None,
             check_convexity: true,
         }
     }
@@ -354,6 +401,13 @@ impl Settings {
         self
     }
 
+    /// Sets [`Settings::adaptive_rho`].
+    #[must_use]
+    pub fn with_adaptive_rho(mut self, adaptive: Option<AdaptiveRho>) -> Self {
+        self.adaptive_rho = adaptive;
+        self
+    }
+
     /// Sets [`Settings::check_convexity`].
     #[must_use]
     pub fn with_check_convexity(mut self, check: bool) -> Self {
@@ -389,6 +443,14 @@ impl Settings {
                 invalid(field, "finite and >= 0", v)
             }
         };
+        if let Some(adaptive) = self.adaptive_rho {
+            if !(adaptive.factor.is_finite() && adaptive.factor > 1.0) {
+                return invalid("adaptive_rho.factor", "finite and > 1", adaptive.factor);
+            }
+            if adaptive.every == 0 {
+                return invalid("adaptive_rho.every", ">= 1", 0.0);
+            }
+        }
         match self.stopping {
             StoppingRule::Residual { eps_abs, eps_rel } => {
                 tolerance("eps_abs", eps_abs)?;

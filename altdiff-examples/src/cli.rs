@@ -1,6 +1,6 @@
 //! Command-line options shared by the subcommands of `altdiff`.
 
-use altdiff_core::{Method, Param, Settings, StoppingRule, VjpMode};
+use altdiff_core::{AdaptiveRho, Method, Param, Settings, StoppingRule, VjpMode};
 
 /// A parameter named on the command line.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -137,6 +137,9 @@ pub struct SolverArgs {
     /// How derivatives are computed.
     #[arg(long, value_enum, default_value_t = MethodArg::Altdiff)]
     pub method: MethodArg,
+    /// Adapt rho by residual balancing (refactoring H when it moves 5x).
+    #[arg(long)]
+    pub adaptive_rho: bool,
 }
 
 impl SolverArgs {
@@ -159,6 +162,8 @@ impl SolverArgs {
             .with_rho(self.rho)
             .with_max_iter(self.max_iter)
             .with_stopping(stopping)
+            .with_method(self.method.into())
+            .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
     }
 }
 

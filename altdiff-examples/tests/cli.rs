@@ -512,3 +512,36 @@ fn infeasible_and_unbounded_exit_1_with_their_status() {
     let (code, r) = solve_json(&["solve", unbounded.to_str().unwrap()]);
     assert_eq!((code, r.status.as_str()), (1, "dual_infeasible"));
 }
+
+#[test]
+fn method_and_adaptive_rho_options_take_effect() {
+    let path = write("tiny-method.json", TINY);
+    let tight = ["--eps-abs", "1e-10", "--eps-rel", "1e-10", "--wrt", "q,b,h"];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["solve", path.to_str().unwrap()];
+        args.extend(tight);
+        args.extend(extra);
+        solve_json(&args).1
+    };
+    let (alt, kkt) = (run(&[]), run(&["--method", "kkt"]));
+    // the KKT method's Jacobian is exact at the active set: 3/7 to rounding
+    assert!((kkt.dx_db.unwrap()[0][0] - 3.0 / 7.0).abs() < 1e-12);
+    assert!(
+        kkt.iterations <= alt.iterations,
+        "no tangent convergence to wait for"
+    );
+    let (fixed, adaptive) = (
+        run(&["--rho", "0.01"]),
+        run(&["--rho", "0.01", "--adaptive-rho"]),
+    );
+    assert_eq!(
+        (fixed.status.as_str(), adaptive.status.as_str()),
+        ("solved", "solved")
+    );
+    assert!(
+        adaptive.iterations < fixed.iterations,
+        "adaptive {} vs fixed {}",
+        adaptive.iterations,
+        fixed.iterations
+    );
+}

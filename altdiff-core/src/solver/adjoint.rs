@@ -88,12 +88,24 @@ pub struct Grads<B: LinAlg> {
 }
 
 /// What the forward solve recorded for the unrolled VJP.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct TapeData<B: LinAlg> {
     /// `1[s_{k+1} > 0]` of every iteration, as bits.
     pub masks: Vec<Vec<u64>>,
     /// `(x_{k+1}, u_k, w_k)` of every iteration ([`Tape::Full`](crate::Tape::Full)).
     pub points: Vec<[B::Mat; 3]>,
+    /// Penalty changes: from iteration index `k` on, `rho` and the factor of its `H`.
+    pub segments: Vec<(usize, B::Real, std::sync::Arc<B::Factor>)>,
+}
+
+impl<B: LinAlg> Clone for TapeData<B> {
+    fn clone(&self) -> Self {
+        Self {
+            masks: self.masks.clone(),
+            points: self.points.clone(),
+            segments: self.segments.clone(),
+        }
+    }
 }
 
 /// Packs `1[v > 0]` into bits.
@@ -136,6 +148,8 @@ pub(crate) struct Adjoint<B: LinAlg> {
     s: B::Mat,
     /// `sum y` (the adjoint of `c`, hence of `dq_eff`).
     pub c_sum: B::Mat,
+    /// `sum rho_k y` (the penalty of each iteration: for `b` and `h`).
+    pub c_rho_sum: B::Mat,
     /// `sum` of the adjoints of `db_eff`.
     pub b_sum: B::Mat,
     /// `sum` of the adjoints of `dh_eff`.
@@ -156,6 +170,7 @@ impl<B: LinAlg> Adjoint<B> {
             n: backend.zeros(m, 1)?,
             s: backend.zeros(m, 1)?,
             c_sum: backend.zeros(n, 1)?,
+            c_rho_sum: backend.zeros(n, 1)?,
             b_sum: backend.zeros(p, 1)?,
             h_sum: backend.zeros(m, 1)?,
             x: backend.zeros(n, 1)?,
@@ -198,6 +213,7 @@ impl<B: LinAlg> Reverse<'_, B> {
         be.apply(&mut adj.s, Accum::Replace, self.g, Trans::No, &adj.y, rho)?;
         // sums
         be.axpby(one, &adj.y, one, &mut adj.c_sum)?;
+        be.axpby(rho, &adj.y, one, &mut adj.c_rho_sum)?;
         be.axpby(one, &adj.b_bar, one, &mut adj.b_sum)?;
         be.axpby(one, &adj.h_bar, one, &mut adj.h_sum)
     }
@@ -230,14 +246,14 @@ impl<B: LinAlg> Reverse<'_, B> {
         be.gemm_nt(gg, Accum::Add, gy, x, one)
     }
 
-    /// The vector gradients from the sums: `q = sum y`, `b = sum b_bar - rho A sum y`,
-    /// `h = sum h_bar - rho G sum y`.
+    /// The vector gradients from the sums: `q = sum y`, `b = sum b_bar - A sum rho_k y`,
+    /// `h = sum h_bar - G sum rho_k y`.
     pub fn vector_grads(&self, adj: &Adjoint<B>) -> Result<(B::Mat, B::Mat, B::Mat)> {
-        let be = self.backend;
+        let (be, one) = (self.backend, B::Real::one());
         let mut b = adj.b_sum.clone();
-        be.apply(&mut b, Accum::Add, self.a, Trans::No, &adj.c_sum, -self.rho)?;
+        be.apply(&mut b, Accum::Add, self.a, Trans::No, &adj.c_rho_sum, -one)?;
         let mut h = adj.h_sum.clone();
-        be.apply(&mut h, Accum::Add, self.g, Trans::No, &adj.c_sum, -self.rho)?;
+        be.apply(&mut h, Accum::Add, self.g, Trans::No, &adj.c_rho_sum, -one)?;
         Ok((adj.c_sum.clone(), b, h))
     }
 

@@ -141,6 +141,7 @@ impl<B: LinAlg> AltDiff<B> {
                     && !specs.is_empty()
                     && specs.iter().all(|(_, s)| !s.has_matrices())
                     && settings.tape != Tape::Full
+                    && settings.adaptive_rho.is_none()
                     && r > 0
                     && r <= 2 * dims.n
             }
@@ -344,6 +345,17 @@ impl<B: LinAlg> AltDiff<B> {
         let mut work = [be.zeros(dims.p, 1)?, be.zeros(dims.m, 1)?];
         let last = tape.masks.len();
         for k in (0..last).rev() {
+            // the penalty and factor of iteration k (index 0-based; a change recorded at
+            // iteration count i applies from index i on)
+            let (rho, factor) = match tape.segments.iter().rev().find(|(start, _, _)| *start <= k) {
+                Some((_, rho, factor)) => (*rho, &**factor),
+                None => (self.rho, &self.factor),
+            };
+            let rev = Reverse {
+                rho,
+                factor,
+                ..self.reverse()
+            };
             let mask = be.mat_from_col_major(dims.m, 1, &mask_values(&tape.masks[k], dims.m))?;
             rev.step(&mut adj, &mask, (k + 1 == last).then_some(g))?;
             if let Some(mats) = &mut mats {
@@ -460,10 +472,15 @@ impl<B: LinAlg> AltDiff<B> {
     /// The affine terms of data `(q, b, h)`: `c = q - rho A'b - rho G'h`, `b`, `h`.
     /// For derivatives of the data this gives `E = I`, `-rho A'` or `-rho G'`.
     fn affine(&self, data: &QpParams<B>) -> Result<Affine<B>> {
+        self.affine_with(data, self.rho)
+    }
+
+    /// [`AltDiff::affine`] with the penalty `rho`.
+    fn affine_with(&self, data: &QpParams<B>, rho: B::Real) -> Result<Affine<B>> {
         let be = &self.backend;
         let mut c = data.q.clone();
-        be.apply(&mut c, Accum::Add, &self.a, Trans::Yes, &data.b, -self.rho)?;
-        be.apply(&mut c, Accum::Add, &self.g, Trans::Yes, &data.h, -self.rho)?;
+        be.apply(&mut c, Accum::Add, &self.a, Trans::Yes, &data.b, -rho)?;
+        be.apply(&mut c, Accum::Add, &self.g, Trans::Yes, &data.h, -rho)?;
         Ok(Affine {
             c,
             b: data.b.clone(),
@@ -490,20 +507,18 @@ impl<B: LinAlg> AltDiff<B> {
             return self.run_dual(dual, params, iterate, specs, warm);
         }
         let be = &self.backend;
-        let kernel = Kernel {
-            backend: be,
-            a: &self.a,
-            g: &self.g,
-            factor: &self.factor,
-            rho: self.rho,
-        };
+        // the penalty and the factor of H in force (adaptive rho replaces them)
+        let mut rho = self.rho;
+        let mut refactored: Option<std::sync::Arc<B::Factor>> = None;
+        let mut last_change = 0;
+        let mut changes = 0;
         let ops = Operators {
             backend: be,
             p: &self.p,
             a: &self.a,
             g: &self.g,
         };
-        let data = self.affine(params)?;
+        let mut data = self.affine(params)?;
         let mut ws = Workspace::new(be, self.dims, 1)?;
         let mut scratch = MeasureScratch::new(be, self.dims, 1)?;
         let iterate_tangents = self.settings.method == Method::AltDiff;
@@ -515,6 +530,7 @@ impl<B: LinAlg> AltDiff<B> {
         let mut tape = (self.settings.tape != Tape::Off).then(|| TapeData {
             masks: Vec::new(),
             points: Vec::new(),
+            segments: Vec::new(),
         });
         let needs_point =
             runs.iter().any(|r| r.spec.has_matrices()) || self.settings.tape == Tape::Full;
@@ -542,12 +558,19 @@ impl<B: LinAlg> AltDiff<B> {
             } else {
                 None
             };
+            let kernel = Kernel {
+                backend: be,
+                a: &self.a,
+                g: &self.g,
+                factor: refactored.as_deref().unwrap_or(&self.factor),
+                rho,
+            };
             kernel.step(&mut iterate, &data, Slack::Project, &mut ws)?;
             if needs_point {
                 // w_k = nu_k + rho s_k + rho (G x_{k+1} - h): ws.w still holds nu_k + rho s_k
                 be.copy_from(&mut w_arg, &ws.w)?;
-                be.axpby(self.rho, &ws.gx, B::Real::one(), &mut w_arg)?;
-                be.axpby(-self.rho, &params.h, B::Real::one(), &mut w_arg)?;
+                be.axpby(rho, &ws.gx, B::Real::one(), &mut w_arg)?;
+                be.axpby(-rho, &params.h, B::Real::one(), &mut w_arg)?;
             }
             if let Some(tape) = &mut tape {
                 tape.masks.push(mask_bits(&be.to_col_major(&iterate.s)?));
@@ -564,7 +587,7 @@ impl<B: LinAlg> AltDiff<B> {
                 };
                 for run in runs.iter_mut().filter(|r| r.spec.has_matrices()) {
                     run.data = run.spec.effective(be, self.dims, &point)?;
-                    run.affine = self.affine(&run.data)?;
+                    run.affine = self.affine_with(&run.data, rho)?;
                 }
             }
             for run in &mut runs {
@@ -599,6 +622,25 @@ impl<B: LinAlg> AltDiff<B> {
                 break;
             }
             if !converged(be, rule, &now, &iterate.x, &prev)? {
+                if let Some(adaptive) = self.settings.adaptive_rho
+                    && changes < adaptive.max_updates
+                    && iterations - last_change >= adaptive.every
+                    && let Some(proposal) = balanced_rho(rho, &now, adaptive.factor)
+                {
+                    // refactor H with the new penalty; the affine terms follow it
+                    rho = proposal;
+                    let factor = std::sync::Arc::new(be.factor(&self.p, &self.a, &self.g, rho)?);
+                    if let Some(tape) = &mut tape {
+                        tape.segments.push((iterations, rho, factor.clone()));
+                    }
+                    refactored = Some(factor);
+                    data = self.affine_with(params, rho)?;
+                    for run in &mut runs {
+                        run.affine = self.affine_with(&run.data, rho)?;
+                    }
+                    last_change = iterations;
+                    changes += 1;
+                }
                 if monitor.due()
                     && let Some(found) =
                         monitor.look(&certifier, params, &iterate.x, &iterate.lam, &iterate.nu)?
@@ -628,9 +670,12 @@ impl<B: LinAlg> AltDiff<B> {
         let mut solution =
             self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
         solution.certificate = certificate;
+        solution.rho = rho;
         Ok(solution)
     }
 
+    /// The penalty in force at the end of a solve's iterations is reported by
+    /// [`Solution::rho`].
     fn certifier(&self) -> Certifier<'_, B> {
         Certifier {
             backend: &self.backend,
@@ -658,6 +703,7 @@ impl<B: LinAlg> AltDiff<B> {
             Status::NumericalError
         };
         let mut solution = Solution {
+            rho: self.rho,
             certificate: None,
             iterate,
             tangents: tangents
@@ -732,6 +778,7 @@ impl<B: LinAlg> AltDiff<B> {
         let mut tape = (self.settings.tape != Tape::Off).then(|| TapeData {
             masks: Vec::new(),
             points: Vec::new(),
+            segments: Vec::new(),
         });
         let rule = self.settings.stopping;
         let limit = match rule {
@@ -980,6 +1027,19 @@ impl<B: LinAlg> AltDiff<B> {
         }
         Ok(prev)
     }
+}
+
+/// Residual balancing: `rho sqrt((r_p / scale_p) / (r_d / scale_d))` when it is more than
+/// `factor` away from `rho` (and finite), `None` otherwise.
+fn balanced_rho<T: Real>(rho: T, m: &Measures<T>, factor: f64) -> Option<T> {
+    let tiny = T::of(1e-30);
+    let primal = m.primal / m.primal_scale.max(tiny);
+    let dual = m.dual / m.dual_scale.max(tiny);
+    let proposal = rho * (primal / dual.max(tiny)).sqrt();
+    let ratio = proposal / rho;
+    let f = T::of(factor);
+    (proposal.is_finite() && proposal > T::zero() && (ratio > f || ratio < T::one() / f))
+        .then_some(proposal)
 }
 
 /// Whether every tangent block is finite.

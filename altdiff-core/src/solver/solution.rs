@@ -96,6 +96,7 @@ impl<B: LinAlg> Derivative<B> {
 #[must_use = "check the status: a solve that did not converge still returns a Solution"]
 pub struct Solution<B: LinAlg> {
     pub(crate) iterate: Iterate<B>,
+    pub(crate) rho: B::Real,
     pub(crate) certificate: Option<Certificate<B>>,
     pub(crate) tangents: Vec<(TangentKey, Derivative<B>)>,
     pub(crate) tape: Option<TapeData<B>>,
@@ -199,6 +200,12 @@ impl<B: LinAlg> Solution<B> {
     /// its final iterate (`s > 0` strictly is inactive), which may fall on either side.
     pub fn weakly_active(&self) -> &[usize] {
         &self.weakly_active
+    }
+
+    /// The penalty in force at the end (differs from [`Settings::rho`](crate::Settings::rho)
+    /// after adaptive changes).
+    pub fn rho(&self) -> B::Real {
+        self.rho
     }
 
     /// The certificate of a [`Status::PrimalInfeasible`] or [`Status::DualInfeasible`] solve.

@@ -39,7 +39,7 @@ macro_rules! conformance_tests {
                 matrix_jacobians_match_kkt, vjp_unrolled_is_the_adjoint_of_forward,
                 vjp_implicit_matches_kkt_and_closed_forms, kkt_method_matches_altdiff,
                 degenerate_problem_reports_weakly_active, dual_space_matches_primal,
-                infeasible_and_unbounded_are_certified,
+                infeasible_and_unbounded_are_certified, adaptive_rho_keeps_derivatives_exact,
                 agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
@@ -1265,6 +1265,72 @@ pub fn infeasible_and_unbounded_are_certified<B: LinAlg<Real = f64>>(be: &B) {
         assert!(
             x[0] > 0.0 && x[1].abs() <= 1e-4 * x[0],
             "direction along x0: {x:?}"
+        );
+    }
+}
+
+/// With a badly chosen penalty (rho = 100), adaptive rho converges in fewer iterations to the
+/// same Jacobians (1e-8), and the unrolled VJP stays the exact adjoint of the iterations run
+/// across the penalty changes (1e-10).
+pub fn adaptive_rho_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 9, 3, 5, 91);
+    let problem = Qp::from_host(be, &qp).unwrap();
+    let adaptive = Some(crate::AdaptiveRho::default().with_every(10));
+    let base = tight()
+        .with_rho(100.0)
+        .with_iteration(IterationSpace::Primal);
+    let fixed = solve(be, &qp, base.clone());
+    let adapted = solve(be, &qp, base.clone().with_adaptive_rho(adaptive));
+    assert_eq!(
+        (fixed.status, adapted.status),
+        (Status::Solved, Status::Solved)
+    );
+    assert!(
+        adapted.iterations < fixed.iterations,
+        "adaptive {} vs fixed {}",
+        adapted.iterations,
+        fixed.iterations
+    );
+    for param in Param::VECTORS {
+        let err = rel_diff(
+            adapted.jacobian(param).unwrap(),
+            fixed.jacobian(param).unwrap(),
+        );
+        assert!(
+            err < 1e-8,
+            "adaptive vs fixed rho: dx/d{} differs by {err:e}",
+            param.name()
+        );
+    }
+    let settings = Settings::default()
+        .with_rho(100.0)
+        .with_stopping(StoppingRule::Residual {
+            eps_abs: 1e-9,
+            eps_rel: 1e-9,
+        })
+        .with_adaptive_rho(Some(crate::AdaptiveRho::default().with_every(5)))
+        .with_wrt(Wrt::all())
+        .with_tape(Tape::Full);
+    let solver = AltDiff::new(be.clone(), &problem, settings).unwrap();
+    let sol = solver.solve(problem.params()).unwrap();
+    assert!(
+        (sol.rho() - 100.0).abs() > 1.0,
+        "the penalty changed: {} after {} iterations ({:?})",
+        sol.rho(),
+        sol.iterations(),
+        sol.status()
+    );
+    let dims = problem.dims();
+    let g_host: Vec<f64> = (0..dims.n).map(|i| (i as f64 * 0.3).cos()).collect();
+    let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
+    let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
+    let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Unrolled).unwrap());
+    for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
+        let err = rel_diff(gt, e);
+        assert!(
+            err < 1e-10,
+            "adaptive rho: unrolled VJP wrt {} differs from forward J'g by {err:e}",
+            param.name()
         );
     }
 }

@@ -356,6 +356,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         eps_rel: 1e-6,
         stop: args.stop,
         method: altdiff_examples::cli::MethodArg::Altdiff,
+        adaptive_rho: false,
     };
     let settings = solver_args.settings();
     settings.validate().map_err(altdiff_core::Error::from)?;
