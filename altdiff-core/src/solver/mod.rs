@@ -527,23 +527,12 @@ impl<B: LinAlg> AltDiff<B> {
         } else {
             Vec::new()
         };
-        let mut tape = (self.settings.tape != Tape::Off).then(|| TapeData {
-            masks: Vec::new(),
-            points: Vec::new(),
-            segments: Vec::new(),
-        });
+        let mut tape = self.new_tape();
         let needs_point =
             runs.iter().any(|r| r.spec.has_matrices()) || self.settings.tape == Tape::Full;
         let mut w_arg = be.zeros(self.dims.m, 1)?;
         let rule = self.settings.stopping;
-        let limit = match rule {
-            StoppingRule::Fixed(k) => k,
-            _ => self.settings.max_iter,
-        };
-        let mut status = match rule {
-            StoppingRule::Fixed(_) => Status::FixedIterations,
-            _ => Status::MaxIterations,
-        };
+        let (limit, mut status) = self.iteration_limit();
         let mut iterations = 0;
         let mut last: Option<Measures<B::Real>> = None;
         let mut monitor = Monitor::new();
@@ -551,8 +540,7 @@ impl<B: LinAlg> AltDiff<B> {
         let mut certificate = None;
         while iterations < limit {
             iterations += 1;
-            let check = !matches!(rule, StoppingRule::Fixed(_))
-                && (iterations % self.settings.check_every == 0 || iterations == limit);
+            let check = self.is_check(iterations, limit);
             let prev = if check {
                 Some(self.snapshot(rule, &ops, &iterate, params, &mut scratch)?)
             } else {
@@ -775,20 +763,9 @@ impl<B: LinAlg> AltDiff<B> {
                 ));
             }
         }
-        let mut tape = (self.settings.tape != Tape::Off).then(|| TapeData {
-            masks: Vec::new(),
-            points: Vec::new(),
-            segments: Vec::new(),
-        });
+        let mut tape = self.new_tape();
         let rule = self.settings.stopping;
-        let limit = match rule {
-            StoppingRule::Fixed(k) => k,
-            _ => self.settings.max_iter,
-        };
-        let mut status = match rule {
-            StoppingRule::Fixed(_) => Status::FixedIterations,
-            _ => Status::MaxIterations,
-        };
+        let (limit, mut status) = self.iteration_limit();
         let mut scratch = MeasureScratch::new(be, dims, 1)?;
         let mut iterations = 0;
         let mut monitor = Monitor::new();
@@ -796,8 +773,7 @@ impl<B: LinAlg> AltDiff<B> {
         let mut certificate = None;
         while iterations < limit {
             iterations += 1;
-            let check = !matches!(rule, StoppingRule::Fixed(_))
-                && (iterations % self.settings.check_every == 0 || iterations == limit);
+            let check = self.is_check(iterations, limit);
             let s_old: Option<Vec<B::Mat>> = check.then(|| {
                 std::iter::once(fwd.s.clone())
                     .chain(tangents.iter().map(|t| t.2.s.clone()))
@@ -910,6 +886,31 @@ impl<B: LinAlg> AltDiff<B> {
             self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
         solution.certificate = certificate;
         Ok(solution)
+    }
+
+    /// The iteration bound and the status when the loop runs out: `Fixed(k)` runs `k`
+    /// iterations (`FixedIterations`), every other rule at most `max_iter` (`MaxIterations`).
+    fn iteration_limit(&self) -> (usize, Status) {
+        match self.settings.stopping {
+            StoppingRule::Fixed(k) => (k, Status::FixedIterations),
+            _ => (self.settings.max_iter, Status::MaxIterations),
+        }
+    }
+
+    /// Whether iteration `iterations` (1-based) checks convergence: every `check_every`
+    /// iterations and at the last one; never for `Fixed`.
+    fn is_check(&self, iterations: usize, limit: usize) -> bool {
+        !matches!(self.settings.stopping, StoppingRule::Fixed(_))
+            && (iterations.is_multiple_of(self.settings.check_every) || iterations == limit)
+    }
+
+    /// An empty tape when the settings ask for one.
+    fn new_tape(&self) -> Option<TapeData<B>> {
+        (self.settings.tape != Tape::Off).then(|| TapeData {
+            masks: Vec::new(),
+            points: Vec::new(),
+            segments: Vec::new(),
+        })
     }
 
     /// The tangent blocks to iterate, zero or from a warm start.
