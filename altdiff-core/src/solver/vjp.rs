@@ -1,0 +1,151 @@
+//! Reverse mode on [`AltDiff`]: [`AltDiff::vjp`] in its three modes (see [`adjoint`]).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl<B: LinAlg> AltDiff<B> {
+    /// `J'g`: the gradients of a loss with `dloss/dx = g` (n x 1) wrt every parameter, without
+    /// forming a Jacobian. See [`VjpMode`] for the modes; the matrix gradients are absent for
+    /// an unrolled VJP recorded with [`Tape::Masks`].
+    ///
+    /// # Errors
+    /// [`Error::Dimension`] for `g` of the wrong shape, [`Error::Request`] for an unrolled VJP
+    /// of a solve without a tape, [`Error::SingularKkt`] for the KKT mode at a degenerate
+    /// active set.
+    pub fn vjp(&self, solution: &Solution<B>, g: &B::Mat, mode: VjpMode) -> Result<Grads<B>> {
+        crate::problem::check_block(&self.backend, Field::Seed, g, (self.dims.n, 1))?;
+        match mode {
+            VjpMode::Unrolled => self.vjp_unrolled(solution, g),
+            VjpMode::Implicit => self.vjp_implicit(solution, g),
+            VjpMode::Kkt => self.vjp_kkt(solution, g),
+        }
+    }
+
+    fn reverse(&self) -> Reverse<'_, B> {
+        Reverse {
+            backend: &self.backend,
+            a: &self.a,
+            g: &self.g,
+            factor: &self.factor,
+            rho: self.rho,
+        }
+    }
+
+    fn vjp_unrolled(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
+        let tape = solution.tape.as_ref().ok_or(Error::Request(
+            "an unrolled VJP needs a tape: solve with Settings::tape = Tape::Masks or Tape::Full",
+        ))?;
+        let (be, dims) = (&self.backend, self.dims);
+        let rev = self.reverse();
+        let mut adj = Adjoint::new(be, dims.n, dims.p, dims.m)?;
+        let full = !tape.points.is_empty();
+        let mut mats = if full {
+            Some([
+                be.zeros(dims.n, dims.n)?,
+                be.zeros(dims.p, dims.n)?,
+                be.zeros(dims.m, dims.n)?,
+            ])
+        } else {
+            None
+        };
+        let mut work = [be.zeros(dims.p, 1)?, be.zeros(dims.m, 1)?];
+        let last = tape.masks.len();
+        for k in (0..last).rev() {
+            // the penalty and factor of iteration k (index 0-based; a change recorded at
+            // iteration count i applies from index i on)
+            let (rho, factor) = match tape.segments.iter().rev().find(|(start, _, _)| *start <= k) {
+                Some((_, rho, factor)) => (*rho, &**factor),
+                None => (self.rho, &self.factor),
+            };
+            let rev = Reverse {
+                rho,
+                factor,
+                ..self.reverse()
+            };
+            let mask = be.mat_from_col_major(dims.m, 1, &mask_values(&tape.masks[k], dims.m))?;
+            rev.step(&mut adj, &mask, (k + 1 == last).then_some(g))?;
+            if let Some(mats) = &mut mats {
+                let [x, u, w] = &tape.points[k];
+                rev.matrices(&adj, [x, u, w], mats, &mut work)?;
+            }
+        }
+        let (q, b, h) = rev.vector_grads(&adj)?;
+        let (p, a, gm) = match mats {
+            Some([p, a, gm]) => (Some(symmetrize(be, &p)?), Some(a), Some(gm)),
+            None => (None, None, None),
+        };
+        Ok(Grads {
+            q,
+            b,
+            h,
+            p,
+            a,
+            g: gm,
+        })
+    }
+
+    fn vjp_implicit(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
+        let (be, dims) = (&self.backend, self.dims);
+        let rev = self.reverse();
+        let mut adj = Adjoint::new(be, dims.n, dims.p, dims.m)?;
+        let mask_bits = mask_bits(&be.to_col_major(solution.s())?);
+        let mask = be.mat_from_col_major(dims.m, 1, &mask_values(&mask_bits, dims.m))?;
+        let (abs, rel) = self.adjoint_tolerance();
+        let mut first = true;
+        for _ in 0..self.settings.max_iter.max(1) {
+            rev.step(&mut adj, &mask, first.then_some(g))?;
+            if !first && rev.settled(&adj, abs, rel)? {
+                break;
+            }
+            first = false;
+        }
+        let (q, b, h) = rev.vector_grads(&adj)?;
+        self.with_closed_forms(solution, q, b, h)
+    }
+
+    fn vjp_kkt(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
+        let (be, dims) = (&self.backend, self.dims);
+        let kkt = self.kkt_system(solution)?;
+        let r = dims.p + kkt.active().len();
+        let mut minus_g = g.clone();
+        be.axpby(-B::Real::one(), g, B::Real::zero(), &mut minus_g)?;
+        let (u, v) = kkt.solve(be, &minus_g, &be.zeros(r, 1)?)?;
+        let mut q = u.clone();
+        be.axpby(-B::Real::one(), &u, B::Real::zero(), &mut q)?;
+        let (b, h) = kkt.split(be, &v, dims)?;
+        self.with_closed_forms(solution, q, b, h)
+    }
+
+    fn with_closed_forms(
+        &self,
+        solution: &Solution<B>,
+        q: B::Mat,
+        b: B::Mat,
+        h: B::Mat,
+    ) -> Result<Grads<B>> {
+        let [p, a, g] = closed_forms(
+            &self.backend,
+            [solution.x(), solution.lam(), solution.nu()],
+            [&q, &b, &h],
+            self.dims,
+        )?;
+        Ok(Grads {
+            q,
+            b,
+            h,
+            p: Some(p),
+            a: Some(a),
+            g: Some(g),
+        })
+    }
+
+    /// The tolerance of adjoint convergence: the residual rule's, or 1e-10.
+    pub(super) fn adjoint_tolerance(&self) -> (B::Real, B::Real) {
+        match self.settings.stopping {
+            StoppingRule::Residual { eps_abs, eps_rel } => {
+                (B::Real::of(eps_abs), B::Real::of(eps_rel))
+            }
+            _ => (B::Real::of(1e-10), B::Real::of(1e-10)),
+        }
+    }
+}
