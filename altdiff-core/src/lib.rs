@@ -68,7 +68,27 @@
 //! [`StoppingRule::Residual`] (OSQP-style primal and dual residuals; the default),
 //! [`StoppingRule::RelativeObjective`] (the paper code's rule), [`StoppingRule::RelativeX`],
 //! [`StoppingRule::Fixed`] (truncated Alt-Diff). `max_iter` always bounds the loop;
-//! not converging is a [`Status`], never an error.
+//! not converging is a [`Status`], never an error. Infeasible and unbounded problems end
+//! with [`Status::PrimalInfeasible`] / [`Status::DualInfeasible`] and a [`Certificate`].
+//! [`AdaptiveRho`] (opt-in) balances the residuals by refactoring `H` when the penalty should
+//! move more than 5x; derivatives stay exact.
+//!
+//! ## Every derivative
+//!
+//! | what | API | cost per iteration (dense) |
+//! |---|---|---|
+//! | Jacobian wrt q, b, h, P, A, G | [`Settings::wrt`], [`Solution::jacobian`] | `O(n^2 d)`, `d` = parameter size |
+//! | JVP along `k` directions of all six | [`AltDiff::solve_jvp`], [`Directions`] | `O(n^2 k)` |
+//! | VJP, exact adjoint of the iterations run | [`Tape`], [`AltDiff::vjp`] with [`VjpMode::Unrolled`] | `O(n^2)` |
+//! | VJP at the fixed point | [`VjpMode::Implicit`] | `O(n^2)` per adjoint iteration |
+//! | KKT implicit differentiation | [`Method::Kkt`], [`VjpMode::Kkt`] | one factorization of the reduced KKT system |
+//!
+//! For a direction `(dP, dq, dA, db, dG, dh)` the recursion runs with the effective data
+//! `dq + dP x + dA'u + dG'w`, `db - dA x`, `dh - dG x` at the forward iterate (this is where
+//! `dH = dP + rho (dA'A + A'dA + dG'G + G'dG)` goes; derivation in the solver's `tangent`
+//! module). Jacobians of `q`, `b`, `h` iterate in the dual space by default
+//! ([`IterationSpace`]): with `M = C H^-1 C'`, `C = [A; G]`, formed once, an iteration costs
+//! `O((p + m)^2 d)`; the iterates are the same.
 //!
 //! ## Writing a backend
 //!
