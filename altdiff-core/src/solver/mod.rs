@@ -542,11 +542,12 @@ impl<B: LinAlg> AltDiff<B> {
         measures: Measures<B::Real>,
         specs: &[(TangentKey, &TangentSpec<B>)],
     ) -> Result<Solution<B>> {
-        let status = if measures.is_finite() {
-            status
-        } else {
-            Status::NumericalError
-        };
+        // a NaN never leaves silently: neither in the solution nor in a Jacobian
+        let mut finite = measures.is_finite();
+        for (_, t) in &tangents {
+            finite = finite && self.backend.norm_inf(&t.x)?.is_finite();
+        }
+        let status = if finite { status } else { Status::NumericalError };
         let mut solution = Solution {
             rho: self.rho,
             certificate: None,
