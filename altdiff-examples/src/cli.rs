@@ -140,6 +140,9 @@ pub struct SolverArgs {
     /// Adapt rho by residual balancing (refactoring H when it moves 5x).
     #[arg(long)]
     pub adaptive_rho: bool,
+    /// Over-relaxation alpha in (0, 2) (1: none).
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
 }
 
 impl SolverArgs {
@@ -164,6 +167,7 @@ impl SolverArgs {
             .with_stopping(stopping)
             .with_method(self.method.into())
             .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
+            .with_alpha(self.alpha)
     }
 }
 

@@ -6,12 +6,12 @@
 //! iteration, each iteration `k = K-1 .. 0` is reversed as
 //!
 //! ```text
-//! X += rho G'N + rho A'L                 (the dual updates)
 //! t  = D_k (S + rho N)                   (the slack's mask)
-//! X -= G't
+//! r  = rho N - t                         (the adjoint of the relaxed Gx)
+//! X += alpha (G'r + rho A'L)             (the dual and slack updates)
 //! y  = -H^-1 X                           (the x-update; H is symmetric)
-//! db_eff gets -rho L,  dh_eff gets t - rho N,  c gets y
-//! L += A y,  N += G y - t/rho,  S = rho G y
+//! db_eff gets -rho alpha L,  dh_eff gets -alpha r,  c gets y
+//! L += A y,  N += G y - t/rho,  S = rho G y - (1 - alpha) r
 //! ```
 //!
 //! and since `c = dq_eff - rho A'db_eff - rho G'dh_eff`, the gradients are
@@ -139,6 +139,8 @@ pub(crate) struct Reverse<'a, B: LinAlg> {
     pub g: &'a B::Op,
     pub factor: &'a B::Factor,
     pub rho: B::Real,
+    /// Over-relaxation of the forward iteration (1 = none).
+    pub alpha: B::Real,
 }
 
 /// The adjoint state and the accumulated data adjoints.
@@ -157,6 +159,7 @@ pub(crate) struct Adjoint<B: LinAlg> {
     // scratch
     x: B::Mat,
     t: B::Mat,
+    gbar: B::Mat,
     /// The last `y` and data adjoints (for the matrix gradients and convergence tests).
     pub y: B::Mat,
     pub b_bar: B::Mat,
@@ -175,6 +178,7 @@ impl<B: LinAlg> Adjoint<B> {
             h_sum: backend.zeros(m, 1)?,
             x: backend.zeros(n, 1)?,
             t: backend.zeros(m, 1)?,
+            gbar: backend.zeros(m, 1)?,
             y: backend.zeros(n, 1)?,
             b_bar: backend.zeros(p, 1)?,
             h_bar: backend.zeros(m, 1)?,
@@ -186,31 +190,46 @@ impl<B: LinAlg> Reverse<'_, B> {
     /// Reverses one iteration with mask `mask` (`0/1`, m x 1); `seed` is `g` for the last
     /// iteration of an unrolled run, `None` otherwise.
     pub fn step(&self, adj: &mut Adjoint<B>, mask: &B::Mat, seed: Option<&B::Mat>) -> Result<()> {
-        let (be, one, zero, rho) = (self.backend, B::Real::one(), B::Real::zero(), self.rho);
-        // X = g (or 0) + rho G'N + rho A'L
+        let (be, one, zero, rho, alpha) = (
+            self.backend,
+            B::Real::one(),
+            B::Real::zero(),
+            self.rho,
+            self.alpha,
+        );
+        // t = D (S + rho N): the adjoint of the slack's argument
+        be.copy_from(&mut adj.t, &adj.s)?;
+        be.axpby(rho, &adj.n, one, &mut adj.t)?;
+        be.dproj_nonneg(mask, &mut adj.t)?;
+        // gbar = rho N - t: the adjoint of the (relaxed) Gx
+        be.copy_from(&mut adj.gbar, &adj.t)?;
+        be.axpby(rho, &adj.n, -one, &mut adj.gbar)?;
+        // X = g (or 0) + alpha (G' gbar + rho A'L)
         match seed {
             Some(g) => be.copy_from(&mut adj.x, g)?,
             None => be.axpby(zero, &adj.y, zero, &mut adj.x)?,
         }
-        be.apply(&mut adj.x, Accum::Add, self.g, Trans::Yes, &adj.n, rho)?;
-        be.apply(&mut adj.x, Accum::Add, self.a, Trans::Yes, &adj.l, rho)?;
-        // data adjoints of the dual updates
-        be.axpby(-rho, &adj.l, zero, &mut adj.b_bar)?;
-        be.axpby(-rho, &adj.n, zero, &mut adj.h_bar)?;
-        // t = D (S + rho N); X -= G't; h_bar += t
-        be.copy_from(&mut adj.t, &adj.s)?;
-        be.axpby(rho, &adj.n, one, &mut adj.t)?;
-        be.dproj_nonneg(mask, &mut adj.t)?;
-        be.apply(&mut adj.x, Accum::Add, self.g, Trans::Yes, &adj.t, -one)?;
-        be.axpby(one, &adj.t, one, &mut adj.h_bar)?;
+        be.apply(&mut adj.x, Accum::Add, self.g, Trans::Yes, &adj.gbar, alpha)?;
+        be.apply(
+            &mut adj.x,
+            Accum::Add,
+            self.a,
+            Trans::Yes,
+            &adj.l,
+            rho * alpha,
+        )?;
+        // data adjoints: db_eff gets -rho alpha L, dh_eff gets -alpha gbar
+        be.axpby(-rho * alpha, &adj.l, zero, &mut adj.b_bar)?;
+        be.axpby(-alpha, &adj.gbar, zero, &mut adj.h_bar)?;
         // y = -H^-1 X
         be.axpby(-one, &adj.x, zero, &mut adj.y)?;
         be.solve_in_place(self.factor, &mut adj.y)?;
-        // new state: L += A y; N += G y - t/rho; S = rho G y
+        // new state: L += A y; N += G y - t/rho; S = rho G y - (1 - alpha) gbar
         be.apply(&mut adj.l, Accum::Add, self.a, Trans::No, &adj.y, one)?;
         be.apply(&mut adj.n, Accum::Add, self.g, Trans::No, &adj.y, one)?;
         be.axpby(-one / rho, &adj.t, one, &mut adj.n)?;
         be.apply(&mut adj.s, Accum::Replace, self.g, Trans::No, &adj.y, rho)?;
+        be.axpby(alpha - one, &adj.gbar, one, &mut adj.s)?;
         // sums
         be.axpby(one, &adj.y, one, &mut adj.c_sum)?;
         be.axpby(rho, &adj.y, one, &mut adj.c_rho_sum)?;

@@ -83,13 +83,15 @@ impl<B: LinAlg> DualOps<B> {
     }
 }
 
-/// A block in the dual space: `y = [lam; nu]`, `s = [0; s]`, and the last `v` and `Cx`.
+/// A block in the dual space: `y = [lam; nu]`, `s = [0; s]`, the last `v` and `Cx`, and the
+/// relaxed `Cx` (when `alpha != 1`).
 #[derive(Clone, Debug)]
 pub(crate) struct DualBlock<B: LinAlg> {
     pub y: B::Mat,
     pub s: B::Mat,
     pub v: B::Mat,
     pub cx: B::Mat,
+    pub cr: B::Mat,
 }
 
 /// The constant terms of a block: `C H^-1 c`, `[b; h]` and `c` itself (for `x` at the end).
@@ -140,8 +142,8 @@ impl<B: LinAlg> DualBlock<B> {
         let y = stack(backend, &it.lam, &it.nu)?;
         let zeros = backend.zeros(backend.shape(&it.lam).0, backend.shape(&it.lam).1)?;
         let s = stack(backend, &zeros, &it.s)?;
-        let (v, cx) = (y.clone(), y.clone());
-        Ok(Self { y, s, v, cx })
+        let (v, cx, cr) = (y.clone(), y.clone(), y.clone());
+        Ok(Self { y, s, v, cx, cr })
     }
 }
 
@@ -151,6 +153,8 @@ pub(crate) struct DualKernel<'a, B: LinAlg> {
     pub ops: &'a DualOps<B>,
     pub factor: &'a B::Factor,
     pub rho: B::Real,
+    /// Over-relaxation (1 = none): `Cx` becomes `alpha Cx + (1 - alpha)([b; h] - s)`.
+    pub alpha: B::Real,
 }
 
 impl<B: LinAlg> DualKernel<'_, B> {
@@ -198,9 +202,17 @@ impl<B: LinAlg> DualKernel<'_, B> {
             &blk.v,
             -one,
         )?;
+        // the relaxed Cx, with the slack before the step
+        let relaxed = self.alpha != one;
+        if relaxed {
+            be.copy_from(&mut blk.cr, &data.bh)?;
+            be.axpby(-one, &blk.s, one, &mut blk.cr)?;
+            be.axpby(self.alpha, &blk.cx, one - self.alpha, &mut blk.cr)?;
+        }
+        let cr = if relaxed { &blk.cr } else { &blk.cx };
         // s = P(-y/rho - Cx + bh)
         be.copy_from(&mut blk.s, &data.bh)?;
-        be.axpby(-one, &blk.cx, one, &mut blk.s)?;
+        be.axpby(-one, cr, one, &mut blk.s)?;
         be.axpby(-one / rho, &blk.y, one, &mut blk.s)?;
         match mask {
             None => {
@@ -210,7 +222,8 @@ impl<B: LinAlg> DualKernel<'_, B> {
             Some(forward_s) => be.dproj_nonneg(forward_s, &mut blk.s)?,
         }
         // y += rho (Cx + s - bh)
-        be.axpby(rho, &blk.cx, one, &mut blk.y)?;
+        let cr = if relaxed { &blk.cr } else { &blk.cx };
+        be.axpby(rho, cr, one, &mut blk.y)?;
         be.axpby(rho, &blk.s, one, &mut blk.y)?;
         be.axpby(-rho, &data.bh, one, &mut blk.y)
     }
@@ -250,8 +263,15 @@ impl<B: LinAlg> DualKernel<'_, B> {
         be.axpby(-one, &data.bh, one, &mut r)?;
         let primal = norm(&r)?;
         let primal_scale = norm(&blk.cx)?.max(norm(&data.bh)?).max(norm(&blk.s)?);
+        // dual residual rho C'(s - s_old + (1 - alpha)(bh - s_old - Cx))
         let mut ds = blk.s.clone();
         be.axpby(-one, s_old, one, &mut ds)?;
+        if self.alpha != one {
+            let mut relax = data.bh.clone();
+            be.axpby(-one, s_old, one, &mut relax)?;
+            be.axpby(-one, &blk.cx, one, &mut relax)?;
+            be.axpby(one - self.alpha, &relax, one, &mut ds)?;
+        }
         let n = be.shape(&data.c).0;
         let k = be.shape(&ds).1;
         let mut d = be.zeros(n, k)?;

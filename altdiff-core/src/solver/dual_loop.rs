@@ -20,6 +20,7 @@ impl<B: LinAlg> AltDiff<B> {
             ops: dual,
             factor: &self.factor,
             rho: self.rho,
+            alpha: B::Real::of(self.settings.alpha),
         };
         let ops = Operators {
             backend: be,

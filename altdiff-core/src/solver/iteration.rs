@@ -14,6 +14,10 @@
 //! with, in order x -> s -> lam -> nu,
 //! `x = -H^-1 [c + A'lam + G'(nu + rho s)]`, `w = -nu/rho - (Gx - h)`,
 //! `lam += rho (Ax - b)`, `nu += rho (Gx + s - h)`.
+//!
+//! With over-relaxation `alpha` (1 = none), `Gx` in the slack and dual updates is replaced by
+//! `alpha Gx + (1 - alpha)(h - s_old)` and `Ax` by `alpha Ax + (1 - alpha) b` (OSQP's
+//! relaxation in the slack form); the map stays affine in the data, so tangents follow.
 
 use num_traits::{One, Zero};
 
@@ -91,6 +95,9 @@ pub(crate) struct Workspace<B: LinAlg> {
     pub gx: B::Mat,
     /// `nu + rho s` (m x k).
     pub w: B::Mat,
+    /// The slack before the step and the relaxed `Gx` (m x k; used when `alpha != 1`).
+    pub s_old: B::Mat,
+    pub gr: B::Mat,
 }
 
 impl<B: LinAlg> Workspace<B> {
@@ -98,6 +105,8 @@ impl<B: LinAlg> Workspace<B> {
         Ok(Self {
             gx: backend.zeros(dims.m, k)?,
             w: backend.zeros(dims.m, k)?,
+            s_old: backend.zeros(dims.m, k)?,
+            gr: backend.zeros(dims.m, k)?,
         })
     }
 }
@@ -109,9 +118,27 @@ pub(crate) struct Kernel<'a, B: LinAlg> {
     pub g: &'a B::Op,
     pub factor: &'a B::Factor,
     pub rho: B::Real,
+    /// Over-relaxation, in (0, 2); 1 is none.
+    pub alpha: B::Real,
 }
 
 impl<B: LinAlg> Kernel<'_, B> {
+    fn relaxed(&self) -> bool {
+        self.alpha != B::Real::one()
+    }
+
+    /// The relaxed `Gx`: `ws.gx` itself, or `alpha Gx + (1 - alpha)(h - s_old)` in `ws.gr`.
+    fn relaxed_gx<'w>(&self, data: &Affine<B>, ws: &'w mut Workspace<B>) -> Result<&'w B::Mat> {
+        if !self.relaxed() {
+            return Ok(&ws.gx);
+        }
+        let (be, one, alpha) = (self.backend, B::Real::one(), self.alpha);
+        be.copy_from(&mut ws.gr, &data.h)?;
+        be.axpby(-one, &ws.s_old, one, &mut ws.gr)?;
+        be.axpby(alpha, &ws.gx, one - alpha, &mut ws.gr)?;
+        Ok(&ws.gr)
+    }
+
     /// One iteration x -> s -> lam -> nu of a forward or tangent block.
     pub fn step(
         &self,
@@ -128,6 +155,9 @@ impl<B: LinAlg> Kernel<'_, B> {
     /// `x = -H^-1 [c + A'lam + G'(nu + rho s)]`.
     fn update_x(&self, it: &mut Iterate<B>, data: &Affine<B>, ws: &mut Workspace<B>) -> Result<()> {
         let (be, one) = (self.backend, B::Real::one());
+        if self.relaxed() {
+            be.copy_from(&mut ws.s_old, &it.s)?;
+        }
         be.copy_from(&mut ws.w, &it.nu)?;
         be.axpby(self.rho, &it.s, one, &mut ws.w)?;
         be.axpby(-one, &data.c, B::Real::zero(), &mut it.x)?;
@@ -136,7 +166,8 @@ impl<B: LinAlg> Kernel<'_, B> {
         be.solve_in_place(self.factor, &mut it.x)
     }
 
-    /// `s = max(0, w)` or `J_s = 1[s > 0] w`, with `w = -nu/rho - (Gx - h)`; keeps `Gx`.
+    /// `s = max(0, w)` or `J_s = 1[s > 0] w`, with `w = -nu/rho - (Gx_relaxed - h)`; keeps
+    /// `Gx` (unrelaxed) in `ws.gx`.
     fn update_slack(
         &self,
         it: &mut Iterate<B>,
@@ -146,8 +177,9 @@ impl<B: LinAlg> Kernel<'_, B> {
     ) -> Result<()> {
         let (be, one) = (self.backend, B::Real::one());
         be.apply(&mut ws.gx, Accum::Replace, self.g, Trans::No, &it.x, one)?;
+        let gx = self.relaxed_gx(data, ws)?;
         be.copy_from(&mut it.s, &data.h)?;
-        be.axpby(-one, &ws.gx, one, &mut it.s)?;
+        be.axpby(-one, gx, one, &mut it.s)?;
         be.axpby(-one / self.rho, &it.nu, one, &mut it.s)?;
         match slack {
             Slack::Project => be.proj_nonneg(&mut it.s),
@@ -155,12 +187,14 @@ impl<B: LinAlg> Kernel<'_, B> {
         }
     }
 
-    /// `lam += rho (Ax - b)`, `nu += rho (Gx + s - h)`.
+    /// `lam += rho alpha (Ax - b)`, `nu += rho (Gx_relaxed + s - h)`.
     fn update_duals(&self, it: &mut Iterate<B>, data: &Affine<B>, ws: &Workspace<B>) -> Result<()> {
         let (be, one, rho) = (self.backend, B::Real::one(), self.rho);
-        be.apply(&mut it.lam, Accum::Add, self.a, Trans::No, &it.x, rho)?;
-        be.axpby(-rho, &data.b, one, &mut it.lam)?;
-        be.axpby(rho, &ws.gx, one, &mut it.nu)?;
+        let ra = rho * self.alpha;
+        be.apply(&mut it.lam, Accum::Add, self.a, Trans::No, &it.x, ra)?;
+        be.axpby(-ra, &data.b, one, &mut it.lam)?;
+        let gx = if self.relaxed() { &ws.gr } else { &ws.gx };
+        be.axpby(rho, gx, one, &mut it.nu)?;
         be.axpby(rho, &it.s, one, &mut it.nu)?;
         be.axpby(-rho, &data.h, one, &mut it.nu)
     }

@@ -388,6 +388,8 @@ impl<B: LinAlg> AltDiff<B> {
         let needs_point =
             runs.iter().any(|r| r.spec.has_matrices()) || self.settings.tape == Tape::Full;
         let mut w_arg = be.zeros(self.dims.m, 1)?;
+        let mut u_arg = be.zeros(self.dims.p, 1)?;
+        let alpha = B::Real::of(self.settings.alpha);
         let rule = self.settings.stopping;
         let (limit, mut status) = self.iteration_limit();
         let mut iterations = 0;
@@ -409,25 +411,37 @@ impl<B: LinAlg> AltDiff<B> {
                 g: &self.g,
                 factor: refactored.as_deref().unwrap_or(&self.factor),
                 rho,
+                alpha,
             };
+            if needs_point && alpha != B::Real::one() {
+                be.copy_from(&mut u_arg, &iterate.lam)?;
+            }
             kernel.step(&mut iterate, &data, Slack::Project, &mut ws)?;
             if needs_point {
+                let one = B::Real::one();
                 // w_k = nu_k + rho s_k + rho (G x_{k+1} - h): ws.w still holds nu_k + rho s_k
                 be.copy_from(&mut w_arg, &ws.w)?;
-                be.axpby(rho, &ws.gx, B::Real::one(), &mut w_arg)?;
-                be.axpby(-rho, &params.h, B::Real::one(), &mut w_arg)?;
+                be.axpby(rho, &ws.gx, one, &mut w_arg)?;
+                be.axpby(-rho, &params.h, one, &mut w_arg)?;
+                // u_k = lam_k + rho (A x_{k+1} - b): lam_{k+1} itself unless relaxed
+                if alpha == one {
+                    be.copy_from(&mut u_arg, &iterate.lam)?;
+                } else {
+                    be.apply(&mut u_arg, Accum::Add, &self.a, Trans::No, &iterate.x, rho)?;
+                    be.axpby(-rho, &params.b, one, &mut u_arg)?;
+                }
             }
             if let Some(tape) = &mut tape {
                 tape.masks.push(mask_bits(&be.to_col_major(&iterate.s)?));
                 if self.settings.tape == Tape::Full {
                     tape.points
-                        .push([iterate.x.clone(), iterate.lam.clone(), w_arg.clone()]);
+                        .push([iterate.x.clone(), u_arg.clone(), w_arg.clone()]);
                 }
             }
             if runs.iter().any(|r| r.spec.has_matrices()) {
                 let point = HostPoint {
                     x: download(be, &iterate.x)?,
-                    u: download(be, &iterate.lam)?,
+                    u: download(be, &u_arg)?,
                     w: download(be, &w_arg)?,
                 };
                 for run in runs.iter_mut().filter(|r| r.spec.has_matrices()) {
@@ -547,7 +561,11 @@ impl<B: LinAlg> AltDiff<B> {
         for (_, t) in &tangents {
             finite = finite && self.backend.norm_inf(&t.x)?.is_finite();
         }
-        let status = if finite { status } else { Status::NumericalError };
+        let status = if finite {
+            status
+        } else {
+            Status::NumericalError
+        };
         let mut solution = Solution {
             rho: self.rho,
             certificate: None,

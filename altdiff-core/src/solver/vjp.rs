@@ -28,6 +28,7 @@ impl<B: LinAlg> AltDiff<B> {
             g: &self.g,
             factor: &self.factor,
             rho: self.rho,
+            alpha: B::Real::of(self.settings.alpha),
         }
     }
 

@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
                 vjp_implicit_matches_kkt_and_closed_forms, kkt_method_matches_altdiff,
                 degenerate_problem_reports_weakly_active, dual_space_matches_primal,
                 infeasible_and_unbounded_are_certified, adaptive_rho_keeps_derivatives_exact,
+                over_relaxation_keeps_derivatives_exact,
                 agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
@@ -318,10 +319,11 @@ fn column(sol: &HostSolution, param: Param) -> Vec<f64> {
         .to_vec()
 }
 
-/// The tiny QP's iterates 1, 2 and 5 (rho = 1, zero start) match the hand-computed values.
+/// The tiny QP's iterates 1, 2 and 5 (rho = 1, alpha = 1: the paper's plain ADMM, zero
+/// start) match the hand-computed values.
 pub fn known_iterates<B: LinAlg<Real = f64>>(be: &B) {
     let qp = tiny_qp();
-    let s1 = solve(be, &qp, settings_fixed(1));
+    let s1 = solve(be, &qp, settings_fixed(1).with_alpha(1.0));
     assert_eq!((s1.status, s1.iterations), (Status::FixedIterations, 1));
     assert_close(
         "x after 1",
@@ -338,7 +340,7 @@ pub fn known_iterates<B: LinAlg<Real = f64>>(be: &B) {
         &[0.1104294479, 0.1840490798, 0.2822085890],
         1e-9,
     );
-    let s2 = solve(be, &qp, settings_fixed(2));
+    let s2 = solve(be, &qp, settings_fixed(2).with_alpha(1.0));
     assert_close(
         "x after 2",
         &s2.x,
@@ -352,7 +354,7 @@ pub fn known_iterates<B: LinAlg<Real = f64>>(be: &B) {
         &[0.1467876096, 0.1955662614, 0.4323836050],
         1e-9,
     );
-    let s5 = solve(be, &qp, settings_fixed(5));
+    let s5 = solve(be, &qp, settings_fixed(5).with_alpha(1.0));
     assert_close(
         "x after 5",
         &s5.x,
@@ -1333,4 +1335,73 @@ pub fn adaptive_rho_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
             param.name()
         );
     }
+}
+
+/// Over-relaxation (alpha = 1.6): the limit and its Jacobians are unchanged (KKT oracle,
+/// 1e-8), primal and dual spaces agree on truncated runs (1e-9), and the unrolled VJP is
+/// the exact adjoint of the relaxed iterations (1e-10) for all six parameters.
+pub fn over_relaxation_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = random_qp(Generator::WellConditioned, 9, 3, 5, 95);
+    let problem = Qp::from_host(be, &qp).unwrap();
+    let relaxed = solve(be, &qp, tight().with_alpha(1.6));
+    assert_eq!(relaxed.status, Status::Solved);
+    let active = dual_active_set(&qp, &relaxed.x, &relaxed.nu);
+    for param in Param::VECTORS {
+        let err = rel_diff(
+            relaxed.jacobian(param).unwrap(),
+            &kkt_jacobian(&qp, &active, param).unwrap(),
+        );
+        assert!(
+            err < 1e-8,
+            "alpha 1.6: dx/d{} vs KKT: {err:e}",
+            param.name()
+        );
+    }
+    let fixed = |space| {
+        solve(
+            be,
+            &qp,
+            settings_fixed(20).with_alpha(1.6).with_iteration(space),
+        )
+    };
+    let (primal, dual) = (fixed(IterationSpace::Primal), fixed(IterationSpace::Dual));
+    assert_close("alpha 1.6, Fixed(20): x", &dual.x, &primal.x, 1e-9);
+    assert_close(
+        "alpha 1.6, Fixed(20): dx/dh",
+        &column(&dual, Param::H),
+        &column(&primal, Param::H),
+        1e-9,
+    );
+    let dims = problem.dims();
+    let g_host: Vec<f64> = (0..dims.n).map(|i| 0.5 - (i as f64 * 0.9).sin()).collect();
+    let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
+    for stopping in [
+        StoppingRule::Fixed(7),
+        StoppingRule::Residual {
+            eps_abs: 1e-4,
+            eps_rel: 1e-4,
+        },
+    ] {
+        let settings = Settings::default()
+            .with_alpha(1.6)
+            .with_stopping(stopping)
+            .with_wrt(Wrt::all())
+            .with_tape(Tape::Full);
+        let solver = AltDiff::new(be.clone(), &problem, settings).unwrap();
+        let sol = solver.solve(problem.params()).unwrap();
+        let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
+        let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Unrolled).unwrap());
+        for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
+            let err = rel_diff(gt, e);
+            assert!(
+                err < 1e-10,
+                "alpha 1.6, {stopping:?}: unrolled VJP wrt {} vs forward J'g: {err:e}",
+                param.name()
+            );
+        }
+    }
+    assert!(matches!(
+        Settings::default().with_alpha(2.0).validate(),
+        Err(crate::SettingsError::Invalid { field: "alpha", .. })
+    ));
 }
