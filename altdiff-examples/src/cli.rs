@@ -140,8 +140,8 @@ pub struct SolverArgs {
     /// Adapt rho by residual balancing (refactoring H when it moves 5x).
     #[arg(long)]
     pub adaptive_rho: bool,
-    /// Over-relaxation alpha in (0, 2) (1: none).
-    #[arg(long, default_value_t = 1.0)]
+    /// Over-relaxation alpha in (0, 2) (1: none, the paper's plain ADMM).
+    #[arg(long, default_value_t = 1.6)]
     pub alpha: f64,
 }
 

@@ -357,7 +357,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         stop: args.stop,
         method: altdiff_examples::cli::MethodArg::Altdiff,
         adaptive_rho: false,
-        alpha: 1.0,
+        alpha: 1.6,
     };
     let settings = solver_args.settings();
     settings.validate().map_err(altdiff_core::Error::from)?;
