@@ -90,6 +90,8 @@ fn fixed_iterations_give_the_known_first_iterate() {
         path.to_str().unwrap(),
         "--stop",
         "fixed:1",
+        "--alpha",
+        "1",
         "--wrt",
         "b",
     ]);
