@@ -1,6 +1,6 @@
 //! The [`LinAlg`] trait: the few operations of a backend that Alt-Diff needs.
 
-use num_traits::{Float, One, Zero};
+use num_traits::{One, Zero};
 
 use crate::{Real, Result};
 
@@ -161,17 +161,17 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     }
 
     /// Factors `P + shift I` to test that `P` is positive semidefinite up to `shift`.
-    /// Returns `Ok(false)` when the factorization fails.
+    /// Returns `Ok(false)` when the factorization fails. The default forms `P + shift I`
+    /// through the host (one copy of `P`) and factors it with empty `A`, `G`.
     fn is_psd_with_shift(&self, p: &Self::Op, shift: Self::Real) -> Result<bool> {
         let (n, _) = self.op_shape(p);
-        let no_rows = self.op_from_col_major(0, n, &[])?;
-        let mut diag = vec![Self::Real::zero(); n * n];
-        let root = shift.sqrt();
+        let mut data = self.op_to_col_major(p)?;
         for i in 0..n {
-            diag[i * n + i] = root;
+            data[i * n + i] = data[i * n + i] + shift;
         }
-        let shift_op = self.op_from_col_major(n, n, &diag)?;
-        match self.factor(p, &no_rows, &shift_op, Self::Real::one()) {
+        let shifted = self.op_from_col_major(n, n, &data)?;
+        let no_rows = self.op_from_col_major(0, n, &[])?;
+        match self.factor(&shifted, &no_rows, &no_rows, Self::Real::zero()) {
             Ok(_) => Ok(true),
             Err(crate::Error::NotPositiveDefinite { .. }) => Ok(false),
             Err(other) => Err(other),
