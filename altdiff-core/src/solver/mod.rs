@@ -204,14 +204,32 @@ impl<B: LinAlg> AltDiff<B> {
     /// [`Error::Dimension`] or [`Error::NonFinite`] for bad parameters, [`Error::SingularKkt`]
     /// for [`Method::Kkt`] at a degenerate active set, or a backend error.
     pub fn solve(&self, params: &QpParams<B>) -> Result<Solution<B>> {
+        self.solve_cold(params, None)
+    }
+
+    /// A solve from the zero iterate with the Jacobians of the settings.
+    fn solve_cold(
+        &self,
+        params: &QpParams<B>,
+        observer: Option<&mut Observer<'_, B>>,
+    ) -> Result<Solution<B>> {
         params.validate(&self.backend, self.dims)?;
-        let specs: Vec<_> = self
-            .specs
+        let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
+        self.run(
+            params,
+            iterate,
+            &self.jacobian_specs(),
+            Vec::new(),
+            observer,
+        )
+    }
+
+    /// The tangent blocks of the Jacobians of [`Settings::wrt`].
+    fn jacobian_specs(&self) -> Vec<(TangentKey, &TangentSpec<B>)> {
+        self.specs
             .iter()
             .map(|(p, s)| (TangentKey::Jacobian(*p), s))
-            .collect();
-        let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
-        self.run(params, iterate, &specs, Vec::new(), None)
+            .collect()
     }
 
     /// [`AltDiff::solve`], calling `observer` after every iteration with the residuals, the
@@ -238,14 +256,7 @@ impl<B: LinAlg> AltDiff<B> {
         params: &QpParams<B>,
         observer: &mut dyn FnMut(&Observation<'_, B>),
     ) -> Result<Solution<B>> {
-        params.validate(&self.backend, self.dims)?;
-        let specs: Vec<_> = self
-            .specs
-            .iter()
-            .map(|(p, s)| (TangentKey::Jacobian(*p), s))
-            .collect();
-        let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
-        self.run(params, iterate, &specs, Vec::new(), Some(observer))
+        self.solve_cold(params, Some(observer))
     }
 
     /// Solves and pushes `directions` forward: [`Solution::jvp`] is `J d` (n x k) for the
@@ -288,11 +299,7 @@ impl<B: LinAlg> AltDiff<B> {
                 got: (got.n, 1),
             });
         }
-        let specs: Vec<_> = self
-            .specs
-            .iter()
-            .map(|(p, s)| (TangentKey::Jacobian(*p), s))
-            .collect();
+        let specs = self.jacobian_specs();
         let warm = specs
             .iter()
             .map(|(key, _)| start.tangent_key(*key).cloned())
