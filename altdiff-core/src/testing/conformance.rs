@@ -319,6 +319,19 @@ fn column(sol: &HostSolution, param: Param) -> Vec<f64> {
         .to_vec()
 }
 
+/// The Jacobians of `sol` wrt q, b, h equal the nalgebra KKT oracle's on `active` to `tol`.
+fn assert_kkt_jacobians(what: &str, qp: &HostQp, active: &[bool], sol: &HostSolution, tol: f64) {
+    for param in Param::VECTORS {
+        let exact = kkt_jacobian(qp, active, param).expect("non-degenerate");
+        let err = rel_diff(sol.jacobian(param).expect("requested"), &exact);
+        assert!(
+            err < tol,
+            "{what}: dx/d{} differs from KKT by {err:e}",
+            param.name()
+        );
+    }
+}
+
 /// The tiny QP's iterates 1, 2 and 5 (rho = 1, alpha = 1: the paper's plain ADMM, zero
 /// start) match the hand-computed values.
 pub fn known_iterates<B: LinAlg<Real = f64>>(be: &B) {
@@ -456,15 +469,7 @@ pub fn jacobians_match_kkt<B: LinAlg<Real = f64>>(be: &B) {
         let sol = solve(be, &qp, tight());
         assert_eq!(sol.status, Status::Solved, "{name}");
         let active = active_set(&qp, &sol.x, 1e-7);
-        for param in Param::VECTORS {
-            let exact = kkt_jacobian(&qp, &active, param).expect("non-degenerate");
-            let err = rel_diff(sol.jacobian(param).expect("requested"), &exact);
-            assert!(
-                err < 1e-8,
-                "{name}: dx/d{} differs from KKT by {err:e}",
-                param.name()
-            );
-        }
+        assert_kkt_jacobians(name, &qp, &active, &sol, 1e-8);
     }
 }
 
@@ -478,15 +483,7 @@ pub fn limit_does_not_depend_on_rho<B: LinAlg<Real = f64>>(be: &B) {
         assert_eq!(sol.status, Status::Solved, "rho = {rho}");
         assert_close(&format!("rho = {rho}: x"), &sol.x, &oracle.x, 1e-6);
         assert_close(&format!("rho = {rho}: nu"), &sol.nu, &oracle.nu, 1e-5);
-        for param in Param::VECTORS {
-            let exact = kkt_jacobian(&qp, &active, param).expect("non-degenerate");
-            let err = rel_diff(sol.jacobian(param).expect("requested"), &exact);
-            assert!(
-                err < 1e-8,
-                "rho = {rho}: dx/d{} differs from KKT by {err:e}",
-                param.name()
-            );
-        }
+        assert_kkt_jacobians(&format!("rho = {rho}"), &qp, &active, &sol, 1e-8);
     }
 }
 
@@ -1086,17 +1083,7 @@ pub fn kkt_method_matches_altdiff<B: LinAlg<Real = f64>>(be: &B) {
         assert!(err < 1e-8, "KKT vs Alt-Diff dx/d{}: {err:e}", param.name());
     }
     let active = dual_active_set(&qp, &kkt.x, &kkt.nu);
-    for param in Param::VECTORS {
-        let err = rel_diff(
-            kkt.jacobian(param).unwrap(),
-            &kkt_jacobian(&qp, &active, param).unwrap(),
-        );
-        assert!(
-            err < 1e-9,
-            "KKT method vs nalgebra dx/d{}: {err:e}",
-            param.name()
-        );
-    }
+    assert_kkt_jacobians("KKT method", &qp, &active, &kkt, 1e-9);
 }
 
 /// A weakly active constraint (the unconstrained minimizer on the boundary: `s = 0`,
@@ -1346,17 +1333,7 @@ pub fn over_relaxation_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
     let relaxed = solve(be, &qp, tight().with_alpha(1.6));
     assert_eq!(relaxed.status, Status::Solved);
     let active = dual_active_set(&qp, &relaxed.x, &relaxed.nu);
-    for param in Param::VECTORS {
-        let err = rel_diff(
-            relaxed.jacobian(param).unwrap(),
-            &kkt_jacobian(&qp, &active, param).unwrap(),
-        );
-        assert!(
-            err < 1e-8,
-            "alpha 1.6: dx/d{} vs KKT: {err:e}",
-            param.name()
-        );
-    }
+    assert_kkt_jacobians("alpha 1.6", &qp, &active, &relaxed, 1e-8);
     let fixed = |space| {
         solve(
             be,
