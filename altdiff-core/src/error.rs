@@ -70,6 +70,14 @@ pub enum SettingsError {
         /// The value given.
         value: f64,
     },
+    /// Two settings that do not go together.
+    #[error("setting {setting} cannot be combined with {other}")]
+    Conflict {
+        /// The setting asked for.
+        setting: &'static str,
+        /// The setting it excludes, with its value.
+        other: &'static str,
+    },
 }
 
 /// Everything that can go wrong in a library call. Non-convergence is not an error: it is a

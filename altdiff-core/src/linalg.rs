@@ -178,6 +178,50 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         }
     }
 
+    /// `M = C H^-1 C'` (r x r) for `ct = C'` (n x r) and the factor of `H`, and
+    /// `K = H^-1 C'` (n x r) when `with_k`. The default solves and multiplies; a backend
+    /// holding `H = L L'` forms `W = L^-1 C'`, `M = W'W` (half the work) and `K = L^-T W`.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let h = be.op_from_col_major(2, 2, &[2.0, 0.0, 0.0, 4.0])?;
+    /// let none = be.op_from_col_major(0, 2, &[])?;
+    /// let factor = be.factor(&h, &none, &none, 0.0)?;
+    /// let ct = be.mat_from_col_major(2, 1, &[1.0, 2.0])?;
+    /// let (m, k) = be.gram_inverse(&factor, &ct, true)?;
+    /// assert!((be.to_col_major(&m)?[0] - 1.5).abs() < 1e-12); // 1/2 + 4/4
+    /// assert!(be.to_col_major(&k.unwrap())?.iter().all(|v| (v - 0.5).abs() < 1e-12));
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn gram_inverse(
+        &self,
+        factor: &Self::Factor,
+        ct: &Self::Mat,
+        with_k: bool,
+    ) -> Result<(Self::Mat, Option<Self::Mat>)> {
+        let (n, r) = self.shape(ct);
+        let mut k = ct.clone();
+        self.solve_in_place(factor, &mut k)?;
+        let ct_op = self.op_from_col_major(n, r, &self.to_col_major(ct)?)?;
+        let mut m = self.zeros(r, r)?;
+        self.apply(
+            &mut m,
+            crate::Accum::Replace,
+            &ct_op,
+            crate::Trans::Yes,
+            &k,
+            Self::Real::one(),
+        )?;
+        Ok((m, with_k.then_some(k)))
+    }
+
     /// Waits for queued device work (for benchmarks); CPU backends return at once.
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -331,6 +331,23 @@ pub struct Settings {
     /// Test at setup that `P` is positive semidefinite (one extra factorization of
     /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true.
     pub check_convexity: bool,
+    /// Solve the limit of the recursion directly (default false: iterate it, as the
+    /// paper). The iteration runs in the dual space (see [`IterationSpace::Dual`]). For a
+    /// fixed mask `D` (1 on the inequalities with `s > 0`) the fixed point of the map, for
+    /// the solution and for every tangent alike, solves `(M - D/rho) v = -(C H^-1 c + [b; h])`
+    /// in the `p + m` stacked duals (`M = C H^-1 C'`, `C = [A; G]`, `c` the affine term);
+    /// eliminating the inactive rows leaves the KKT Schur complement of the active set, so
+    /// two Cholesky factorizations of blocks of `M` solve it, with no new factorization of
+    /// size `n`. Once the mask has stayed the same for 5 iterations, that point is tried: a
+    /// KKT point passing the residual rule ends the solve (an active-set polish; the
+    /// residual test itself then runs every 5 iterations). The Jacobians (`q`, `b`, `h`, and
+    /// `P`, `A`, `G` through their effective data at the solution) and
+    /// [`VjpMode::Limit`](crate::VjpMode::Limit) are the fixed point of the tangent recursion
+    /// for the final mask: the values the iterated Jacobians converge to, without iterating
+    /// them. A degenerate mask (dependent active rows) falls back to iterating. Needs a
+    /// fixed penalty, no [`Tape::Full`] and not [`IterationSpace::Primal`]; observed solves
+    /// ([`AltDiff::solve_observed`](crate::AltDiff::solve_observed)) iterate.
+    pub limit: bool,
 }
 
 impl Default for Settings {
@@ -347,6 +364,7 @@ impl Default for Settings {
             adaptive_rho: None,
             alpha: 1.6,
             check_convexity: true,
+            limit: false,
         }
     }
 }
@@ -429,6 +447,19 @@ impl Settings {
         self
     }
 
+    /// Sets [`Settings::limit`].
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::Settings;
+    /// assert!(Settings::default().with_limit(true).limit);
+    /// ```
+    #[must_use]
+    pub fn with_limit(mut self, limit: bool) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// Checks every setting's range.
     ///
     /// # Errors
@@ -466,6 +497,23 @@ impl Settings {
             }
             if adaptive.every == 0 {
                 return invalid("adaptive_rho.every", ">= 1", 0.0);
+            }
+        }
+        if self.limit {
+            let conflict = |other| {
+                Err(SettingsError::Conflict {
+                    setting: "limit",
+                    other,
+                })
+            };
+            if self.adaptive_rho.is_some() {
+                return conflict("adaptive_rho");
+            }
+            if self.tape == Tape::Full {
+                return conflict("tape = Full");
+            }
+            if self.iteration == IterationSpace::Primal {
+                return conflict("iteration = Primal");
             }
         }
         match self.stopping {
@@ -526,6 +574,22 @@ mod tests {
                     eps_rel: 0.0,
                 }),
                 "eps_abs",
+            ),
+            (
+                Settings::default()
+                    .with_limit(true)
+                    .with_adaptive_rho(Some(AdaptiveRho::default())),
+                "adaptive_rho",
+            ),
+            (
+                Settings::default().with_limit(true).with_tape(Tape::Full),
+                "tape",
+            ),
+            (
+                Settings::default()
+                    .with_limit(true)
+                    .with_iteration(IterationSpace::Primal),
+                "Primal",
             ),
         ];
         for (settings, name) in cases {

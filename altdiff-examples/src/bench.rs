@@ -8,6 +8,8 @@
 //! * `altdiff`: the Jacobian `dx/dtheta` by Alt-Diff forward mode;
 //! * `altdiff-vjp`: one unrolled VJP with `g = 1` (the gradient of `sum x`), tape of masks;
 //!   its error columns compare `J'1` with the exact `J'1`;
+//! * `altdiff-limit`, `altdiff-vjp-limit`: the same derivatives as the limit of the recursion
+//!   for the final mask, solved directly ([`Settings::limit`], [`VjpMode::Limit`]);
 //! * `kkt`: the Jacobian by [`Method::Kkt`] at the ADMM solution.
 //!
 //! Columns: `jac_rel_err = |J - J*|_F / |J*|_F`, `cosine` of `d(sum x)/dtheta = J'1` with the
@@ -32,6 +34,12 @@ pub enum BenchMethod {
     Altdiff,
     /// Alt-Diff reverse mode: one unrolled VJP (`g = 1`).
     AltdiffVjp,
+    /// Alt-Diff with the limit of the recursion solved directly ([`Settings::limit`]):
+    /// the forward iteration in the dual space (polished under the residual rule), then
+    /// the Jacobian's limit for the final mask.
+    AltdiffLimit,
+    /// The VJP of the limit ([`VjpMode::Limit`]) after the forward solve of `altdiff-limit`.
+    AltdiffVjpLimit,
     /// KKT implicit differentiation at the ADMM solution.
     Kkt,
 }
@@ -42,6 +50,8 @@ impl BenchMethod {
         match self {
             BenchMethod::Altdiff => "altdiff",
             BenchMethod::AltdiffVjp => "altdiff-vjp",
+            BenchMethod::AltdiffLimit => "altdiff-limit",
+            BenchMethod::AltdiffVjpLimit => "altdiff-vjp-limit",
             BenchMethod::Kkt => "kkt",
         }
     }
@@ -82,7 +92,7 @@ impl BenchRow {
     /// Table header.
     pub fn header() -> String {
         format!(
-            "{:<8} {:<12} {:>17} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}",
+            "{:<8} {:<17} {:>17} {:>3} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}",
             "backend",
             "method",
             "n/n_eq/n_ineq",
@@ -100,7 +110,7 @@ impl BenchRow {
     /// Table line.
     pub fn line(&self) -> String {
         format!(
-            "{:<8} {:<12} {:>17} {:>3} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>10.2e} {:>10.6} {:>9.1e}",
+            "{:<8} {:<17} {:>17} {:>3} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>10.2e} {:>10.6} {:>9.1e}",
             self.backend,
             self.method,
             format!("{}/{}/{}", self.n, self.n_eq, self.n_ineq),
@@ -214,7 +224,7 @@ impl BenchJob<'_> {
     ) -> Result<Outcome, CliError> {
         let wrt = Wrt::none().with(self.wrt);
         match self.method {
-            BenchMethod::Altdiff | BenchMethod::Kkt => {
+            BenchMethod::Altdiff | BenchMethod::AltdiffLimit | BenchMethod::Kkt => {
                 let method = if self.method == BenchMethod::Kkt {
                     Method::Kkt
                 } else {
@@ -223,7 +233,11 @@ impl BenchJob<'_> {
                 let solver = AltDiff::new(
                     backend.clone(),
                     problem,
-                    self.settings.clone().with_wrt(wrt).with_method(method),
+                    self.settings
+                        .clone()
+                        .with_wrt(wrt)
+                        .with_method(method)
+                        .with_limit(self.method == BenchMethod::AltdiffLimit),
                 )?;
                 let sol = solver.solve(problem.params())?;
                 let jac = sol.to_host(backend)?;
@@ -235,16 +249,20 @@ impl BenchJob<'_> {
                     ),
                 })
             }
-            BenchMethod::AltdiffVjp => {
-                let solver = AltDiff::new(
-                    backend.clone(),
-                    problem,
-                    self.settings.clone().with_tape(Tape::Masks),
-                )?;
+            BenchMethod::AltdiffVjp | BenchMethod::AltdiffVjpLimit => {
+                let (settings, mode) = if self.method == BenchMethod::AltdiffVjpLimit {
+                    (self.settings.clone().with_limit(true), VjpMode::Limit)
+                } else {
+                    (
+                        self.settings.clone().with_tape(Tape::Masks),
+                        VjpMode::Unrolled,
+                    )
+                };
+                let solver = AltDiff::new(backend.clone(), problem, settings)?;
                 let sol = solver.solve(problem.params())?;
                 let n = self.qp.q.len();
                 let ones = backend.mat_from_col_major(n, 1, &vec![1.0; n])?;
-                let grads = solver.vjp(&sol, &ones, VjpMode::Unrolled)?;
+                let grads = solver.vjp(&sol, &ones, mode)?;
                 let grad = match self.wrt {
                     Param::Q => &grads.q,
                     Param::B => &grads.b,

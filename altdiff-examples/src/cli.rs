@@ -63,15 +63,20 @@ pub enum VjpModeArg {
     Unrolled,
     /// The adjoint of the fixed point at the final active set.
     Implicit,
+    /// The adjoint of the limit system, solved directly (see `--limit`).
+    Limit,
 }
 
 impl VjpModeArg {
-    /// The library mode; with `--method kkt` the VJP is the KKT adjoint.
-    pub fn mode(self, method: MethodArg) -> VjpMode {
-        match (method, self) {
+    /// The library mode; with `--method kkt` the VJP is the KKT adjoint, with `--limit` the
+    /// unrolled one (which needs a full tape) becomes the limit's.
+    pub fn mode(self, solver: &SolverArgs) -> VjpMode {
+        match (solver.method, self) {
             (MethodArg::Kkt, _) => VjpMode::Kkt,
+            (MethodArg::Altdiff, VjpModeArg::Unrolled) if solver.limit => VjpMode::Limit,
             (MethodArg::Altdiff, VjpModeArg::Unrolled) => VjpMode::Unrolled,
             (MethodArg::Altdiff, VjpModeArg::Implicit) => VjpMode::Implicit,
+            (MethodArg::Altdiff, VjpModeArg::Limit) => VjpMode::Limit,
         }
     }
 }
@@ -143,6 +148,10 @@ pub struct SolverArgs {
     /// Over-relaxation alpha in (0, 2) (1: none, the paper's plain ADMM).
     #[arg(long, default_value_t = 1.6)]
     pub alpha: f64,
+    /// Solve the limit of the recursion directly once the active set settles: an
+    /// active-set polish of the solution and the Jacobians / VJP without iterating them.
+    #[arg(long)]
+    pub limit: bool,
 }
 
 impl SolverArgs {
@@ -168,6 +177,7 @@ impl SolverArgs {
             .with_method(self.method.into())
             .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
             .with_alpha(self.alpha)
+            .with_limit(self.limit)
     }
 }
 

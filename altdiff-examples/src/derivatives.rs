@@ -1,6 +1,7 @@
 //! `altdiff derivatives`: every way altdiff differentiates a QP, timed side by side on one
 //! random problem: full Jacobians wrt `(q, b, h)` by Alt-Diff forward mode and by the KKT
-//! method, and one VJP by the unrolled adjoint, the implicit adjoint and the KKT adjoint.
+//! method, and one VJP by the unrolled adjoint, the implicit adjoint and the KKT adjoint; and
+//! both as the limit of the recursion solved directly ([`Settings::limit`]).
 
 use std::time::Instant;
 
@@ -19,6 +20,8 @@ pub struct DerivativeRow {
     pub what: &'static str,
     /// Iterations of the solve it needed.
     pub iterations: usize,
+    /// The setup (convexity test, factorization, dual-space operators), seconds (median).
+    pub setup_s: f64,
     /// The solve (with whatever it carries or records), seconds (median).
     pub solve_s: f64,
     /// The derivative work after the solve, seconds (median).
@@ -31,21 +34,29 @@ impl DerivativeRow {
     /// Table header.
     pub fn header() -> String {
         format!(
-            "{:<8} {:<40} {:>6} {:>9} {:>9} {:>9} {:>10}",
-            "backend", "derivative", "iters", "solve s", "after s", "total s", "J'g relerr"
+            "{:<8} {:<40} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "backend",
+            "derivative",
+            "iters",
+            "setup s",
+            "solve s",
+            "after s",
+            "total s",
+            "J'g relerr"
         )
     }
 
     /// Table line.
     pub fn line(&self) -> String {
         format!(
-            "{:<8} {:<40} {:>6} {:>9.3} {:>9.3} {:>9.3} {:>10.2e}",
+            "{:<8} {:<40} {:>6} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.2e}",
             self.backend,
             self.what,
             self.iterations,
+            self.setup_s,
             self.solve_s,
             self.after_s,
-            self.solve_s + self.after_s,
+            self.setup_s + self.solve_s + self.after_s,
             self.rel_err
         )
     }
@@ -100,7 +111,11 @@ impl BackendJob for DerivativesJob<'_> {
         let g_host: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.37).sin()).collect();
         let g = backend.mat_from_col_major(n, 1, &g_host)?;
         let base = config.settings.clone();
-        let solver = |settings: Settings| AltDiff::new(backend.clone(), &problem, settings);
+        let solver = |settings: Settings| -> Result<(AltDiff<B>, f64), CliError> {
+            timed(repeats, || {
+                Ok(AltDiff::new(backend.clone(), &problem, settings.clone())?)
+            })
+        };
         let host_vjp = |grads: &altdiff_core::Grads<B>| -> Result<Vec<f64>, CliError> {
             let mut v = backend.to_col_major(&grads.q)?;
             v.extend(backend.to_col_major(&grads.b)?);
@@ -111,7 +126,7 @@ impl BackendJob for DerivativesJob<'_> {
         let mut rows = Vec::new();
 
         // exact reference: KKT Jacobians at the solution
-        let kkt = solver(
+        let (kkt, kkt_setup) = solver(
             base.clone()
                 .with_wrt(Wrt::vectors())
                 .with_method(Method::Kkt),
@@ -127,38 +142,47 @@ impl BackendJob for DerivativesJob<'_> {
         let kkt_jacs = jac(&kkt_host);
         let exact = jtg(&kkt_jacs.iter().collect::<Vec<_>>(), &g_host);
 
-        let plain = solver(base.clone())?;
+        let (plain, plain_setup) = solver(base.clone())?;
         let (plain_sol, plain_s) = timed(repeats, || Ok(plain.solve(problem.params())?))?;
         rows.push(DerivativeRow {
             backend: name,
             what: "solve only (no derivative)",
             iterations: plain_sol.iterations(),
+            setup_s: plain_setup,
             solve_s: plain_s,
             after_s: 0.0,
             rel_err: 0.0,
         });
 
-        let forward = solver(base.clone().with_wrt(Wrt::vectors()))?;
-        let (fwd_sol, fwd_s) = timed(repeats, || Ok(forward.solve(problem.params())?))?;
-        let fwd_jacs = jac(&fwd_sol.to_host(&backend)?);
-        rows.push(DerivativeRow {
-            backend: name,
-            what: "Jacobian q,b,h: Alt-Diff forward",
-            iterations: fwd_sol.iterations(),
-            solve_s: fwd_s,
-            after_s: 0.0,
-            rel_err: rel_err(&jtg(&fwd_jacs.iter().collect::<Vec<_>>(), &g_host), &exact),
-        });
+        for (what, limit) in [
+            ("Jacobian q,b,h: Alt-Diff forward", false),
+            ("Jacobian q,b,h: Alt-Diff limit", true),
+        ] {
+            let (forward, setup_s) =
+                solver(base.clone().with_wrt(Wrt::vectors()).with_limit(limit))?;
+            let (fwd_sol, fwd_s) = timed(repeats, || Ok(forward.solve(problem.params())?))?;
+            let fwd_jacs = jac(&fwd_sol.to_host(&backend)?);
+            rows.push(DerivativeRow {
+                backend: name,
+                what,
+                iterations: fwd_sol.iterations(),
+                setup_s,
+                solve_s: fwd_s,
+                after_s: 0.0,
+                rel_err: rel_err(&jtg(&fwd_jacs.iter().collect::<Vec<_>>(), &g_host), &exact),
+            });
+        }
         rows.push(DerivativeRow {
             backend: name,
             what: "Jacobian q,b,h: KKT",
             iterations: kkt_sol.iterations(),
+            setup_s: kkt_setup,
             solve_s: plain_s,
             after_s: (kkt_s - plain_s).max(0.0),
             rel_err: 0.0,
         });
 
-        let taped = solver(base.clone().with_tape(Tape::Full))?;
+        let (taped, taped_setup) = solver(base.clone().with_tape(Tape::Full))?;
         let (taped_sol, taped_s) = timed(repeats, || Ok(taped.solve(problem.params())?))?;
         let (grads, vjp_s) = timed(repeats, || {
             Ok(taped.vjp(&taped_sol, &g, VjpMode::Unrolled)?)
@@ -167,11 +191,12 @@ impl BackendJob for DerivativesJob<'_> {
             backend: name,
             what: "VJP: unrolled (tape: masks + x, lam, w)",
             iterations: taped_sol.iterations(),
+            setup_s: taped_setup,
             solve_s: taped_s,
             after_s: vjp_s,
             rel_err: rel_err(&host_vjp(&grads)?, &exact),
         });
-        let masks = solver(base.clone().with_tape(Tape::Masks))?;
+        let (masks, masks_setup) = solver(base.clone().with_tape(Tape::Masks))?;
         let (masks_sol, masks_s) = timed(repeats, || Ok(masks.solve(problem.params())?))?;
         let (grads, vjp_s) = timed(repeats, || {
             Ok(masks.vjp(&masks_sol, &g, VjpMode::Unrolled)?)
@@ -180,6 +205,7 @@ impl BackendJob for DerivativesJob<'_> {
             backend: name,
             what: "VJP: unrolled q,b,h (tape: masks)",
             iterations: masks_sol.iterations(),
+            setup_s: masks_setup,
             solve_s: masks_s,
             after_s: vjp_s,
             rel_err: rel_err(&host_vjp(&grads)?, &exact),
@@ -193,11 +219,24 @@ impl BackendJob for DerivativesJob<'_> {
                 backend: name,
                 what,
                 iterations: plain_sol.iterations(),
+                setup_s: plain_setup,
                 solve_s: plain_s,
                 after_s: vjp_s,
                 rel_err: rel_err(&host_vjp(&grads)?, &exact),
             });
         }
+        let (limit, limit_setup) = solver(base.clone().with_limit(true))?;
+        let (limit_sol, limit_s) = timed(repeats, || Ok(limit.solve(problem.params())?))?;
+        let (grads, vjp_s) = timed(repeats, || Ok(limit.vjp(&limit_sol, &g, VjpMode::Limit)?))?;
+        rows.push(DerivativeRow {
+            backend: name,
+            what: "VJP: limit (polished solve)",
+            iterations: limit_sol.iterations(),
+            setup_s: limit_setup,
+            solve_s: limit_s,
+            after_s: vjp_s,
+            rel_err: rel_err(&host_vjp(&grads)?, &exact),
+        });
         Ok(rows)
     }
 }

@@ -80,25 +80,80 @@ impl BackendJob for TraceJob<'_> {
 /// A line of the plot: label, colour, value.
 type Series = (&'static str, RGBColor, fn(&TracePoint) -> f64);
 
-/// Draws the trace as an SVG file (log-scale y axis).
+/// The plot's size in pixels.
+const SIZE: (u32, u32) = (960, 600);
+
+/// Draws the trace (log-scale y axis) as an SVG or a PNG file, by the path's extension.
+/// Text is laid out with the embedded DejaVu Sans font, so no system font is needed.
 ///
 /// # Errors
-/// [`CliError::Usage`] for another extension than `.svg`, [`CliError::Format`] when drawing
-/// fails.
+/// [`CliError::Usage`] for another extension than `.svg` or `.png`, [`CliError::Format`]
+/// when drawing fails, [`CliError::Io`] when the PNG cannot be written.
 pub fn plot_trace(path: &Path, trace: &[TracePoint], title: &str) -> Result<(), CliError> {
-    if !path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
-    {
-        return Err(CliError::Usage(format!(
-            "{}: plots are written as .svg",
-            path.display()
-        )));
-    }
     let fail = |e: String| CliError::Format {
         path: path.to_path_buf(),
         message: format!("plot: {e}"),
     };
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    // plotters measures text with the registered font, for SVG as well
+    register_font().map_err(fail)?;
+    match extension.as_deref() {
+        Some("svg") => {
+            let root = SVGBackend::new(path, SIZE).into_drawing_area();
+            draw(&root, trace, title).map_err(fail)
+        }
+        Some("png") => {
+            let mut rgb = vec![0_u8; (SIZE.0 * SIZE.1 * 3) as usize];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+                draw(&root, trace, title).map_err(fail)?;
+            }
+            write_png(path, &rgb).map_err(|e| match e {
+                png::EncodingError::IoError(source) => CliError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
+                other => fail(other.to_string()),
+            })
+        }
+        _ => Err(CliError::Usage(format!(
+            "{}: plots are written as .svg or .png",
+            path.display()
+        ))),
+    }
+}
+
+/// Registers DejaVu Sans as plotters' `sans-serif` (once).
+fn register_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+                .map_err(|_| "the embedded font does not load".to_owned())
+        })
+        .clone()
+}
+
+/// Encodes an RGB buffer of [`SIZE`] as a PNG file.
+fn write_png(path: &Path, rgb: &[u8]) -> Result<(), png::EncodingError> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut encoder = png::Encoder::new(file, SIZE.0, SIZE.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()
+}
+
+/// Draws the chart on any plotters backend.
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    trace: &[TracePoint],
+    title: &str,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let positive = |v: f64| {
         if v.is_finite() && v > 0.0 {
             v
@@ -119,22 +174,21 @@ pub fn plot_trace(path: &Path, trace: &[TracePoint], title: &str) -> Result<(), 
         (1e-12, 1.0)
     };
     let last = trace.last().map_or(1, |t| t.iteration.max(1));
-    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0..last, (lo..hi).log_scale())
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("iteration")
         .y_desc("log scale")
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(err)?;
     let series: [Series; 3] = [
         ("primal residual", BLUE, |t| t.primal),
         ("dual residual", GREEN, |t| t.dual),
@@ -146,7 +200,7 @@ pub fn plot_trace(path: &Path, trace: &[TracePoint], title: &str) -> Result<(), 
                 trace.iter().map(|t| (t.iteration, positive(value(t)))),
                 color.stroke_width(2),
             ))
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(err)?
             .label(label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -157,6 +211,6 @@ pub fn plot_trace(path: &Path, trace: &[TracePoint], title: &str) -> Result<(), 
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+        .map_err(err)?;
+    root.present().map_err(err)
 }

@@ -393,6 +393,8 @@ fn derivatives_table_lists_every_mode_with_small_errors() {
         "VJP: unrolled",
         "VJP: implicit",
         "VJP: KKT adjoint",
+        "Alt-Diff limit",
+        "VJP: limit",
     ] {
         let row = stdout
             .lines()
@@ -432,7 +434,7 @@ fn bench_writes_table_json_csv_and_plot() {
     );
     let rows: Vec<serde_json::Map<String, serde_json::Value>> =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(rows.len(), 2 * 2 * 3, "sizes x backends x methods");
+    assert_eq!(rows.len(), 2 * 2 * 5, "sizes x backends x methods");
     let keys = [
         "backend",
         "method",
@@ -466,8 +468,28 @@ fn bench_writes_table_json_csv_and_plot() {
         svg_text.starts_with("<svg") && svg_text.contains("Jacobian relative error"),
         "an SVG plot with its legend"
     );
-    let out = altdiff(&["bench", "--n", "30", "--plot", "/tmp/x.png"]);
-    assert_eq!(out.status.code(), Some(2), "PNG is refused with a message");
+    let png = write("bench.png", "");
+    let out = altdiff(&[
+        "bench",
+        "--n",
+        "30",
+        "--repeats",
+        "1",
+        "--methods",
+        "altdiff-limit",
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "a PNG plot");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "PNG signature");
+    assert_eq!(&bytes[16..24], &[0, 0, 3, 0xc0, 0, 0, 2, 0x58], "960 x 600");
+    let out = altdiff(&["bench", "--n", "30", "--plot", "/tmp/x.gif"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "other formats are refused with a message"
+    );
 }
 
 #[test]

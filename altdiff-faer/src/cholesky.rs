@@ -3,7 +3,33 @@
 use altdiff_core::{Error, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::linalg::triangular_solve;
 use faer::{Mat, MatMut, MatRef, Par};
+
+/// `dst += alpha W'W` on the lower triangle of `dst` only (a symmetric rank-k update).
+fn lower_gram(dst: MatMut<'_, f64>, w: MatRef<'_, f64>, alpha: f64, par: Par) {
+    triangular::matmul(
+        dst,
+        BlockStructure::TriangularLower,
+        faer::Accum::Add,
+        w.transpose(),
+        BlockStructure::Rectangular,
+        w,
+        BlockStructure::Rectangular,
+        alpha,
+        par,
+    );
+}
+
+/// Copies the strict lower triangle onto the upper one.
+pub(crate) fn mirror_lower(mut m: MatMut<'_, f64>) {
+    for j in 0..m.ncols() {
+        for i in 0..j {
+            m[(i, j)] = m[(j, i)];
+        }
+    }
+}
 
 /// The lower Cholesky factor `L` of `H = L L'`, computed once and reused for every solve.
 ///
@@ -31,9 +57,63 @@ impl DenseCholesky {
     /// # Panics
     /// When `h` is not square.
     pub fn new(h: MatRef<'_, f64>, par: Par) -> Result<Self> {
+        Self::from_owned(h.to_owned(), par)
+    }
+
+    /// Forms the lower triangle of `H = P + rho sum_i C_i'C_i` (a symmetric rank-k update per
+    /// `C_i`) and factors it: the penalized Hessian of ADMM from `P` and the constraint
+    /// blocks.
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`] with the failing pivot.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let p = faer::mat![[1.0, 0.0], [0.0, 1.0]];
+    /// let a = faer::mat![[1.0, 1.0]];
+    /// let chol = DenseCholesky::penalized(p.as_ref(), &[a.as_ref()], 2.0, Par::Seq)?;
+    /// let mut x = faer::mat![[3.0], [3.0]]; // H = [[3, 2], [2, 3]], H [0.6, 0.6]' = [3, 3]'
+    /// chol.solve_in_place(x.as_mut(), Par::Seq);
+    /// assert!((x[(0, 0)] - 0.6).abs() < 1e-12);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn penalized(
+        p: MatRef<'_, f64>,
+        blocks: &[MatRef<'_, f64>],
+        rho: f64,
+        par: Par,
+    ) -> Result<Self> {
+        let mut h = p.to_owned();
+        for block in blocks {
+            lower_gram(h.as_mut(), *block, rho, par);
+        }
+        Self::from_owned(h, par)
+    }
+
+    /// Factors `h` in place, without a copy (only its lower triangle is read).
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`] with the failing pivot.
+    ///
+    /// # Panics
+    /// When `h` is not square.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let chol = DenseCholesky::from_owned(faer::mat![[4.0, 2.0], [2.0, 3.0]], Par::Seq)?;
+    /// assert_eq!(chol.dim(), 2);
+    /// assert!(DenseCholesky::from_owned(faer::mat![[1.0, 2.0], [2.0, 1.0]], Par::Seq).is_err());
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn from_owned(h: Mat<f64>, par: Par) -> Result<Self> {
         assert_eq!(h.nrows(), h.ncols(), "DenseCholesky: H must be square");
         let n = h.nrows();
-        let mut l = h.to_owned();
+        let mut l = h;
         let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
             n,
             par,
@@ -50,6 +130,42 @@ impl DenseCholesky {
             Error::NotPositiveDefinite { pivot: Some(index) }
         })?;
         Ok(Self { l })
+    }
+
+    /// `M = C H^-1 C'` (r x r) for `ct = C'` (n x r), and `K = H^-1 C'` when `with_k`:
+    /// `W = L^-1 C'` by one triangular solve, the lower half of `W'W` and its mirror, then
+    /// `K = L^-T W` (half the work of a solve and a product for `M`).
+    ///
+    /// # Panics
+    /// When `ct` does not have `n` rows.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let chol = DenseCholesky::new(faer::mat![[2.0, 0.0], [0.0, 4.0]].as_ref(), Par::Seq)?;
+    /// let (m, k) = chol.gram_inverse(faer::mat![[1.0], [2.0]].as_ref(), true, Par::Seq);
+    /// assert!((m[(0, 0)] - 1.5).abs() < 1e-12); // 1/2 + 4/4
+    /// assert!((k.unwrap()[(1, 0)] - 0.5).abs() < 1e-12);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn gram_inverse(
+        &self,
+        ct: MatRef<'_, f64>,
+        with_k: bool,
+        par: Par,
+    ) -> (Mat<f64>, Option<Mat<f64>>) {
+        assert_eq!(ct.nrows(), self.dim(), "DenseCholesky: C' rows");
+        let mut w = ct.to_owned();
+        triangular_solve::solve_lower_triangular_in_place(self.l.as_ref(), w.as_mut(), par);
+        let r = ct.ncols();
+        let mut m = Mat::zeros(r, r);
+        lower_gram(m.as_mut(), w.as_ref(), 1.0, par);
+        mirror_lower(m.as_mut());
+        let k = with_k.then(|| {
+            triangular_solve::solve_upper_triangular_in_place(self.l.transpose(), w.as_mut(), par);
+            w
+        });
+        (m, k)
     }
 
     /// The order `n` of `H`.

@@ -144,18 +144,28 @@ impl LinAlg for FaerBackend {
     }
 
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
-        let mut h = p.clone();
-        for op in [a, g] {
-            matmul(
-                h.as_mut(),
-                faer::Accum::Add,
-                op.transpose(),
-                op.as_ref(),
-                rho,
-                self.par,
-            );
+        DenseCholesky::penalized(p.as_ref(), &[a.as_ref(), g.as_ref()], rho, self.par)
+    }
+
+    fn gram_inverse(
+        &self,
+        factor: &DenseCholesky,
+        ct: &Mat<f64>,
+        with_k: bool,
+    ) -> Result<(Mat<f64>, Option<Mat<f64>>)> {
+        Ok(factor.gram_inverse(ct.as_ref(), with_k, self.par))
+    }
+
+    fn is_psd_with_shift(&self, p: &Mat<f64>, shift: f64) -> Result<bool> {
+        let mut shifted = p.clone();
+        for i in 0..shifted.nrows().min(shifted.ncols()) {
+            shifted[(i, i)] += shift;
         }
-        DenseCholesky::new(h.as_ref(), self.par)
+        match DenseCholesky::from_owned(shifted, self.par) {
+            Ok(_) => Ok(true),
+            Err(altdiff_core::Error::NotPositiveDefinite { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Mat<f64>) -> Result<()> {

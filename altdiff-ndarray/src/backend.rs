@@ -87,6 +87,11 @@ fn fortran(m: &Array2<f64>) -> std::borrow::Cow<'_, Array2<f64>> {
     }
 }
 
+/// The faer view of a column-major matrix (see [`fortran`]).
+fn column_major_view(m: &Array2<f64>) -> faer::MatRef<'_, f64> {
+    as_faer(m.view()).expect("column-major")
+}
+
 impl LinAlg for NdarrayBackend {
     type Real = f64;
     type Mat = Array2<f64>;
@@ -157,13 +162,28 @@ impl LinAlg for NdarrayBackend {
         g: &Array2<f64>,
         rho: f64,
     ) -> Result<DenseCholesky> {
-        let mut h = Array2::zeros(p.dim().f());
-        h.assign(p);
-        for op in [a, g] {
-            general_mat_mul(rho, &op.t(), op, 1.0, &mut h);
-        }
-        let view = as_faer(h.view()).expect("H is contiguous");
-        DenseCholesky::new(view, self.par.0)
+        // H = P + rho (A'A + G'G) on one triangle, by faer on zero-copy views
+        let [p, a, g] = [p, a, g].map(fortran);
+        DenseCholesky::penalized(
+            column_major_view(&p),
+            &[column_major_view(&a), column_major_view(&g)],
+            rho,
+            self.par.0,
+        )
+    }
+
+    fn gram_inverse(
+        &self,
+        factor: &DenseCholesky,
+        ct: &Array2<f64>,
+        with_k: bool,
+    ) -> Result<(Array2<f64>, Option<Array2<f64>>)> {
+        let ct = fortran(ct);
+        let (m, k) = factor.gram_inverse(column_major_view(&ct), with_k, self.par.0);
+        let owned = |m: faer::Mat<f64>| {
+            Array2::from_shape_fn((m.nrows(), m.ncols()).f(), |(i, j)| m[(i, j)])
+        };
+        Ok((owned(m), k.map(owned)))
     }
 
     fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Array2<f64>) -> Result<()> {

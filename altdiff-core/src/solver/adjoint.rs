@@ -26,6 +26,7 @@
 //!   `G` (`P: (d x' + x d')/2`, `A: lam d' - (J_b'g) x'`, `G: nu d' - (J_h'g) x'`,
 //!   `d = J_q'g`).
 //! * [`VjpMode::Kkt`]: the adjoint of the reduced KKT system (see [`Method::Kkt`](crate::Method::Kkt)).
+//! * [`VjpMode::Limit`]: the adjoint of the limit system of `solver/limit.rs`, solved directly.
 
 use num_traits::{Float, One, Zero};
 
@@ -51,6 +52,13 @@ pub enum VjpMode {
     /// The adjoint of the KKT conditions on the final active set, by one factorization of
     /// the reduced KKT system.
     Kkt,
+    /// The adjoint of the limit of the recursion for the final mask (see
+    /// [`Settings::limit`](crate::Settings::limit)): one solve with `H`, one with the limit
+    /// system (blocks of `M = C H^-1 C'`, at most `p + m` rows). Needs the dual-space
+    /// operators (a solver with [`Settings::limit`](crate::Settings::limit) or
+    /// [`IterationSpace::Dual`](crate::IterationSpace::Dual)); without them it is
+    /// [`VjpMode::Kkt`]. A degenerate mask falls back to [`VjpMode::Implicit`].
+    Limit,
 }
 
 /// The gradients `J'g` of a scalar loss with `dloss/dx = g`, one per parameter, in the

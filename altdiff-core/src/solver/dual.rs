@@ -29,18 +29,24 @@ pub(crate) struct DualOps<B: LinAlg> {
     pub c: B::Op,
     /// `M = C H^-1 C'`.
     pub m: B::Op,
+    /// `M` on the host, column-major (for the blocks of the limit system).
+    pub m_host: Vec<B::Real>,
+    /// `K = H^-1 C'` (n x r), when formed: then `x = -H^-1 c - K v`, a product instead of
+    /// a solve (worth its `O(n^2 r)` when `x` is needed often or for many columns).
+    pub k: Option<B::Op>,
     /// `[0_p; 1_m]`: the rows that are slacks.
     pub slack_rows: B::Mat,
 }
 
 impl<B: LinAlg> DualOps<B> {
-    /// Forms `C`, `K = H^-1 C'` and `M = C K`.
+    /// Forms `C`, `M = C H^-1 C'` and, when `with_k`, `K` ([`LinAlg::gram_inverse`]).
     pub fn new(
         backend: &B,
         a: &B::Op,
         g: &B::Op,
         factor: &B::Factor,
         dims: QpDims,
+        with_k: bool,
     ) -> Result<Self> {
         let (n, r) = (dims.n, dims.p + dims.m);
         let a_data = backend.op_to_col_major(a)?;
@@ -61,11 +67,14 @@ impl<B: LinAlg> DualOps<B> {
             .map(|(row, col)| entry(row, col))
             .collect();
         let c = backend.op_from_col_major(r, n, &c_data)?;
-        let mut k = backend.mat_from_col_major(n, r, &ct_data)?;
-        backend.solve_in_place(factor, &mut k)?;
-        let mut m = backend.zeros(r, r)?;
-        backend.apply(&mut m, Accum::Replace, &c, Trans::No, &k, B::Real::one())?;
-        let m = backend.op_from_col_major(r, r, &backend.to_col_major(&m)?)?;
+        let ct = backend.mat_from_col_major(n, r, &ct_data)?;
+        let (m, k) = backend.gram_inverse(factor, &ct, with_k)?;
+        let m_host = backend.to_col_major(&m)?;
+        let m = backend.op_from_col_major(r, r, &m_host)?;
+        let k = match k {
+            Some(k) => Some(backend.op_from_col_major(n, r, &backend.to_col_major(&k)?)?),
+            None => None,
+        };
         let rows: Vec<B::Real> = (0..r)
             .map(|i| {
                 if i < dims.p {
@@ -78,6 +87,8 @@ impl<B: LinAlg> DualOps<B> {
         Ok(Self {
             c,
             m,
+            m_host,
+            k,
             slack_rows: backend.mat_from_col_major(r, 1, &rows)?,
         })
     }
@@ -94,12 +105,23 @@ pub(crate) struct DualBlock<B: LinAlg> {
     pub cr: B::Mat,
 }
 
-/// The constant terms of a block: `C H^-1 c`, `[b; h]` and `c` itself (for `x` at the end).
+/// The constant terms of a block: `C H^-1 c`, `[b; h]`, `c` itself and `H^-1 c` when known
+/// (for `x`).
 #[derive(Clone, Debug)]
 pub(crate) struct DualData<B: LinAlg> {
+    pub hc: Option<B::Mat>,
     pub chc: B::Mat,
     pub bh: B::Mat,
     pub c: B::Mat,
+}
+
+/// The constants of the dual-space objective (see [`DualKernel::objective`]).
+#[derive(Clone, Debug)]
+pub(crate) struct DualObjective<B: LinAlg> {
+    /// `-c'z` with `z = H^-1 (q - c/2)`.
+    pub offset: B::Real,
+    /// `u = C z`.
+    pub u: B::Mat,
 }
 
 /// Stacks `top` (p x k) over `bottom` (m x k).
@@ -174,9 +196,47 @@ impl<B: LinAlg> DualKernel<'_, B> {
             B::Real::one(),
         )?;
         Ok(DualData {
+            hc: Some(hc),
             chc,
             bh: stack(be, b, h)?,
             c: c.clone(),
+        })
+    }
+
+    /// The constant terms of the Jacobian wrt `b` (`rows = 0..p`) or `h` (`rows = p..r`),
+    /// read off `C` and `M`: there `c = -rho C_rows'`, so `C H^-1 c = -rho M[:, rows]`, and
+    /// `[b; h]` is the identity on `rows`. No solve.
+    pub fn data_of_rows(&self, rows: std::ops::Range<usize>) -> Result<DualData<B>> {
+        let be = self.backend;
+        let (r, n) = be.op_shape(&self.ops.c);
+        let (d, minus_rho) = (rows.len(), -self.rho);
+        let c_rows = be.op_to_col_major(&self.ops.c)?;
+        let ct: Vec<B::Real> = (0..d)
+            .flat_map(|j| (0..n).map(move |col| (j, col)))
+            .map(|(j, col)| minus_rho * c_rows[col * r + rows.start + j])
+            .collect();
+        let chc: Vec<B::Real> = self.ops.m_host[rows.start * r..rows.end * r]
+            .iter()
+            .map(|&e| minus_rho * e)
+            .collect();
+        let mut bh = vec![B::Real::zero(); r * d];
+        (0..d).for_each(|j| bh[j * r + rows.start + j] = B::Real::one());
+        let hc = match &self.ops.k {
+            Some(k) => {
+                let k = be.op_to_col_major(k)?;
+                let slice: Vec<B::Real> = k[rows.start * n..rows.end * n]
+                    .iter()
+                    .map(|&e| minus_rho * e)
+                    .collect();
+                Some(be.mat_from_col_major(n, d, &slice)?)
+            }
+            None => None,
+        };
+        Ok(DualData {
+            hc,
+            chc: be.mat_from_col_major(r, d, &chc)?,
+            bh: be.mat_from_col_major(r, d, &bh)?,
+            c: be.mat_from_col_major(n, d, &ct)?,
         })
     }
 
@@ -228,19 +288,51 @@ impl<B: LinAlg> DualKernel<'_, B> {
         be.axpby(-rho, &data.bh, one, &mut blk.y)
     }
 
+    /// What [`DualKernel::objective`] needs of data `(q, c)`: `z = H^-1 (q - c/2)`, `u = Cz`
+    /// and `-c'z` (one solve, once per solve).
+    pub fn objective_data(&self, q: &B::Mat, data: &DualData<B>) -> Result<DualObjective<B>> {
+        let (be, one) = (self.backend, B::Real::one());
+        let half = one / (one + one);
+        let mut z = q.clone();
+        be.axpby(-half, &data.c, one, &mut z)?;
+        be.solve_in_place(self.factor, &mut z)?;
+        let mut u = be.zeros(be.op_shape(&self.ops.c).0, 1)?;
+        be.apply(&mut u, Accum::Replace, &self.ops.c, Trans::No, &z, one)?;
+        Ok(DualObjective {
+            offset: -be.dot(&data.c, &z)?,
+            u,
+        })
+    }
+
+    /// `1/2 x'Px + q'x` of the block's `x = -H^-1 (c + C'v)` without forming it: with
+    /// `Px = Hx - rho C'Cx = -(c + C'v) - rho C'(Cx)`,
+    /// `f = x'(q - c/2) - v'Cx/2 - rho |Cx|^2/2 = -c'z - u'v - v'Cx/2 - rho |Cx|^2/2`.
+    pub fn objective(&self, blk: &DualBlock<B>, obj: &DualObjective<B>) -> Result<B::Real> {
+        let be = self.backend;
+        let half = B::Real::one() / (B::Real::one() + B::Real::one());
+        Ok(obj.offset
+            - be.dot(&obj.u, &blk.v)?
+            - half * be.dot(&blk.cx, &blk.v)?
+            - half * self.rho * be.dot(&blk.cx, &blk.cx)?)
+    }
+
     /// `x = -H^-1 (c + C'v)` of the last step.
     pub fn x(&self, blk: &DualBlock<B>, data: &DualData<B>) -> Result<B::Mat> {
-        let be = self.backend;
+        self.x_of(&blk.v, data)
+    }
+
+    /// `x = -H^-1 (c + C'v)` for a given `v`: `-H^-1 c - K v` when `K` is formed.
+    pub fn x_of(&self, v: &B::Mat, data: &DualData<B>) -> Result<B::Mat> {
+        let (be, one) = (self.backend, B::Real::one());
+        if let (Some(k), Some(hc)) = (&self.ops.k, &data.hc) {
+            let mut x = hc.clone();
+            be.axpby(-one, hc, B::Real::zero(), &mut x)?;
+            be.apply(&mut x, Accum::Add, k, Trans::No, v, -one)?;
+            return Ok(x);
+        }
         let mut x = data.c.clone();
-        be.apply(
-            &mut x,
-            Accum::Add,
-            &self.ops.c,
-            Trans::Yes,
-            &blk.v,
-            B::Real::one(),
-        )?;
-        be.axpby(-B::Real::one(), &x.clone(), B::Real::zero(), &mut x)?;
+        be.axpby(-one, &data.c, B::Real::zero(), &mut x)?;
+        be.apply(&mut x, Accum::Add, &self.ops.c, Trans::Yes, v, -one)?;
         be.solve_in_place(self.factor, &mut x)?;
         Ok(x)
     }

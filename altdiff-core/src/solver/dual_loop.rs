@@ -13,6 +13,7 @@ impl<B: LinAlg> AltDiff<B> {
         iterate: Iterate<B>,
         specs: &[(TangentKey, &TangentSpec<B>)],
         warm: Vec<Option<Iterate<B>>>,
+        use_limit: bool,
     ) -> Result<Solution<B>> {
         let (be, dims) = (&self.backend, self.dims);
         let dk = DualKernel {
@@ -31,7 +32,7 @@ impl<B: LinAlg> AltDiff<B> {
         let affine = self.affine(params)?;
         let data = dk.data(&affine.c, &params.b, &params.h)?;
         let mut fwd = DualBlock::from_iterate(be, &iterate)?;
-        let iterate_tangents = self.settings.method == Method::AltDiff;
+        let iterate_tangents = self.settings.method == Method::AltDiff && !use_limit;
         let mut warm = warm.into_iter();
         let mut tangents = Vec::new();
         if iterate_tangents {
@@ -40,15 +41,22 @@ impl<B: LinAlg> AltDiff<B> {
                     Some(it) => it,
                     None => Iterate::zeros(be, dims, spec.k)?,
                 };
-                let aff = self.affine(&spec.constant)?;
                 tangents.push((
                     *key,
                     *spec,
                     DualBlock::from_iterate(be, &start)?,
-                    dk.data(&aff.c, &aff.b, &aff.h)?,
+                    self.tangent_data(&dk, *key, &spec.constant)?,
                 ));
             }
         }
+        let objective = match self.settings.stopping {
+            StoppingRule::RelativeObjective(_) => Some(dk.objective_data(&params.q, &data)?),
+            _ => None,
+        };
+        let polishing =
+            use_limit && matches!(self.settings.stopping, StoppingRule::Residual { .. });
+        let mut masks = MaskHistory::default();
+        let mut limit_system = None;
         let mut tape = self.new_tape();
         let rule = self.settings.stopping;
         let (limit, mut status) = self.iteration_limit();
@@ -59,18 +67,23 @@ impl<B: LinAlg> AltDiff<B> {
         let mut certificate = None;
         while iterations < limit {
             iterations += 1;
-            let check = self.is_check(iterations, limit);
+            // with the polish on, the residual test (two products with C') runs every few
+            // iterations only: the polish, tried once the mask settles, usually ends first
+            let check = self.is_check(iterations, limit)
+                && (!polishing
+                    || iterations.is_multiple_of(MaskHistory::STABLE)
+                    || iterations == limit);
             let s_old: Option<Vec<B::Mat>> = check.then(|| {
                 std::iter::once(fwd.s.clone())
                     .chain(tangents.iter().map(|t| t.2.s.clone()))
                     .collect()
             });
             let x_old = match rule {
-                StoppingRule::RelativeObjective(_) | StoppingRule::RelativeX(_)
-                    if check && iterations > 1 =>
-                {
-                    Some(dk.x(&fwd, &data)?)
-                }
+                StoppingRule::RelativeX(_) if check && iterations > 1 => Some(dk.x(&fwd, &data)?),
+                _ => None,
+            };
+            let f_old = match &objective {
+                Some(obj) if check && iterations > 1 => Some(dk.objective(&fwd, obj)?),
                 _ => None,
             };
             dk.step(&mut fwd, &data, None)?;
@@ -81,9 +94,24 @@ impl<B: LinAlg> AltDiff<B> {
             for (_, _, blk, tdata) in &mut tangents {
                 dk.step(blk, tdata, Some(&fwd.s))?;
             }
+            if polishing
+                && masks.settled(mask_bits(&be.to_col_major(&fwd.s)?), iterations)
+                && let Some((polished, system)) = self.polish(&dk, dual, &fwd, &data, params)?
+            {
+                fwd = polished;
+                limit_system = Some(system);
+                status = Status::Solved;
+                break;
+            }
             let Some(s_old) = s_old else { continue };
             let (abs, rel) = self.adjoint_tolerance();
-            let (small, primal, dual_res) = dk.residuals_small(&fwd, &s_old[0], &data, abs, rel)?;
+            // the residuals (two products with C') only for the residual rule; the other
+            // rules need finite iterates
+            let (small, primal, dual_res) = if matches!(rule, StoppingRule::Residual { .. }) {
+                dk.residuals_small(&fwd, &s_old[0], &data, abs, rel)?
+            } else {
+                (false, be.norm_inf(&fwd.cx)?, be.norm_inf(&fwd.y)?)
+            };
             if !(primal.is_finite() && dual_res.is_finite()) {
                 status = Status::NumericalError;
                 break;
@@ -104,15 +132,12 @@ impl<B: LinAlg> AltDiff<B> {
                     }
                     ok
                 }
-                StoppingRule::RelativeObjective(tol) => match &x_old {
-                    Some(x_old) => {
-                        let (f_old, f_new) = (
-                            ops.objective(x_old, &params.q, &mut scratch)?,
-                            ops.objective(&dk.x(&fwd, &data)?, &params.q, &mut scratch)?,
-                        );
+                StoppingRule::RelativeObjective(tol) => match (f_old, &objective) {
+                    (Some(f_old), Some(obj)) => {
+                        let f_new = dk.objective(&fwd, obj)?;
                         (f_new - f_old).abs() <= B::Real::of(tol) * f_old.abs()
                     }
-                    None => false,
+                    _ => false,
                 },
                 StoppingRule::RelativeX(tol) => match &x_old {
                     Some(x_old) => {
@@ -168,9 +193,204 @@ impl<B: LinAlg> AltDiff<B> {
             B::Real::one(),
         )?;
         let measures = ops.measure(&iterate, params, &ws, &mut scratch)?;
+        let limit_tangents = use_limit
+            && self.settings.method == Method::AltDiff
+            && !specs.is_empty()
+            && matches!(
+                status,
+                Status::Solved | Status::MaxIterations | Status::FixedIterations
+            );
+        if limit_tangents {
+            let system = match limit_system {
+                Some(system) => Ok(system),
+                None => Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, self.rho),
+            };
+            let system = match system {
+                Ok(system) => system,
+                // a degenerate mask: iterate the tangents from the solution instead
+                Err(Error::SingularKkt { .. }) => {
+                    let mut solution =
+                        self.run_in(params, iterate, specs, Vec::new(), None, false)?;
+                    solution.iterations += iterations;
+                    return Ok(solution);
+                }
+                Err(other) => return Err(other),
+            };
+            let limits = self.limit_tangents(&dk, &system, &iterate, specs)?;
+            let mut solution = self.finish(
+                iterate,
+                Vec::new(),
+                tape,
+                status,
+                iterations,
+                measures,
+                specs,
+            )?;
+            solution.tangents = limits;
+            solution.certificate = certificate;
+            solution.limit = Some(std::sync::Arc::new(system));
+            return Ok(solution);
+        }
         let mut solution =
             self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
         solution.certificate = certificate;
+        solution.limit = limit_system.map(std::sync::Arc::new);
         Ok(solution)
+    }
+
+    /// The constant terms of a tangent block in the dual space: read off `K` and `M` for
+    /// the Jacobians wrt `b` and `h`, by a solve with `H` otherwise.
+    fn tangent_data(
+        &self,
+        dk: &DualKernel<'_, B>,
+        key: TangentKey,
+        data: &QpParams<B>,
+    ) -> Result<DualData<B>> {
+        let (p, r) = (self.dims.p, self.dims.p + self.dims.m);
+        match key {
+            TangentKey::Jacobian(Param::B) => dk.data_of_rows(0..p),
+            TangentKey::Jacobian(Param::H) => dk.data_of_rows(p..r),
+            _ => {
+                let aff = self.affine(data)?;
+                dk.data(&aff.c, &aff.b, &aff.h)
+            }
+        }
+    }
+
+    /// The tangents as limits of the recursion for the final mask (matrix parameters
+    /// through their effective data at the solution).
+    fn limit_tangents(
+        &self,
+        dk: &DualKernel<'_, B>,
+        system: &Limit<B>,
+        iterate: &Iterate<B>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+    ) -> Result<Vec<(TangentKey, Derivative<B>)>> {
+        let point = if specs.iter().any(|(_, s)| s.has_matrices()) {
+            Some(self.host_point(iterate)?)
+        } else {
+            None
+        };
+        specs
+            .iter()
+            .map(|(key, spec)| {
+                let data = match &point {
+                    Some(point) if spec.has_matrices() => {
+                        self.tangent_data(dk, *key, &spec.effective(dk.backend, self.dims, point)?)?
+                    }
+                    _ => self.tangent_data(dk, *key, &spec.constant)?,
+                };
+                Ok((*key, Derivative::Kkt(system.tangent(dk, &data)?)))
+            })
+            .collect()
+    }
+
+    /// The forward polish: the fixed point of the map for the current mask, accepted when it
+    /// is a KKT point (`y >= 0` on the active inequalities, `s >= 0` on the others, up to the
+    /// residual tolerance) whose residuals pass the rule.
+    fn polish(
+        &self,
+        dk: &DualKernel<'_, B>,
+        dual: &DualOps<B>,
+        fwd: &DualBlock<B>,
+        data: &DualData<B>,
+        params: &QpParams<B>,
+    ) -> Result<Option<(DualBlock<B>, Limit<B>)>> {
+        let (be, dims, rho) = (&self.backend, self.dims, self.rho);
+        let StoppingRule::Residual { eps_abs, eps_rel } = self.settings.stopping else {
+            return Ok(None);
+        };
+        let system = match Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, rho) {
+            Ok(system) => system,
+            Err(Error::SingularKkt { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let v = be.to_col_major(&system.point(be, data)?)?;
+        let scale = v.iter().fold(1.0_f64, |a, e| a.max(e.to_f64_lossy().abs()));
+        let tol = B::Real::of(eps_abs + eps_rel * scale);
+        let zero = B::Real::zero();
+        let (mut y, mut s) = (vec![zero; v.len()], vec![zero; v.len()]);
+        for (i, &vi) in v.iter().enumerate() {
+            let inequality = i >= dims.p;
+            if inequality && vi < -tol {
+                return Ok(None);
+            }
+            if system.is_inactive(i) {
+                s[i] = vi.max(zero) / rho;
+            } else if inequality {
+                y[i] = vi.max(zero);
+            } else {
+                y[i] = vi;
+            }
+        }
+        let v: Vec<B::Real> = y.iter().zip(&s).map(|(&y, &s)| y + rho * s).collect();
+        let mut block = fwd.clone();
+        block.y = be.mat_from_col_major(v.len(), 1, &y)?;
+        block.s = be.mat_from_col_major(v.len(), 1, &s)?;
+        block.v = be.mat_from_col_major(v.len(), 1, &v)?;
+        be.axpby(-B::Real::one(), &data.chc, zero, &mut block.cx)?;
+        be.apply(
+            &mut block.cx,
+            Accum::Add,
+            &dual.m,
+            Trans::No,
+            &block.v,
+            -B::Real::one(),
+        )?;
+        be.copy_from(&mut block.cr, &block.cx)?;
+        let (lam, nu) = unstack(be, &block.y, dims.p)?;
+        let (_, slack) = unstack(be, &block.s, dims.p)?;
+        let iterate = Iterate {
+            x: dk.x(&block, data)?,
+            s: slack,
+            lam,
+            nu,
+        };
+        let ops = Operators {
+            backend: be,
+            p: &self.p,
+            a: &self.a,
+            g: &self.g,
+        };
+        let mut ws = Workspace::new(be, dims, 1)?;
+        be.apply(
+            &mut ws.gx,
+            Accum::Replace,
+            &self.g,
+            Trans::No,
+            &iterate.x,
+            B::Real::one(),
+        )?;
+        let mut scratch = MeasureScratch::new(be, dims, 1)?;
+        let measures = ops.measure(&iterate, params, &ws, &mut scratch)?;
+        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((block, system)))
+    }
+}
+
+/// The forward mask over the iterations: when it has stayed the same for
+/// [`MaskHistory::STABLE`] iterations, and was not tried before, a polish is due.
+#[derive(Default)]
+struct MaskHistory {
+    current: Vec<u64>,
+    since: usize,
+    tried: Option<Vec<u64>>,
+}
+
+impl MaskHistory {
+    /// Iterations with the same mask before a polish.
+    const STABLE: usize = 5;
+
+    /// Records the mask of iteration `iteration`; true when a polish is due.
+    fn settled(&mut self, mask: Vec<u64>, iteration: usize) -> bool {
+        if mask != self.current {
+            self.current = mask;
+            self.since = iteration;
+            return false;
+        }
+        if iteration - self.since >= Self::STABLE && self.tried.as_ref() != Some(&self.current) {
+            self.tried = Some(self.current.clone());
+            return true;
+        }
+        false
     }
 }

@@ -7,6 +7,7 @@ mod dual_loop;
 mod infeasibility;
 mod iteration;
 mod kkt;
+mod limit;
 mod solution;
 mod status;
 mod tangent;
@@ -24,10 +25,11 @@ use num_traits::{Float, One, Zero};
 use crate::solver::adjoint::{
     Adjoint, Reverse, TapeData, closed_forms, mask_bits, mask_values, symmetrize,
 };
-use crate::solver::dual::{DualBlock, DualKernel, DualOps, unstack};
+use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps, unstack};
 use crate::solver::infeasibility::{Certifier, Monitor};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
+use crate::solver::limit::Limit;
 use crate::solver::solution::Derivative;
 use crate::solver::tangent::{HostPoint, TangentSpec, download};
 use crate::solver::termination::{
@@ -138,6 +140,7 @@ impl<B: LinAlg> AltDiff<B> {
             IterationSpace::Primal => false,
             IterationSpace::Dual => true,
             // worth its setup when Jacobian blocks are carried and r is not much above n
+            IterationSpace::Auto if settings.limit => r > 0,
             IterationSpace::Auto => {
                 settings.method == Method::AltDiff
                     && !specs.is_empty()
@@ -149,12 +152,17 @@ impl<B: LinAlg> AltDiff<B> {
             }
         };
         let dual = if use_dual {
+            // K pays for itself when x is formed every iteration (the x rule) or for
+            // Jacobian columns at least as many as C has rows
+            let columns: usize = specs.iter().map(|(_, s)| s.k).sum();
+            let with_k = matches!(settings.stopping, StoppingRule::RelativeX(_)) || columns >= r;
             Some(DualOps::new(
                 &backend,
                 problem.a(),
                 problem.g(),
                 &factor,
                 dims,
+                with_k,
             )?)
         } else {
             None
@@ -358,17 +366,31 @@ impl<B: LinAlg> AltDiff<B> {
     fn run(
         &self,
         params: &QpParams<B>,
+        iterate: Iterate<B>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+        warm: Vec<Option<Iterate<B>>>,
+        observer: Option<&mut Observer<'_, B>>,
+    ) -> Result<Solution<B>> {
+        self.run_in(params, iterate, specs, warm, observer, self.settings.limit)
+    }
+
+    /// [`AltDiff::run`], solving the limit of the recursion when `use_limit` (in the dual
+    /// space; matrix tangents through their effective data) or iterating it.
+    fn run_in(
+        &self,
+        params: &QpParams<B>,
         mut iterate: Iterate<B>,
         specs: &[(TangentKey, &TangentSpec<B>)],
         warm: Vec<Option<Iterate<B>>>,
         mut observer: Option<&mut Observer<'_, B>>,
+        use_limit: bool,
     ) -> Result<Solution<B>> {
         if let Some(dual) = &self.dual
             && observer.is_none()
             && self.settings.tape != Tape::Full
-            && specs.iter().all(|(_, s)| !s.has_matrices())
+            && (use_limit || specs.iter().all(|(_, s)| !s.has_matrices()))
         {
-            return self.run_dual(dual, params, iterate, specs, warm);
+            return self.run_dual(dual, params, iterate, specs, warm, use_limit);
         }
         let be = &self.backend;
         // the penalty and the factor of H in force (adaptive rho replaces them)
@@ -582,6 +604,7 @@ impl<B: LinAlg> AltDiff<B> {
                 .map(|(key, it)| (key, Derivative::Tangent(it)))
                 .collect(),
             tape,
+            limit: None,
             weakly_active: Vec::new(),
             status,
             iterations,

@@ -100,6 +100,9 @@ pub struct Solution<B: LinAlg> {
     pub(crate) certificate: Option<Certificate<B>>,
     pub(crate) tangents: Vec<(TangentKey, Derivative<B>)>,
     pub(crate) tape: Option<TapeData<B>>,
+    /// The factored limit system of the final mask ([`Settings::limit`](crate::Settings::limit)),
+    /// kept for [`VjpMode::Limit`](crate::VjpMode::Limit).
+    pub(crate) limit: Option<std::sync::Arc<crate::solver::limit::Limit<B>>>,
     pub(crate) weakly_active: Vec<usize>,
     pub(crate) status: Status,
     pub(crate) iterations: usize,

@@ -18,6 +18,7 @@ impl<B: LinAlg> AltDiff<B> {
             VjpMode::Unrolled => self.vjp_unrolled(solution, g),
             VjpMode::Implicit => self.vjp_implicit(solution, g),
             VjpMode::Kkt => self.vjp_kkt(solution, g),
+            VjpMode::Limit => self.vjp_limit(solution, g),
         }
     }
 
@@ -114,6 +115,44 @@ impl<B: LinAlg> AltDiff<B> {
         let mut q = u.clone();
         be.axpby(-B::Real::one(), &u, B::Real::zero(), &mut q)?;
         let (b, h) = kkt.split(be, &v, dims)?;
+        self.with_closed_forms(solution, q, b, h)
+    }
+
+    /// `J'g` from the limit system: `z = H^-1 g`, `w = S^-1 C z`, `zeta = H^-1 (g - C'w)`, then
+    /// `q: -zeta`, `b: rho A zeta + w_b`, `h: rho G zeta + w_h` (see [`limit`](super::limit)).
+    fn vjp_limit(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
+        let Some(dual) = &self.dual else {
+            return self.vjp_kkt(solution, g);
+        };
+        let (be, dims, one) = (&self.backend, self.dims, B::Real::one());
+        let mut stacked = vec![B::Real::zero(); dims.p];
+        stacked.extend(be.to_col_major(solution.s())?);
+        let built;
+        let system = match &solution.limit {
+            Some(system) if system.is_for(&stacked) => &**system,
+            _ => match Limit::new(be, dual, &stacked, dims.p, self.rho) {
+                Ok(system) => {
+                    built = system;
+                    &built
+                }
+                Err(Error::SingularKkt { .. }) => return self.vjp_implicit(solution, g),
+                Err(other) => return Err(other),
+            },
+        };
+        let mut zeta = g.clone();
+        be.solve_in_place(&self.factor, &mut zeta)?;
+        let mut cz = be.zeros(dims.p + dims.m, 1)?;
+        be.apply(&mut cz, Accum::Replace, &dual.c, Trans::No, &zeta, one)?;
+        let w = system.solve(be, &cz)?;
+        // zeta = H^-1 (g - C'w)
+        be.copy_from(&mut zeta, g)?;
+        be.apply(&mut zeta, Accum::Add, &dual.c, Trans::Yes, &w, -one)?;
+        be.solve_in_place(&self.factor, &mut zeta)?;
+        let (mut b, mut h) = unstack(be, &w, dims.p)?;
+        be.apply(&mut b, Accum::Add, &self.a, Trans::No, &zeta, self.rho)?;
+        be.apply(&mut h, Accum::Add, &self.g, Trans::No, &zeta, self.rho)?;
+        let mut q = zeta.clone();
+        be.axpby(-one, &zeta, B::Real::zero(), &mut q)?;
         self.with_closed_forms(solution, q, b, h)
     }
 

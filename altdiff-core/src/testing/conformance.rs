@@ -40,7 +40,7 @@ macro_rules! conformance_tests {
                 vjp_implicit_matches_kkt_and_closed_forms, kkt_method_matches_altdiff,
                 degenerate_problem_reports_weakly_active, dual_space_matches_primal,
                 infeasible_and_unbounded_are_certified, adaptive_rho_keeps_derivatives_exact,
-                over_relaxation_keeps_derivatives_exact,
+                over_relaxation_keeps_derivatives_exact, limit_solve_matches_kkt_and_clarabel,
                 agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
@@ -1381,4 +1381,92 @@ pub fn over_relaxation_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
         Settings::default().with_alpha(2.0).validate(),
         Err(crate::SettingsError::Invalid { field: "alpha", .. })
     ));
+}
+
+/// [`Settings::limit`](crate::Settings::limit): the polished solution equals clarabel's,
+/// in fewer iterations than the plain iteration needs; the Jacobians of all six
+/// parameters equal the KKT oracle's and the iterated ones; [`VjpMode::Limit`] equals
+/// `J'g`; a degenerate mask (a duplicated active row) falls back to iterating.
+pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
+    let mut problems = oracle_problems();
+    problems.push(("seed generator", random_qp(Generator::Seed, 12, 4, 5, 21)));
+    let loose = tight()
+        .with_stopping(StoppingRule::Residual {
+            eps_abs: 1e-9,
+            eps_rel: 1e-9,
+        })
+        .with_max_iter(1_000_000);
+    for (name, qp) in problems {
+        let oracle = clarabel_solve(&qp).expect("clarabel solves it");
+        let plain = solve(be, &qp, loose.clone());
+        let sol = solve(be, &qp, loose.clone().with_limit(true));
+        assert_eq!(sol.status, Status::Solved, "{name}");
+        assert!(
+            sol.iterations < plain.iterations,
+            "{name}: the polish ends the solve early ({} vs {})",
+            sol.iterations,
+            plain.iterations
+        );
+        assert_close(&format!("{name}: x"), &sol.x, &oracle.x, 1e-7);
+        assert_close(&format!("{name}: nu"), &sol.nu, &oracle.nu, 1e-6);
+        let active = dual_active_set(&qp, &sol.x, &sol.nu);
+        assert_kkt_jacobians(&format!("{name}, limit"), &qp, &active, &sol, 1e-8);
+    }
+    // all six parameters, against the iterated Jacobians, and the VJP
+    let qp = random_qp(Generator::WellConditioned, 6, 2, 5, 61);
+    let iterated = solve(be, &qp, tight().with_wrt(Wrt::all()));
+    let problem = Qp::from_host(be, &qp).unwrap();
+    let dims = problem.dims();
+    let solver = AltDiff::new(
+        be.clone(),
+        &problem,
+        loose.clone().with_wrt(Wrt::all()).with_limit(true),
+    )
+    .unwrap();
+    let sol = solver.solve(problem.params()).unwrap();
+    let sol_host = sol.to_host(be).unwrap();
+    for param in Param::ALL {
+        let err = rel_diff(
+            sol_host.jacobian(param).unwrap(),
+            iterated.jacobian(param).unwrap(),
+        );
+        assert!(
+            err < 1e-8,
+            "limit vs iterated dx/d{}: {err:e}",
+            param.name()
+        );
+    }
+    let g_host: Vec<f64> = (0..dims.n).map(|i| 1.0 - 0.3 * i as f64).collect();
+    let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
+    let expected = forward_vjp(&iterated, &g_host, dims);
+    let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Limit).unwrap());
+    for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
+        let err = rel_diff(gt, e);
+        assert!(err < 1e-8, "limit VJP wrt {}: {err:e}", param.name());
+    }
+    // a duplicated active row: the limit system is singular, the tangents are iterated;
+    // dx/dq and dx/db stay those of the problem without the copy
+    let base = random_qp(Generator::WellConditioned, 6, 1, 4, 5);
+    let base_sol = solve(be, &base, tight());
+    let active = dual_active_set(&base, &base_sol.x, &base_sol.nu);
+    let row = active.iter().position(|&a| a).expect("an active row");
+    let mut dup = base.clone();
+    let rows: Vec<Vec<f64>> = (0..4)
+        .chain([row])
+        .map(|i| (0..6).map(|j| base.g.get(i, j)).collect())
+        .collect();
+    dup.g = HostMatrix::from_rows(Field::G, &rows).unwrap();
+    dup.h.push(base.h[row]);
+    let fallback = solve(be, &dup, loose.with_limit(true).with_max_iter(20_000));
+    assert!(
+        matches!(fallback.status, Status::Solved | Status::MaxIterations),
+        "degenerate mask: {:?}",
+        fallback.status
+    );
+    assert_close("degenerate mask: x", &fallback.x, &base_sol.x, 1e-7);
+    for param in [Param::Q, Param::B] {
+        let exact = kkt_jacobian(&base, &active, param).unwrap();
+        let err = rel_diff(fallback.jacobian(param).unwrap(), &exact);
+        assert!(err < 1e-6, "degenerate mask: dx/d{} {err:e}", param.name());
+    }
 }

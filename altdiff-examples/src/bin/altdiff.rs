@@ -130,7 +130,7 @@ struct BenchArgs {
     #[arg(long, value_enum, default_value_t = ParamArg::B)]
     wrt: ParamArg,
     /// Methods to compare.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchMethod::Altdiff, BenchMethod::AltdiffVjp, BenchMethod::Kkt])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchMethod::Altdiff, BenchMethod::AltdiffLimit, BenchMethod::AltdiffVjp, BenchMethod::AltdiffVjpLimit, BenchMethod::Kkt])]
     methods: Vec<BenchMethod>,
     /// Backends (default: all compiled in).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -237,7 +237,7 @@ fn problem_dims(qp: &HostQp) -> altdiff_core::QpDims {
 fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
     let qp = read_problem(&args.problem)?;
     let wrt: Wrt = args.wrt.iter().map(|&p| Param::from(p)).collect();
-    let mode = args.vjp_mode.mode(args.solver.method);
+    let mode = args.vjp_mode.mode(&args.solver);
     let mut settings = args.solver.settings().with_wrt(wrt);
     let grad = match &args.vjp {
         Some(path) => {
@@ -298,7 +298,7 @@ fn derivatives(args: DemoArgs) -> Result<ExitCode, CliError> {
         config.repeats
     );
     println!(
-        "solve s: the solve with what it carries (Jacobians) or records (tape); after s: the derivative work after it; J'g relerr: vs the KKT Jacobians' J'g on (q, b, h)\n"
+        "setup s: AltDiff::new (convexity test, factorization, dual-space operators); solve s: the solve with what it carries (Jacobians) or records (tape); after s: the derivative work after it; J'g relerr: vs the KKT Jacobians' J'g on (q, b, h)\n"
     );
     let qp = config.problem();
     println!("{}", DerivativeRow::header());
@@ -358,6 +358,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         method: altdiff_examples::cli::MethodArg::Altdiff,
         adaptive_rho: false,
         alpha: 1.6,
+        limit: false,
     };
     let settings = solver_args.settings();
     settings.validate().map_err(altdiff_core::Error::from)?;

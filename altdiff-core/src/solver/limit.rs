@@ -1,0 +1,209 @@
+//! The limit of the Alt-Diff recursion at a fixed mask, solved directly
+//! ([`Settings::limit`](crate::Settings::limit)).
+//!
+//! In the dual space (see [`dual`](super::dual)) a block with constant terms
+//! `f = C H^-1 c + [b; h]` iterated with a fixed mask splits the `r = p + m` rows into the
+//! set `A` (the equalities and the inequalities with `s = 0`) and the set `I` (the
+//! inequalities with `s > 0`, the strict mask rule). Its fixed point follows from
+//! `y = y + rho (Cx + s - [b; h])`, the slack update and `v = y + rho s`:
+//!
+//! ```text
+//! rows in A:  s = 0,   y = v,     (Cx)_A = [b; h]_A
+//! rows in I:  y = 0,   s = v/rho, (Cx)_I = [b; h]_I - v_I/rho
+//! and Cx = -C H^-1 c - M v, so    (M - D/rho) v = -f        (D = 1 on I)
+//! ```
+//!
+//! `S = M - D/rho` is symmetric and indefinite: `M_AA` is positive semidefinite and
+//! `T = I/rho - M_II` positive definite (`M <= I/rho`; by Woodbury
+//! `T = (I + rho N)^-1 / rho` with `N = C_I (P + rho C_A'C_A)^-1 C_I'`). Eliminating `I`,
+//!
+//! ```text
+//! Sigma = M_AA + M_AI T^-1 M_IA     (= C_A (P + rho C_A'C_A)^-1 C_A', the KKT Schur complement)
+//! S w = u:   Sigma w_A = u_A + M_AI T^-1 u_I,   w_I = T^-1 (M_IA w_A - u_I)
+//! ```
+//!
+//! two Cholesky factorizations of at most `p + m` rows and no new factorization of size `n`;
+//! then `x = -H^-1 (c + C'v)`. The limit is the KKT derivative on the active set `{s = 0}`
+//! (weakly active rows included, as the mask rule has it). With the data's own `(c, [b; h])`
+//! it is the forward polish: `v` is a KKT point when `y >= 0` on the active inequalities and
+//! `v_I >= 0`. The adjoint: `g'x_theta = -zeta'c_theta + w'[b; h]_theta` with `z = H^-1 g`,
+//! `w = S^-1 C z` and `zeta = H^-1 (g - C'w)`.
+
+use num_traits::{One, Zero};
+
+use crate::solver::dual::{DualData, DualKernel, DualOps};
+use crate::{Accum, Error, LinAlg, Result, Trans};
+
+/// The factored limit system `S = M - D/rho` of one mask.
+pub(crate) struct Limit<B: LinAlg> {
+    /// Rows of `A`: the equalities and the inequalities with `s = 0`.
+    active: Vec<usize>,
+    /// Rows of `I`: the inequalities with `s > 0`.
+    inactive: Vec<usize>,
+    r: usize,
+    /// `T = I/rho - M_II` (absent when `I` is empty).
+    t: Option<B::Factor>,
+    /// `Sigma = M_AA + M_AI T^-1 M_IA` (absent when `A` is empty).
+    sigma: Option<B::Factor>,
+    /// `M_AI` and `M_IA` (present when both sets are non-empty).
+    coupling: Option<(B::Op, B::Op)>,
+}
+
+impl<B: LinAlg> std::fmt::Debug for Limit<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limit")
+            .field("active", &self.active.len())
+            .field("inactive", &self.inactive.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: LinAlg> Limit<B> {
+    /// Factors the system for the stacked slack `s` (`r` values, the first `p` the
+    /// equalities).
+    ///
+    /// # Errors
+    /// [`Error::SingularKkt`] when `T` or `Sigma` is not positive definite (dependent
+    /// active rows), or a backend error.
+    pub fn new(
+        backend: &B,
+        ops: &DualOps<B>,
+        s: &[B::Real],
+        p: usize,
+        rho: B::Real,
+    ) -> Result<Self> {
+        let r = s.len();
+        let (active, inactive): (Vec<usize>, Vec<usize>) =
+            (0..r).partition(|&i| i < p || !crate::kernels::keeps(s[i]));
+        let m = &ops.m_host;
+        let block = |rows: &[usize], cols: &[usize]| -> Vec<B::Real> {
+            cols.iter()
+                .flat_map(|&j| rows.iter().map(move |&i| m[j * r + i]))
+                .collect()
+        };
+        let cholesky = |data: &[B::Real], k: usize| -> Result<B::Factor> {
+            let op = backend.op_from_col_major(k, k, data)?;
+            let none = backend.op_from_col_major(0, k, &[])?;
+            backend
+                .factor(&op, &none, &none, B::Real::zero())
+                .map_err(|err| match err {
+                    Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: k },
+                    other => other,
+                })
+        };
+        let (a, i) = (active.len(), inactive.len());
+        let t = if i > 0 {
+            let mut t = block(&inactive, &inactive);
+            t.iter_mut().for_each(|e| *e = -*e);
+            (0..i).for_each(|d| t[d * i + d] = t[d * i + d] + B::Real::one() / rho);
+            Some(cholesky(&t, i)?)
+        } else {
+            None
+        };
+        let coupling = if a > 0 && i > 0 {
+            Some((
+                backend.op_from_col_major(a, i, &block(&active, &inactive))?,
+                backend.op_from_col_major(i, a, &block(&inactive, &active))?,
+            ))
+        } else {
+            None
+        };
+        let sigma = if a > 0 {
+            let mut sigma = backend.mat_from_col_major(a, a, &block(&active, &active))?;
+            if let (Some(t), Some((m_ai, _))) = (&t, &coupling) {
+                let mut x = backend.mat_from_col_major(i, a, &block(&inactive, &active))?;
+                backend.solve_in_place(t, &mut x)?;
+                backend.apply(&mut sigma, Accum::Add, m_ai, Trans::No, &x, B::Real::one())?;
+            }
+            Some(cholesky(&backend.to_col_major(&sigma)?, a)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            active,
+            inactive,
+            r,
+            t,
+            sigma,
+            coupling,
+        })
+    }
+
+    /// Whether the system is the one of the stacked slack `s`'s mask.
+    pub fn is_for(&self, s: &[B::Real]) -> bool {
+        s.len() == self.r
+            && self.inactive.len() == s.iter().filter(|v| crate::kernels::keeps(**v)).count()
+            && self.inactive.iter().all(|&i| crate::kernels::keeps(s[i]))
+    }
+
+    /// Whether inequality `i` (0-based among the stacked rows) is in `I`.
+    pub fn is_inactive(&self, row: usize) -> bool {
+        self.inactive.binary_search(&row).is_ok()
+    }
+
+    /// `S^-1 u` for a block `u` (`r x k`).
+    pub fn solve(&self, backend: &B, u: &B::Mat) -> Result<B::Mat> {
+        let (r, k) = backend.shape(u);
+        debug_assert_eq!(r, self.r, "limit: rows");
+        let host = &backend.to_col_major(u)?;
+        let gather = |rows: &[usize]| -> Result<Option<B::Mat>> {
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let data: Vec<B::Real> = (0..k)
+                .flat_map(|j| rows.iter().map(move |&i| host[j * r + i]))
+                .collect();
+            backend.mat_from_col_major(rows.len(), k, &data).map(Some)
+        };
+        let (mut w_a, u_i) = (gather(&self.active)?, gather(&self.inactive)?);
+        // Sigma w_A = u_A + M_AI T^-1 u_I
+        if let (Some(w_a), Some(u_i), Some(t), Some((m_ai, _))) =
+            (&mut w_a, &u_i, &self.t, &self.coupling)
+        {
+            let mut tu = u_i.clone();
+            backend.solve_in_place(t, &mut tu)?;
+            backend.apply(w_a, Accum::Add, m_ai, Trans::No, &tu, B::Real::one())?;
+        }
+        if let (Some(w_a), Some(sigma)) = (&mut w_a, &self.sigma) {
+            backend.solve_in_place(sigma, w_a)?;
+        }
+        // w_I = T^-1 (M_IA w_A - u_I)
+        let w_i = match (&u_i, &self.t) {
+            (Some(u_i), Some(t)) => {
+                let mut w_i = u_i.clone();
+                backend.axpby(-B::Real::one(), u_i, B::Real::zero(), &mut w_i)?;
+                if let (Some(w_a), Some((_, m_ia))) = (&w_a, &self.coupling) {
+                    backend.apply(&mut w_i, Accum::Add, m_ia, Trans::No, w_a, B::Real::one())?;
+                }
+                backend.solve_in_place(t, &mut w_i)?;
+                Some(w_i)
+            }
+            _ => None,
+        };
+        let mut out = vec![B::Real::zero(); r * k];
+        for (rows, block) in [(&self.active, &w_a), (&self.inactive, &w_i)] {
+            if let Some(block) = block {
+                let values = backend.to_col_major(block)?;
+                for j in 0..k {
+                    for (slot, &i) in rows.iter().enumerate() {
+                        out[j * r + i] = values[j * rows.len() + slot];
+                    }
+                }
+            }
+        }
+        backend.mat_from_col_major(r, k, &out)
+    }
+
+    /// The fixed point `v = -S^-1 (C H^-1 c + [b; h])` of a block with constant terms `data`.
+    pub fn point(&self, backend: &B, data: &DualData<B>) -> Result<B::Mat> {
+        let mut f = data.chc.clone();
+        backend.axpby(-B::Real::one(), &data.bh, -B::Real::one(), &mut f)?;
+        self.solve(backend, &f)
+    }
+
+    /// The limit `x = -H^-1 (c + C'v)` of a tangent block with constant terms `data`.
+    pub fn tangent(&self, kernel: &DualKernel<'_, B>, data: &DualData<B>) -> Result<B::Mat> {
+        let v = self.point(kernel.backend, data)?;
+        kernel.x_of(&v, data)
+    }
+}
