@@ -178,9 +178,9 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         }
     }
 
-    /// `M = C H^-1 C'` (r x r) for `ct = C'` (n x r) and the factor of `H`, and
-    /// `K = H^-1 C'` (n x r) when `with_k`. The default solves and multiplies; a backend
-    /// holding `H = L L'` forms `W = L^-1 C'`, `M = W'W` (half the work) and `K = L^-T W`.
+    /// `M = C H^-1 C'` (r x r) for `C` (r x n) and the factor of `H`, and `K = H^-1 C'`
+    /// (n x r) when `with_k`. The default solves and multiplies; a backend holding
+    /// `H = L L'` forms `W = L^-1 C'`, `M = W'W` (half the work) and `K = L^-T W`.
     ///
     /// # Errors
     /// A backend error.
@@ -193,8 +193,8 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// let h = be.op_from_col_major(2, 2, &[2.0, 0.0, 0.0, 4.0])?;
     /// let none = be.op_from_col_major(0, 2, &[])?;
     /// let factor = be.factor(&h, &none, &none, 0.0)?;
-    /// let ct = be.mat_from_col_major(2, 1, &[1.0, 2.0])?;
-    /// let (m, k) = be.gram_inverse(&factor, &ct, true)?;
+    /// let c = be.op_from_col_major(1, 2, &[1.0, 2.0])?;
+    /// let (m, k) = be.gram_inverse(&factor, &c, true)?;
     /// assert!((be.to_col_major(&m)?[0] - 1.5).abs() < 1e-12); // 1/2 + 4/4
     /// assert!(be.to_col_major(&k.unwrap())?.iter().all(|v| (v - 0.5).abs() < 1e-12));
     /// # }
@@ -203,19 +203,22 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     fn gram_inverse(
         &self,
         factor: &Self::Factor,
-        ct: &Self::Mat,
+        c: &Self::Op,
         with_k: bool,
     ) -> Result<(Self::Mat, Option<Self::Mat>)> {
-        let (n, r) = self.shape(ct);
-        let mut k = ct.clone();
+        let (r, n) = self.op_shape(c);
+        let c_host = self.op_to_col_major(c)?;
+        let ct: Vec<Self::Real> = (0..r)
+            .flat_map(|i| c_host.iter().skip(i).step_by(r).copied())
+            .collect();
+        let mut k = self.mat_from_col_major(n, r, &ct)?;
         self.solve_in_place(factor, &mut k)?;
-        let ct_op = self.op_from_col_major(n, r, &self.to_col_major(ct)?)?;
         let mut m = self.zeros(r, r)?;
         self.apply(
             &mut m,
             crate::Accum::Replace,
-            &ct_op,
-            crate::Trans::Yes,
+            c,
+            crate::Trans::No,
             &k,
             Self::Real::one(),
         )?;

@@ -329,7 +329,10 @@ pub struct Settings {
     /// iterations at rho = 1, 955 instead of 1531 at rho = 0.1.
     pub alpha: f64,
     /// Test at setup that `P` is positive semidefinite (one extra factorization of
-    /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true.
+    /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true. When the
+    /// dual-space operators are formed, the test runs on `M = C H^-1 C'` instead
+    /// (`P` is PSD iff `rho lambda_max(M) <= 1`: a factorization of `p + m` rows, not `n`),
+    /// falling back to the test on `P` when it fails.
     pub check_convexity: bool,
     /// Solve the limit of the recursion directly (default false: iterate it, as the
     /// paper). The iteration runs in the dual space (see [`IterationSpace::Dual`]). For a

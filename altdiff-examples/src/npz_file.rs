@@ -20,11 +20,34 @@ type RawArray = (Vec<u64>, Vec<f64>);
 /// [`CliError::Io`] for an unreadable file, [`CliError::Format`] for a malformed archive,
 /// array or dtype, [`CliError::Core`] for a problem with bad shapes or values.
 pub fn read_npz(path: &Path) -> Result<HostQp, CliError> {
+    let file = std::fs::File::open(path).map_err(|source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_npz(std::io::BufReader::new(file), path)
+}
+
+/// Reads a problem from `.npz` bytes (any seekable reader); `path` names the source in
+/// errors.
+///
+/// # Errors
+/// As [`read_npz`].
+///
+/// # Example
+/// ```
+/// use altdiff_examples::npz_file::parse_npz;
+/// let junk = std::io::Cursor::new(b"not a zip archive".to_vec());
+/// assert!(parse_npz(junk, "inline.npz".as_ref()).is_err());
+/// ```
+pub fn parse_npz<R: std::io::Read + std::io::Seek>(
+    reader: R,
+    path: &Path,
+) -> Result<HostQp, CliError> {
     let format = |message: String| CliError::Format {
         path: path.to_path_buf(),
         message,
     };
-    let mut archive = npyz::npz::NpzArchive::open(path)
+    let mut archive = npyz::npz::NpzArchive::new(reader)
         .map_err(|e| format(format!("not a readable .npz archive: {e}")))?;
     let mut array = |name: &str| -> Result<Option<RawArray>, CliError> {
         let file = archive

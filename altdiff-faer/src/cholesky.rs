@@ -132,32 +132,32 @@ impl DenseCholesky {
         Ok(Self { l })
     }
 
-    /// `M = C H^-1 C'` (r x r) for `ct = C'` (n x r), and `K = H^-1 C'` when `with_k`:
+    /// `M = C H^-1 C'` (r x r) for `C` (r x n), and `K = H^-1 C'` when `with_k`:
     /// `W = L^-1 C'` by one triangular solve, the lower half of `W'W` and its mirror, then
     /// `K = L^-T W` (half the work of a solve and a product for `M`).
     ///
     /// # Panics
-    /// When `ct` does not have `n` rows.
+    /// When `C` does not have `n` columns.
     ///
     /// # Example
     /// ```
     /// use altdiff_faer::{DenseCholesky, Par};
     /// let chol = DenseCholesky::new(faer::mat![[2.0, 0.0], [0.0, 4.0]].as_ref(), Par::Seq)?;
-    /// let (m, k) = chol.gram_inverse(faer::mat![[1.0], [2.0]].as_ref(), true, Par::Seq);
+    /// let (m, k) = chol.gram_inverse(faer::mat![[1.0, 2.0]].as_ref(), true, Par::Seq);
     /// assert!((m[(0, 0)] - 1.5).abs() < 1e-12); // 1/2 + 4/4
     /// assert!((k.unwrap()[(1, 0)] - 0.5).abs() < 1e-12);
     /// # Ok::<(), altdiff_core::Error>(())
     /// ```
     pub fn gram_inverse(
         &self,
-        ct: MatRef<'_, f64>,
+        c: MatRef<'_, f64>,
         with_k: bool,
         par: Par,
     ) -> (Mat<f64>, Option<Mat<f64>>) {
-        assert_eq!(ct.nrows(), self.dim(), "DenseCholesky: C' rows");
-        let mut w = ct.to_owned();
+        assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
+        let mut w = c.transpose().to_owned();
         triangular_solve::solve_lower_triangular_in_place(self.l.as_ref(), w.as_mut(), par);
-        let r = ct.ncols();
+        let r = c.nrows();
         let mut m = Mat::zeros(r, r);
         lower_gram(m.as_mut(), w.as_ref(), 1.0, par);
         mirror_lower(m.as_mut());

@@ -56,14 +56,16 @@ fn oriented(op: &Mat<f64>, trans: Trans) -> MatRef<'_, f64> {
 }
 
 fn col_major(m: &Mat<f64>) -> Vec<f64> {
-    (0..m.ncols())
-        .flat_map(|j| m.col_as_slice(j).iter().copied())
-        .collect()
+    let mut out = Vec::with_capacity(m.nrows() * m.ncols());
+    for j in 0..m.ncols() {
+        out.extend_from_slice(m.col_as_slice(j));
+    }
+    out
 }
 
 fn from_col_major(nrows: usize, ncols: usize, data: &[f64]) -> Mat<f64> {
     assert_eq!(data.len(), nrows * ncols, "from_col_major: data length");
-    Mat::from_fn(nrows, ncols, |i, j| data[j * nrows + i])
+    MatRef::from_column_major_slice(data, nrows, ncols).to_owned()
 }
 
 impl LinAlg for FaerBackend {
@@ -150,10 +152,10 @@ impl LinAlg for FaerBackend {
     fn gram_inverse(
         &self,
         factor: &DenseCholesky,
-        ct: &Mat<f64>,
+        c: &Mat<f64>,
         with_k: bool,
     ) -> Result<(Mat<f64>, Option<Mat<f64>>)> {
-        Ok(factor.gram_inverse(ct.as_ref(), with_k, self.par))
+        Ok(factor.gram_inverse(c.as_ref(), with_k, self.par))
     }
 
     fn is_psd_with_shift(&self, p: &Mat<f64>, shift: f64) -> Result<bool> {

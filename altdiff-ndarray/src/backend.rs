@@ -175,11 +175,11 @@ impl LinAlg for NdarrayBackend {
     fn gram_inverse(
         &self,
         factor: &DenseCholesky,
-        ct: &Array2<f64>,
+        c: &Array2<f64>,
         with_k: bool,
     ) -> Result<(Array2<f64>, Option<Array2<f64>>)> {
-        let ct = fortran(ct);
-        let (m, k) = factor.gram_inverse(column_major_view(&ct), with_k, self.par.0);
+        let c = fortran(c);
+        let (m, k) = factor.gram_inverse(column_major_view(&c), with_k, self.par.0);
         let owned = |m: faer::Mat<f64>| {
             Array2::from_shape_fn((m.nrows(), m.ncols()).f(), |(i, j)| m[(i, j)])
         };

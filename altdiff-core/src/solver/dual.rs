@@ -51,24 +51,14 @@ impl<B: LinAlg> DualOps<B> {
         let (n, r) = (dims.n, dims.p + dims.m);
         let a_data = backend.op_to_col_major(a)?;
         let g_data = backend.op_to_col_major(g)?;
-        let entry = |row: usize, col: usize| {
-            if row < dims.p {
-                a_data[col * dims.p + row]
-            } else {
-                g_data[col * dims.m + row - dims.p]
-            }
-        };
-        let c_data: Vec<B::Real> = (0..n)
-            .flat_map(|col| (0..r).map(move |row| (row, col)))
-            .map(|(row, col)| entry(row, col))
-            .collect();
-        let ct_data: Vec<B::Real> = (0..r)
-            .flat_map(|row| (0..n).map(move |col| (row, col)))
-            .map(|(row, col)| entry(row, col))
-            .collect();
+        // column j of C = [A; G] is A's column j over G's
+        let mut c_data = Vec::with_capacity(r * n);
+        for col in 0..n {
+            c_data.extend_from_slice(&a_data[col * dims.p..(col + 1) * dims.p]);
+            c_data.extend_from_slice(&g_data[col * dims.m..(col + 1) * dims.m]);
+        }
         let c = backend.op_from_col_major(r, n, &c_data)?;
-        let ct = backend.mat_from_col_major(n, r, &ct_data)?;
-        let (m, k) = backend.gram_inverse(factor, &ct, with_k)?;
+        let (m, k) = backend.gram_inverse(factor, &c, with_k)?;
         let m_host = backend.to_col_major(&m)?;
         let m = backend.op_from_col_major(r, r, &m_host)?;
         let k = match k {

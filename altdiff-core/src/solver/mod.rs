@@ -126,10 +126,6 @@ impl<B: LinAlg> AltDiff<B> {
         settings.validate()?;
         let dims = problem.dims();
         let rho = B::Real::of(settings.rho);
-        if settings.check_convexity {
-            check_convexity(&backend, problem.p())?;
-        }
-        let factor = backend.factor(problem.p(), problem.a(), problem.g(), rho)?;
         let specs: Vec<(Param, TangentSpec<B>)> = settings
             .wrt
             .iter()
@@ -151,6 +147,18 @@ impl<B: LinAlg> AltDiff<B> {
                     && r <= 2 * dims.n
             }
         };
+        // with M formed, the convexity test runs on it (r x r) after the factorization
+        let test_on_gram = settings.check_convexity && use_dual;
+        if settings.check_convexity && !test_on_gram {
+            check_convexity(&backend, problem.p())?;
+        }
+        let factor = match backend.factor(problem.p(), problem.a(), problem.g(), rho) {
+            Err(err @ Error::NotPositiveDefinite { .. }) if test_on_gram => {
+                check_convexity(&backend, problem.p())?;
+                return Err(err);
+            }
+            other => other?,
+        };
         let dual = if use_dual {
             // K pays for itself when x is formed every iteration (the x rule) or for
             // Jacobian columns at least as many as C has rows
@@ -167,6 +175,12 @@ impl<B: LinAlg> AltDiff<B> {
         } else {
             None
         };
+        if test_on_gram
+            && let Some(dual) = &dual
+            && !convex_by_gram(&backend, dual, problem.p(), rho)?
+        {
+            check_convexity(&backend, problem.p())?;
+        }
         Ok(Self {
             dual,
             dims,
@@ -790,14 +804,67 @@ fn tangents_finite<B: LinAlg>(backend: &B, runs: &[TangentRun<'_, B>]) -> Result
     Ok(true)
 }
 
+/// The shift of the convexity test: `sqrt(eps) * max(1, max|P|)`, from `P`'s entries.
+fn convexity_shift<T: Real>(p: &[T]) -> f64 {
+    let scale = p.iter().fold(1.0_f64, |s, v| s.max(v.to_f64_lossy().abs()));
+    f64::EPSILON.sqrt() * scale
+}
+
+/// The largest row sum of `|m|` (`rows x cols`, column-major): the infinity norm.
+fn norm_inf_rows<T: Real>(m: &[T], rows: usize) -> f64 {
+    let mut sums = vec![0.0_f64; rows];
+    for column in m.chunks_exact(rows.max(1)) {
+        for (sum, v) in sums.iter_mut().zip(column) {
+            *sum += v.to_f64_lossy().abs();
+        }
+    }
+    sums.into_iter().fold(0.0, f64::max)
+}
+
+/// The largest column sum of `|m|` (column-major, `rows` rows): the 1-norm.
+fn norm_one_cols<T: Real>(m: &[T], rows: usize) -> f64 {
+    m.chunks_exact(rows.max(1))
+        .map(|column| column.iter().map(|v| v.to_f64_lossy().abs()).sum::<f64>())
+        .fold(0.0, f64::max)
+}
+
+/// The convexity test on `M = C H^-1 C'` (r x r) instead of `P` (n x n). With `H = L L'`
+/// and `W = L^-1 C'`, `P = H - rho C'C = L (I - rho W W') L'`, and `W W'` has the nonzero
+/// eigenvalues of `W'W = M`: `P` is positive semidefinite iff `rho lambda_max(M) <= 1`.
+/// The test passes when `(1 + tau)/rho I - M` has a Cholesky factor, with
+/// `tau = shift / |H|_inf` (`|H|_inf <= |P|_inf + rho |C|_1 |C|_inf`) and the shift of
+/// [`check_convexity`]: then `x'Px >= -tau x'Hx >= -shift |x|^2`, the same guarantee as
+/// that test. A failure is not conclusive (the bound on `|H|` may be loose): the caller then
+/// runs [`check_convexity`].
+fn convex_by_gram<B: LinAlg>(
+    backend: &B,
+    dual: &DualOps<B>,
+    p: &B::Op,
+    rho: B::Real,
+) -> Result<bool> {
+    let (r, n) = backend.op_shape(&dual.c);
+    let p_host = backend.op_to_col_major(p)?;
+    let c_host = backend.op_to_col_major(&dual.c)?;
+    let rho_f = rho.to_f64_lossy();
+    let h_norm =
+        norm_inf_rows(&p_host, n) + rho_f * norm_one_cols(&c_host, r) * norm_inf_rows(&c_host, r);
+    let tau = convexity_shift(&p_host) / h_norm.max(f64::MIN_POSITIVE);
+    let diagonal = B::Real::of((1.0 + tau) / rho_f);
+    let mut t: Vec<B::Real> = dual.m_host.iter().map(|&v| -v).collect();
+    (0..r).for_each(|i| t[i * r + i] = t[i * r + i] + diagonal);
+    let t = backend.op_from_col_major(r, r, &t)?;
+    let none = backend.op_from_col_major(0, r, &[])?;
+    match backend.factor(&t, &none, &none, B::Real::zero()) {
+        Ok(_) => Ok(true),
+        Err(Error::NotPositiveDefinite { .. }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// Tests that `P` is positive semidefinite: Cholesky of `P + shift I` with
 /// `shift = sqrt(eps) * max(1, max|P|)`.
 fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op) -> Result<()> {
-    let scale = backend
-        .op_to_col_major(p)?
-        .into_iter()
-        .fold(1.0_f64, |s, v| s.max(v.to_f64_lossy().abs()));
-    let shift = f64::EPSILON.sqrt() * scale;
+    let shift = convexity_shift(&backend.op_to_col_major(p)?);
     if backend.is_psd_with_shift(p, B::Real::of(shift))? {
         Ok(())
     } else {

@@ -746,6 +746,38 @@ pub fn bad_inputs_are_errors<B: LinAlg<Real = f64>>(be: &B) {
         ),
         "indefinite P"
     );
+    // P indefinite but H = P + rho C'C positive definite: in the dual space the test runs
+    // on M = C H^-1 C' (rho lambda_max(M) > 1) and the exact test confirms; a singular
+    // positive semidefinite P (rho lambda_max(M) = 1) passes
+    let masked = |last: f64| HostQp {
+        p: HostMatrix::from_fn(3, 3, |i, j| match (i, j) {
+            (2, 2) => last,
+            (i, j) if i == j => 1.0,
+            _ => 0.0,
+        }),
+        q: vec![1.0, -1.0, 0.5],
+        a: HostMatrix::from_rows(Field::A, &[vec![0.0, 0.0, 1.0]]).unwrap(),
+        b: vec![0.0],
+        g: HostMatrix::from_rows(Field::G, &[vec![1.0, 0.0, 0.0]]).unwrap(),
+        h: vec![1.0],
+    };
+    for settings in [
+        Settings::default(),
+        Settings::default().with_limit(true),
+        Settings::default().with_iteration(crate::IterationSpace::Dual),
+    ] {
+        let qp = Qp::from_host(be, &masked(-0.1)).unwrap();
+        assert!(
+            matches!(
+                AltDiff::new(be.clone(), &qp, settings.clone()),
+                Err(Error::NotConvex { .. })
+            ),
+            "indefinite P, positive definite H: {settings:?}"
+        );
+        let qp = Qp::from_host(be, &masked(0.0)).unwrap();
+        let solver = AltDiff::new(be.clone(), &qp, settings.clone());
+        assert!(solver.is_ok(), "singular PSD P: {settings:?}");
+    }
     // P = 0 and no constraints: H singular
     let unbounded = HostQp {
         p: HostMatrix::zeros(2, 2),
