@@ -7,6 +7,8 @@
 use std::path::Path;
 
 use altdiff_core::{Field, HostMatrix, HostQp};
+use std::io::Read;
+
 use npyz::{DType, NpyFile, Order, TypeChar};
 
 use crate::CliError;
@@ -47,14 +49,15 @@ pub fn parse_npz<R: std::io::Read + std::io::Seek>(
         path: path.to_path_buf(),
         message,
     };
-    let mut archive = npyz::npz::NpzArchive::new(reader)
+    let mut archive = zip::ZipArchive::new(reader)
         .map_err(|e| format(format!("not a readable .npz archive: {e}")))?;
     let mut array = |name: &str| -> Result<Option<RawArray>, CliError> {
-        let file = archive
-            .by_name(name)
-            .map_err(|e| format(format!("array {name}: {e}")))?;
-        file.map(|f| read_array(f).map_err(|e| format(format!("array {name}: {e}"))))
-            .transpose()
+        let in_array = |e: String| format(format!("array {name}: {e}"));
+        let Some(bytes) = entry_bytes(&mut archive, name).map_err(in_array)? else {
+            return Ok(None);
+        };
+        let file = NpyFile::new(bytes.as_slice()).map_err(|e| in_array(e.to_string()))?;
+        read_array(file).map(Some).map_err(in_array)
     };
     let p = array("P")?.ok_or_else(|| format("missing array P".into()))?;
     let q = array("q")?.ok_or_else(|| format("missing array q".into()))?;
@@ -74,6 +77,84 @@ pub fn parse_npz<R: std::io::Read + std::io::Seek>(
     };
     qp.validate()?;
     Ok(qp)
+}
+
+/// The most bytes one array may take (2 GiB): larger entries are refused before reading.
+const MAX_ENTRY_BYTES: u64 = 1 << 31;
+
+/// The bytes of the archive's `NAME.npy`, its header checked by [`check_header`]; `None`
+/// when absent.
+fn entry_bytes<R: std::io::Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    let entry = match archive.by_name(&format!("{name}.npy")) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if entry.size() > MAX_ENTRY_BYTES {
+        return Err(format!("{} bytes, more than 2 GiB", entry.size()));
+    }
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    check_header(&bytes)?;
+    Ok(Some(bytes))
+}
+
+/// Checks an `.npy` header's `shape` before the NumPy reader sees it: the element count
+/// must not overflow and must fit the data that follows (every element takes a byte at
+/// least), so a forged shape can neither overflow nor allocate beyond the file.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
+        return Err("not an .npy array".into());
+    }
+    let (len, start) = match bytes[6] {
+        1 => (
+            usize::from(u16::from_le_bytes([bytes[8], bytes[9]])),
+            10_usize,
+        ),
+        2 | 3 => {
+            let len: [u8; 4] = bytes
+                .get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .ok_or("truncated header")?;
+            (u32::from_le_bytes(len) as usize, 12)
+        }
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(len))
+        .ok_or("truncated header")?;
+    let header = String::from_utf8_lossy(header);
+    let shape = header
+        .find("'shape'")
+        .or_else(|| header.find("\"shape\""))
+        .and_then(|at| {
+            let rest = &header[at..];
+            Some(&rest[rest.find('(')? + 1..rest.find(')')?])
+        })
+        .ok_or("no shape in the header")?;
+    let count = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .try_fold(1_u64, |count, d| {
+            let d: u64 = d.parse().map_err(|_| format!("bad dimension {d:?}"))?;
+            count
+                .checked_mul(d)
+                .ok_or_else(|| format!("shape ({shape}) overflows"))
+        })?;
+    let data = (bytes.len() - start - len) as u64;
+    if count > data {
+        return Err(format!(
+            "shape ({shape}) needs {count} elements, the file holds {data} bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// The array's shape and its entries as `f64`, in row-major (C) order.

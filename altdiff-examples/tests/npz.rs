@@ -327,3 +327,50 @@ fn solve_gives_the_same_result_for_npz_and_json() {
         assert!((u - v).abs() < 1e-7, "{u} vs {v}");
     }
 }
+
+/// An `.npy` entry with a hand-written header (any shape) and raw data bytes.
+fn forged_npy(shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': True, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend(u16::try_from(header.len()).unwrap().to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+/// Regression (found probing the reader the fuzz targets exercise): a forged shape whose
+/// element count overflows made the NumPy reader panic with "attempt to multiply with
+/// overflow" in debug builds; a shape beyond the data could ask for a huge allocation. Both
+/// are now format errors, and `altdiff solve` exits 2.
+#[test]
+fn forged_shapes_are_errors_not_panics() {
+    for (name, shape, message) in [
+        ("overflow", "(4294967296, 4294967296)", "overflows"),
+        ("max", "(18446744073709551615, 2)", "overflows"),
+        ("beyond", "(3037000500, 3037000500)", "needs"),
+    ] {
+        let path = temp(&format!("forged-{name}.npz"));
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = FileOptions::default().compression_method(CompressionMethod::Stored);
+        zip.start_file("P.npy", options).unwrap();
+        std::io::Write::write_all(&mut zip, &forged_npy(shape, &[0; 64])).unwrap();
+        zip.start_file("q.npy", options).unwrap();
+        std::io::Write::write_all(&mut zip, &forged_npy("(0,)", &[])).unwrap();
+        zip.finish().unwrap();
+        let err = read_npz(&path).unwrap_err();
+        assert!(
+            matches!(err, CliError::Format { .. }) && err.to_string().contains(message),
+            "{name}: {err}"
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_altdiff"))
+            .args(["solve", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}

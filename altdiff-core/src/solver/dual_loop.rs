@@ -23,12 +23,6 @@ impl<B: LinAlg> AltDiff<B> {
             rho: self.rho,
             alpha: B::Real::of(self.settings.alpha),
         };
-        let ops = Operators {
-            backend: be,
-            p: &self.p,
-            a: &self.a,
-            g: &self.g,
-        };
         let affine = self.affine(params)?;
         let data = dk.data(&affine.c, &params.b, &params.h)?;
         let mut fwd = DualBlock::from_iterate(be, &iterate)?;
@@ -60,7 +54,6 @@ impl<B: LinAlg> AltDiff<B> {
         let mut tape = self.new_tape();
         let rule = self.settings.stopping;
         let (limit, mut status) = self.iteration_limit();
-        let mut scratch = MeasureScratch::new(be, dims, 1)?;
         let mut iterations = 0;
         let mut monitor = Monitor::new();
         let certifier = self.certifier();
@@ -183,16 +176,7 @@ impl<B: LinAlg> AltDiff<B> {
             .iter()
             .map(|(key, _, blk, tdata)| Ok((*key, primal(blk, tdata)?)))
             .collect::<Result<Vec<_>>>()?;
-        let mut ws = Workspace::new(be, dims, 1)?;
-        be.apply(
-            &mut ws.gx,
-            Accum::Replace,
-            &self.g,
-            Trans::No,
-            &iterate.x,
-            B::Real::one(),
-        )?;
-        let measures = ops.measure(&iterate, params, &ws, &mut scratch)?;
+        let measures = self.measure_iterate(&iterate, params)?;
         let limit_tangents = use_limit
             && self.settings.method == Method::AltDiff
             && !specs.is_empty()
@@ -346,6 +330,17 @@ impl<B: LinAlg> AltDiff<B> {
             lam,
             nu,
         };
+        let measures = self.measure_iterate(&iterate, params)?;
+        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((block, system)))
+    }
+
+    /// The residuals and objective of a primal iterate (one-off: fresh workspace).
+    fn measure_iterate(
+        &self,
+        iterate: &Iterate<B>,
+        params: &QpParams<B>,
+    ) -> Result<Measures<B::Real>> {
+        let (be, dims) = (&self.backend, self.dims);
         let ops = Operators {
             backend: be,
             p: &self.p,
@@ -362,8 +357,7 @@ impl<B: LinAlg> AltDiff<B> {
             B::Real::one(),
         )?;
         let mut scratch = MeasureScratch::new(be, dims, 1)?;
-        let measures = ops.measure(&iterate, params, &ws, &mut scratch)?;
-        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((block, system)))
+        ops.measure(iterate, params, &ws, &mut scratch)
     }
 }
 
