@@ -1418,7 +1418,8 @@ pub fn over_relaxation_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
 /// [`Settings::limit`](crate::Settings::limit): the polished solution equals clarabel's,
 /// in fewer iterations than the plain iteration needs; the Jacobians of all six
 /// parameters equal the KKT oracle's and the iterated ones; [`VjpMode::Limit`] equals
-/// `J'g`; a degenerate mask (a duplicated active row) falls back to iterating.
+/// `J'g`; JVPs equal the KKT oracle's; an infeasible problem is certified; a degenerate mask
+/// (a duplicated active row) falls back to iterating.
 pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
     let mut problems = oracle_problems();
     problems.push(("seed generator", random_qp(Generator::Seed, 12, 4, 5, 21)));
@@ -1476,6 +1477,37 @@ pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
         let err = rel_diff(gt, e);
         assert!(err < 1e-8, "limit VJP wrt {}: {err:e}", param.name());
     }
+    // JVPs along directions of all six parameters: the limit equals the KKT oracle
+    let dirs = [random_direction(&qp, 161), random_direction(&qp, 162)];
+    let jvp_sol = solver
+        .solve_jvp(problem.params(), &as_directions(&dirs))
+        .unwrap();
+    assert_eq!(jvp_sol.status(), Status::Solved, "limit JVP");
+    let jvp = host_of(be, jvp_sol.jvp().expect("jvp"));
+    let jvp_host = jvp_sol.to_host(be).unwrap();
+    let active = dual_active_set(&qp, &jvp_host.x, &jvp_host.nu);
+    for (j, dir) in dirs.iter().enumerate() {
+        let got: Vec<f64> = (0..dims.n).map(|i| jvp.get(i, j)).collect();
+        let exact = kkt_jvp(
+            &qp,
+            &active,
+            [&jvp_host.x, &jvp_host.lam, &jvp_host.nu],
+            dir,
+        )
+        .expect("non-degenerate");
+        assert_close(&format!("limit JVP {j} vs KKT"), &got, &exact, 1e-8);
+    }
+    // an infeasible problem is certified, never polished into a "solution"
+    let infeasible = HostQp {
+        p: HostMatrix::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 0.0 }),
+        q: vec![0.0, 0.0],
+        a: HostMatrix::from_rows(Field::A, &[vec![1.0, 1.0]]).unwrap(),
+        b: vec![1.0],
+        g: HostMatrix::from_rows(Field::G, &[vec![1.0, 1.0]]).unwrap(),
+        h: vec![0.0],
+    };
+    let sol = solve(be, &infeasible, loose.clone().with_limit(true));
+    assert_eq!(sol.status, Status::PrimalInfeasible, "limit: infeasible");
     // a duplicated active row: the limit system is singular, the tangents are iterated;
     // dx/dq and dx/db stay those of the problem without the copy
     let base = random_qp(Generator::WellConditioned, 6, 1, 4, 5);
