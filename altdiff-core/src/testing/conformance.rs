@@ -41,7 +41,7 @@ macro_rules! conformance_tests {
                 degenerate_problem_reports_weakly_active, dual_space_matches_primal,
                 infeasible_and_unbounded_are_certified, adaptive_rho_keeps_derivatives_exact,
                 over_relaxation_keeps_derivatives_exact, limit_solve_matches_kkt_and_clarabel,
-                agrees_with_reference, stopping_rules_behave, warm_start_helps,
+                lp_gradients_are_exact, agrees_with_reference, stopping_rules_behave, warm_start_helps,
                 bad_inputs_are_errors);
         }
     };
@@ -1532,5 +1532,54 @@ pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
         let exact = kkt_jacobian(&base, &active, param).unwrap();
         let err = rel_diff(fallback.jacobian(param).unwrap(), &exact);
         assert!(err < 1e-6, "degenerate mask: dx/d{} {err:e}", param.name());
+    }
+}
+
+/// An LP (`P = 0`, equalities, `x >= 0`) at a nondegenerate vertex: the solution equals
+/// clarabel's, `dx/dq` is exactly 0 (x is piecewise constant in the cost) and `dx/db` is
+/// the KKT oracle's. The limit gets there to rounding in a few dozen iterations; the
+/// iterated Jacobian (the paper's method) is already small at convergence, never
+/// "confident garbage".
+pub fn lp_gradients_are_exact<B: LinAlg<Real = f64>>(be: &B) {
+    let (n, p) = (12, 4);
+    let mut rng = StdRng::seed_from_u64(3);
+    let a = HostMatrix::from_fn(p, n, |_, _| rng.random_range(-1.0..1.0));
+    let x0: Vec<f64> = (0..n)
+        .map(|i| {
+            if i < p {
+                rng.random_range(0.5..1.5)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let lp = HostQp {
+        p: HostMatrix::zeros(n, n),
+        q: (0..n).map(|_| rng.random_range(0.5..2.5)).collect(),
+        b: (0..p)
+            .map(|i| (0..n).map(|j| a.get(i, j) * x0[j]).sum())
+            .collect(),
+        a,
+        g: HostMatrix::from_fn(n, n, |i, j| if i == j { -1.0 } else { 0.0 }),
+        h: vec![0.0; n],
+    };
+    let oracle = clarabel_solve(&lp).expect("clarabel solves the LP");
+    let active = dual_active_set(&lp, &oracle.x, &oracle.nu);
+    let exact_db = kkt_jacobian(&lp, &active, Param::B).expect("a nondegenerate vertex");
+    let settings = tight()
+        .with_stopping(StoppingRule::Residual {
+            eps_abs: 1e-9,
+            eps_rel: 1e-9,
+        })
+        .with_wrt(Wrt::none().with(Param::Q).with(Param::B));
+    for (limit, tol_q) in [(true, 1e-10), (false, 1e-3)] {
+        let sol = solve(be, &lp, settings.clone().with_limit(limit));
+        assert_eq!(sol.status, Status::Solved, "limit {limit}");
+        assert_close(&format!("limit {limit}: x"), &sol.x, &oracle.x, 1e-6);
+        let dq = sol.jacobian(Param::Q).unwrap().col_major();
+        let norm = dq.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(norm < tol_q, "limit {limit}: |dx/dq| = {norm:e}, exactly 0");
+        let err = rel_diff(sol.jacobian(Param::B).unwrap(), &exact_db);
+        assert!(err < tol_q.max(1e-8), "limit {limit}: dx/db {err:e}");
     }
 }
