@@ -319,6 +319,24 @@ fn column(sol: &HostSolution, param: Param) -> Vec<f64> {
         .to_vec()
 }
 
+/// The Jacobians wrt `params` of `got` equal those of `expected` to `tol` (relative,
+/// Frobenius).
+fn assert_jacobians_agree(
+    what: &str,
+    params: &[Param],
+    got: &HostSolution,
+    expected: &HostSolution,
+    tol: f64,
+) {
+    for &param in params {
+        let err = rel_diff(
+            got.jacobian(param).expect("requested"),
+            expected.jacobian(param).expect("requested"),
+        );
+        assert!(err < tol, "{what}: dx/d{} differs by {err:e}", param.name());
+    }
+}
+
 /// The Jacobians of `sol` wrt q, b, h equal the nalgebra KKT oracle's on `active` to `tol`.
 fn assert_kkt_jacobians(what: &str, qp: &HostQp, active: &[bool], sol: &HostSolution, tol: f64) {
     for param in Param::VECTORS {
@@ -1110,10 +1128,7 @@ pub fn kkt_method_matches_altdiff<B: LinAlg<Real = f64>>(be: &B) {
         kkt.iterations <= alt.iterations,
         "no tangent work slows KKT's forward solve"
     );
-    for param in Param::ALL {
-        let err = rel_diff(kkt.jacobian(param).unwrap(), alt.jacobian(param).unwrap());
-        assert!(err < 1e-8, "KKT vs Alt-Diff dx/d{}: {err:e}", param.name());
-    }
+    assert_jacobians_agree("KKT vs Alt-Diff", &Param::ALL, &kkt, &alt, 1e-8);
     let active = dual_active_set(&qp, &kkt.x, &kkt.nu);
     assert_kkt_jacobians("KKT method", &qp, &active, &kkt, 1e-9);
 }
@@ -1195,17 +1210,13 @@ pub fn dual_space_matches_primal<B: LinAlg<Real = f64>>(be: &B) {
         } else {
             1e-3
         };
-        for param in Param::VECTORS {
-            let err = rel_diff(
-                dual.jacobian(param).unwrap(),
-                primal.jacobian(param).unwrap(),
-            );
-            assert!(
-                err < tol,
-                "{rule:?}: dual vs primal dx/d{}: {err:e}",
-                param.name()
-            );
-        }
+        assert_jacobians_agree(
+            &format!("{rule:?}: dual vs primal"),
+            &Param::VECTORS,
+            &dual,
+            &primal,
+            tol,
+        );
     }
 }
 
@@ -1312,17 +1323,13 @@ pub fn adaptive_rho_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
         adapted.iterations,
         fixed.iterations
     );
-    for param in Param::VECTORS {
-        let err = rel_diff(
-            adapted.jacobian(param).unwrap(),
-            fixed.jacobian(param).unwrap(),
-        );
-        assert!(
-            err < 1e-8,
-            "adaptive vs fixed rho: dx/d{} differs by {err:e}",
-            param.name()
-        );
-    }
+    assert_jacobians_agree(
+        "adaptive vs fixed rho",
+        &Param::VECTORS,
+        &adapted,
+        &fixed,
+        1e-8,
+    );
     let settings = Settings::default()
         .with_rho(100.0)
         .with_stopping(StoppingRule::Residual {
@@ -1458,17 +1465,7 @@ pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
     .unwrap();
     let sol = solver.solve(problem.params()).unwrap();
     let sol_host = sol.to_host(be).unwrap();
-    for param in Param::ALL {
-        let err = rel_diff(
-            sol_host.jacobian(param).unwrap(),
-            iterated.jacobian(param).unwrap(),
-        );
-        assert!(
-            err < 1e-8,
-            "limit vs iterated dx/d{}: {err:e}",
-            param.name()
-        );
-    }
+    assert_jacobians_agree("limit vs iterated", &Param::ALL, &sol_host, &iterated, 1e-8);
     let g_host: Vec<f64> = (0..dims.n).map(|i| 1.0 - 0.3 * i as f64).collect();
     let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
     let expected = forward_vjp(&iterated, &g_host, dims);
