@@ -319,6 +319,15 @@ fn column(sol: &HostSolution, param: Param) -> Vec<f64> {
         .to_vec()
 }
 
+/// Gradients of all six parameters (in [`Param::ALL`] order) equal the expected ones to
+/// `tol` (relative, Frobenius).
+fn assert_grads_agree(what: &str, got: &[HostMatrix], expected: &[HostMatrix], tol: f64) {
+    for ((param, e), g) in Param::ALL.iter().zip(expected).zip(got) {
+        let err = rel_diff(g, e);
+        assert!(err < tol, "{what} wrt {}: differs by {err:e}", param.name());
+    }
+}
+
 /// The Jacobians wrt `params` of `got` equal those of `expected` to `tol` (relative,
 /// Frobenius).
 fn assert_jacobians_agree(
@@ -1039,14 +1048,12 @@ pub fn vjp_unrolled_is_the_adjoint_of_forward<B: LinAlg<Real = f64>>(be: &B) {
         assert_eq!(sol.tape_len(), sol.iterations());
         let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
         let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Unrolled).unwrap());
-        for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
-            let err = rel_diff(gt, e);
-            assert!(
-                err < 1e-10,
-                "{stopping:?}: unrolled VJP wrt {} differs from forward J'g by {err:e}",
-                param.name()
-            );
-        }
+        assert_grads_agree(
+            &format!("{stopping:?}: unrolled VJP"),
+            &got,
+            &expected,
+            1e-10,
+        );
         // with a mask-only tape the vector gradients are the same and the matrix ones absent
         let light = AltDiff::new(
             be.clone(),
@@ -1093,14 +1100,7 @@ pub fn vjp_implicit_matches_kkt_and_closed_forms<B: LinAlg<Real = f64>>(be: &B) 
     let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
     for mode in [VjpMode::Implicit, VjpMode::Kkt] {
         let got = grads_host(be, &solver.vjp(&sol, &g, mode).unwrap());
-        for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
-            let err = rel_diff(gt, e);
-            assert!(
-                err < 1e-8,
-                "{mode:?} VJP wrt {} differs from the KKT J'g by {err:e}",
-                param.name()
-            );
-        }
+        assert_grads_agree(&format!("{mode:?} VJP"), &got, &expected, 1e-8);
     }
     let bad = be
         .mat_from_col_major(dims.n + 1, 1, &vec![0.0; dims.n + 1])
@@ -1353,14 +1353,7 @@ pub fn adaptive_rho_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
     let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
     let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
     let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Unrolled).unwrap());
-    for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
-        let err = rel_diff(gt, e);
-        assert!(
-            err < 1e-10,
-            "adaptive rho: unrolled VJP wrt {} differs from forward J'g by {err:e}",
-            param.name()
-        );
-    }
+    assert_grads_agree("adaptive rho: unrolled VJP", &got, &expected, 1e-10);
 }
 
 /// Over-relaxation (alpha = 1.6): the limit and its Jacobians are unchanged (KKT oracle,
@@ -1407,14 +1400,12 @@ pub fn over_relaxation_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
         let sol = solver.solve(problem.params()).unwrap();
         let expected = forward_vjp(&sol.to_host(be).unwrap(), &g_host, dims);
         let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Unrolled).unwrap());
-        for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
-            let err = rel_diff(gt, e);
-            assert!(
-                err < 1e-10,
-                "alpha 1.6, {stopping:?}: unrolled VJP wrt {} vs forward J'g: {err:e}",
-                param.name()
-            );
-        }
+        assert_grads_agree(
+            &format!("alpha 1.6, {stopping:?}: unrolled VJP"),
+            &got,
+            &expected,
+            1e-10,
+        );
     }
     assert!(matches!(
         Settings::default().with_alpha(2.0).validate(),
@@ -1470,10 +1461,7 @@ pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
     let g = be.mat_from_col_major(dims.n, 1, &g_host).unwrap();
     let expected = forward_vjp(&iterated, &g_host, dims);
     let got = grads_host(be, &solver.vjp(&sol, &g, VjpMode::Limit).unwrap());
-    for ((param, e), gt) in Param::ALL.iter().zip(&expected).zip(&got) {
-        let err = rel_diff(gt, e);
-        assert!(err < 1e-8, "limit VJP wrt {}: {err:e}", param.name());
-    }
+    assert_grads_agree("limit VJP", &got, &expected, 1e-8);
     // JVPs along directions of all six parameters: the limit equals the KKT oracle
     let dirs = [random_direction(&qp, 161), random_direction(&qp, 162)];
     let jvp_sol = solver
