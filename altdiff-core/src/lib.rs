@@ -133,7 +133,9 @@ pub use host::{HostMatrix, HostQp, QpDims, SYMMETRY_TOL};
 pub use linalg::{Accum, LinAlg, Trans};
 pub use problem::{Qp, QpParams, QpProblem};
 pub use real::Real;
-pub use settings::{AdaptiveRho, IterationSpace, Method, Param, Settings, StoppingRule, Tape, Wrt};
+pub use settings::{
+    AdaptiveRho, IterationSpace, Method, Param, Ruiz, Settings, StoppingRule, Tape, Wrt,
+};
 pub use solver::{
     AltDiff, Certificate, Directions, Grads, HostSolution, Iterate, Observation, Observer,
     Solution, Status, TangentKey, VjpMode,

@@ -225,8 +225,106 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         Ok((m, with_k.then_some(k)))
     }
 
+    /// `diag(rows) m diag(cols)` in place; `None` leaves that side alone. The default goes
+    /// through the host (one copy each way).
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let mut m = be.mat_from_col_major(2, 2, &[1.0, 1.0, 1.0, 1.0])?;
+    /// be.scale_rows_cols(&mut m, Some(&[2.0, 3.0]), Some(&[1.0, 10.0]))?;
+    /// assert_eq!(be.to_col_major(&m)?, vec![2.0, 3.0, 20.0, 30.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn scale_rows_cols(
+        &self,
+        m: &mut Self::Mat,
+        rows: Option<&[Self::Real]>,
+        cols: Option<&[Self::Real]>,
+    ) -> Result<()> {
+        let (r, c) = self.shape(m);
+        let mut data = self.to_col_major(m)?;
+        scale_col_major(&mut data, r, rows, cols);
+        *m = self.mat_from_col_major(r, c, &data)?;
+        Ok(())
+    }
+
+    /// `diag(rows) op diag(cols)`, a new operator. The default goes through the host.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_col_major(1, 2, &[1.0, 1.0])?;
+    /// let scaled = be.op_scaled(&op, &[2.0], &[3.0, 5.0])?;
+    /// assert_eq!(be.op_to_col_major(&scaled)?, vec![6.0, 10.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn op_scaled(
+        &self,
+        op: &Self::Op,
+        rows: &[Self::Real],
+        cols: &[Self::Real],
+    ) -> Result<Self::Op> {
+        let (r, c) = self.op_shape(op);
+        let mut data = self.op_to_col_major(op)?;
+        scale_col_major(&mut data, r, Some(rows), Some(cols));
+        self.op_from_col_major(r, c, &data)
+    }
+
+    /// The largest absolute entry of every row and every column of
+    /// `diag(rows) op diag(cols)` (for equilibration). The default goes through the host.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_col_major(2, 2, &[1.0, -4.0, 0.0, 2.0])?;
+    /// let (r, c) = be.op_abs_max(&op, &[1.0, 0.5], &[1.0, 1.0])?;
+    /// assert_eq!((r, c), (vec![1.0, 2.0], vec![2.0, 1.0]));
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    fn op_abs_max(
+        &self,
+        op: &Self::Op,
+        rows: &[Self::Real],
+        cols: &[Self::Real],
+    ) -> Result<(Vec<Self::Real>, Vec<Self::Real>)> {
+        let (r, _) = self.op_shape(op);
+        let data = self.op_to_col_major(op)?;
+        Ok(crate::kernels::abs_max_scaled(&data, r, rows, cols))
+    }
+
     /// Waits for queued device work (for benchmarks); CPU backends return at once.
     fn synchronize(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// `diag(rows) data diag(cols)` for column-major `data` with `r` rows.
+fn scale_col_major<T: Real>(data: &mut [T], r: usize, rows: Option<&[T]>, cols: Option<&[T]>) {
+    for (j, column) in data.chunks_exact_mut(r.max(1)).enumerate() {
+        let cj = cols.map_or(T::one(), |c| c[j]);
+        for (i, v) in column.iter_mut().enumerate() {
+            // one product of the scales: diag(d) P diag(d) stays exactly symmetric
+            *v = *v * (rows.map_or(T::one(), |d| d[i]) * cj);
+        }
     }
 }

@@ -222,6 +222,73 @@ pub struct AdaptiveRho {
     pub max_updates: usize,
 }
 
+/// Ruiz equilibration of the data (as OSQP): `x = D x_bar`, the constraint rows scaled by
+/// `E`, the cost by `c`, chosen so that the rows and columns of the KKT matrix
+/// `[P C'; C 0]` (`C = [A; G]`) have infinity norms near 1. The solver iterates on the
+/// scaled problem `(c D P D, c D q, E_A A D, E_A b, E_G G D, E_G h)` and maps everything it
+/// returns back exactly: `x = D x_bar`, `s = E_G^-1 s_bar`, duals `E y_bar / c`, Jacobians
+/// `J = D J_bar R` (`R` the scaling of the parameter: `c D` for `q`, `E_A` for `b`, `E_G` for
+/// `h`, `c d_i d_j` / `e_i d_j` per entry of `P` / `A`, `G`), gradients `R J_bar' D g`. The
+/// stopping rule is tested on the scaled problem (OSQP's `scaled_termination`); the
+/// reported residuals and objective are those of the original problem.
+///
+/// By default it runs only where it helps: when the data are badly scaled, i.e. the
+/// largest row or column norm of the KKT matrix exceeds the smallest nonzero one by more than
+/// [`Ruiz::threshold`] (1e4). Measured (example `convergence_control`, n = 300): on a problem
+/// with rows and columns scaled by 1e-2 .. 1e2 it cuts the iterations from 22 686 / over
+/// 100 000 / over 100 000 to 36 / 354 / 2 976 at rho = 0.1 / 1 / 10; on the demo's well
+/// scaled problems (spread below 10; the paper's generator: about n) it would only move the effective penalty (96 -> 377
+/// iterations at rho = 1), so it stays off there.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Ruiz, Settings};
+/// let s = Settings::default().with_scaling(Some(Ruiz::always().with_iterations(5)));
+/// assert!(s.validate().is_ok());
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Ruiz {
+    /// Equilibration passes, `>= 1` (default 10).
+    pub iterations: usize,
+    /// Equilibrate only when the largest row / column infinity norm of `[P C'; C 0]` is
+    /// more than this times the smallest nonzero one (default 1e4; 1 = always).
+    pub threshold: f64,
+}
+
+impl Default for Ruiz {
+    fn default() -> Self {
+        Self {
+            iterations: 10,
+            threshold: 1e4,
+        }
+    }
+}
+
+impl Ruiz {
+    /// Equilibration whatever the data (threshold 1).
+    pub fn always() -> Self {
+        Self {
+            threshold: 1.0,
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`Ruiz::threshold`].
+    #[must_use]
+    pub fn with_threshold(mut self, threshold: f64) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Sets [`Ruiz::iterations`].
+    #[must_use]
+    pub fn with_iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self
+    }
+}
+
 impl Default for AdaptiveRho {
     fn default() -> Self {
         Self {
@@ -351,6 +418,9 @@ pub struct Settings {
     /// fixed penalty, no [`Tape::Full`] and not [`IterationSpace::Primal`]; observed solves
     /// ([`AltDiff::solve_observed`](crate::AltDiff::solve_observed)) iterate.
     pub limit: bool,
+    /// Equilibration of the data (default [`Ruiz::default`]: where the data are badly
+    /// scaled; `None` never; see [`Ruiz`]).
+    pub scaling: Option<Ruiz>,
 }
 
 impl Default for Settings {
@@ -368,6 +438,7 @@ impl Default for Settings {
             alpha: 1.6,
             check_convexity: true,
             limit: false,
+            scaling: Some(Ruiz::default()),
         }
     }
 }
@@ -436,6 +507,13 @@ impl Settings {
         self
     }
 
+    /// Sets [`Settings::scaling`].
+    #[must_use]
+    pub fn with_scaling(mut self, scaling: Option<Ruiz>) -> Self {
+        self.scaling = scaling;
+        self
+    }
+
     /// Sets [`Settings::alpha`].
     #[must_use]
     pub fn with_alpha(mut self, alpha: f64) -> Self {
@@ -493,6 +571,14 @@ impl Settings {
         };
         if !(self.alpha > 0.0 && self.alpha < 2.0) {
             return invalid("alpha", "in (0, 2)", self.alpha);
+        }
+        if let Some(ruiz) = self.scaling {
+            if ruiz.iterations == 0 {
+                return invalid("scaling.iterations", ">= 1", 0.0);
+            }
+            if !(ruiz.threshold.is_finite() && ruiz.threshold >= 1.0) {
+                return invalid("scaling.threshold", "finite and >= 1", ruiz.threshold);
+            }
         }
         if let Some(adaptive) = self.adaptive_rho {
             if !(adaptive.factor.is_finite() && adaptive.factor > 1.0) {

@@ -1,6 +1,6 @@
 //! Command-line options shared by the subcommands of `altdiff`.
 
-use altdiff_core::{AdaptiveRho, Method, Param, Settings, StoppingRule, VjpMode};
+use altdiff_core::{AdaptiveRho, Method, Param, Ruiz, Settings, StoppingRule, VjpMode};
 
 /// A parameter named on the command line.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +34,29 @@ impl From<ParamArg> for Param {
             ParamArg::P => Param::P,
             ParamArg::A => Param::A,
             ParamArg::G => Param::G,
+        }
+    }
+}
+
+/// `--scaling auto|always|off`: Ruiz equilibration of the data.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ScalingArg {
+    /// Only when the data are badly scaled (row / column norms spread over 1e4).
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Off,
+}
+
+impl ScalingArg {
+    /// The library setting.
+    pub fn ruiz(self) -> Option<Ruiz> {
+        match self {
+            ScalingArg::Auto => Some(Ruiz::default()),
+            ScalingArg::Always => Some(Ruiz::always()),
+            ScalingArg::Off => None,
         }
     }
 }
@@ -152,6 +175,9 @@ pub struct SolverArgs {
     /// active-set polish of the solution and the Jacobians / VJP without iterating them.
     #[arg(long)]
     pub limit: bool,
+    /// Ruiz equilibration of the data (10 passes); the results are mapped back exactly.
+    #[arg(long, value_enum, default_value_t = ScalingArg::Auto)]
+    pub scaling: ScalingArg,
 }
 
 impl SolverArgs {
@@ -178,6 +204,7 @@ impl SolverArgs {
             .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
             .with_alpha(self.alpha)
             .with_limit(self.limit)
+            .with_scaling(self.scaling.ruiz())
     }
 }
 

@@ -8,6 +8,7 @@ mod infeasibility;
 mod iteration;
 mod kkt;
 mod limit;
+mod scaling;
 mod solution;
 mod status;
 mod tangent;
@@ -30,6 +31,7 @@ use crate::solver::infeasibility::{Certifier, Monitor};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
 use crate::solver::limit::Limit;
+use crate::solver::scaling::Scaling;
 use crate::solver::solution::Derivative;
 use crate::solver::tangent::{HostPoint, TangentSpec, download};
 use crate::solver::termination::{
@@ -81,6 +83,9 @@ pub struct AltDiff<B: LinAlg> {
     specs: Vec<(Param, TangentSpec<B>)>,
     /// The operators of the dual-space iteration, when it is used.
     dual: Option<DualOps<B>>,
+    /// The equilibration, when [`Settings::scaling`] asks for it (`p`, `a`, `g` are then
+    /// the scaled operators).
+    scaling: Option<Scaling<B>>,
 }
 
 /// What [`AltDiff::solve_observed`] shows its observer after an iteration.
@@ -125,6 +130,14 @@ impl<B: LinAlg> AltDiff<B> {
     pub fn new(backend: B, problem: &impl QpProblem<B>, settings: Settings) -> Result<Self> {
         settings.validate()?;
         let dims = problem.dims();
+        let ops = [problem.p(), problem.a(), problem.g()];
+        let (scaling, [p, a, g]) = match settings.scaling {
+            Some(ruiz) => match Scaling::ruiz(&backend, ops, dims, ruiz)? {
+                Some((scaling, scaled)) => (Some(scaling), scaled),
+                None => (None, ops.map(Clone::clone)),
+            },
+            None => (None, ops.map(Clone::clone)),
+        };
         let rho = B::Real::of(settings.rho);
         let specs: Vec<(Param, TangentSpec<B>)> = settings
             .wrt
@@ -150,11 +163,11 @@ impl<B: LinAlg> AltDiff<B> {
         // with M formed, the convexity test runs on it (r x r) after the factorization
         let test_on_gram = settings.check_convexity && use_dual;
         if settings.check_convexity && !test_on_gram {
-            check_convexity(&backend, problem.p())?;
+            check_convexity(&backend, &p)?;
         }
-        let factor = match backend.factor(problem.p(), problem.a(), problem.g(), rho) {
+        let factor = match backend.factor(&p, &a, &g, rho) {
             Err(err @ Error::NotPositiveDefinite { .. }) if test_on_gram => {
-                check_convexity(&backend, problem.p())?;
+                check_convexity(&backend, &p)?;
                 return Err(err);
             }
             other => other?,
@@ -164,34 +177,28 @@ impl<B: LinAlg> AltDiff<B> {
             // Jacobian columns at least as many as C has rows
             let columns: usize = specs.iter().map(|(_, s)| s.k).sum();
             let with_k = matches!(settings.stopping, StoppingRule::RelativeX(_)) || columns >= r;
-            Some(DualOps::new(
-                &backend,
-                problem.a(),
-                problem.g(),
-                &factor,
-                dims,
-                with_k,
-            )?)
+            Some(DualOps::new(&backend, &a, &g, &factor, dims, with_k)?)
         } else {
             None
         };
         if test_on_gram
             && let Some(dual) = &dual
-            && !convex_by_gram(&backend, dual, problem.p(), rho)?
+            && !convex_by_gram(&backend, dual, &p, rho)?
         {
-            check_convexity(&backend, problem.p())?;
+            check_convexity(&backend, &p)?;
         }
         Ok(Self {
             dual,
             dims,
-            p: problem.p().clone(),
-            a: problem.a().clone(),
-            g: problem.g().clone(),
+            p,
+            a,
+            g,
             factor,
             rho,
             settings,
             specs,
             backend,
+            scaling,
         })
     }
 
@@ -220,6 +227,11 @@ impl<B: LinAlg> AltDiff<B> {
         }
     }
 
+    /// Whether the solver iterates on an equilibrated problem (see [`Settings::scaling`]).
+    pub fn is_scaled(&self) -> bool {
+        self.scaling.is_some()
+    }
+
     /// Solves from the zero iterate, with the Jacobians of [`Settings::wrt`].
     ///
     /// # Errors
@@ -237,13 +249,31 @@ impl<B: LinAlg> AltDiff<B> {
     ) -> Result<Solution<B>> {
         params.validate(&self.backend, self.dims)?;
         let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
-        self.run(
-            params,
+        let inner = self.scaled_params(params)?;
+        let solution = self.run(
+            inner.as_ref().unwrap_or(params),
             iterate,
             &self.jacobian_specs(),
             Vec::new(),
             observer,
-        )
+        )?;
+        self.unscaled(solution, params)
+    }
+
+    /// The parameters of the scaled problem, when the solver equilibrates.
+    fn scaled_params(&self, params: &QpParams<B>) -> Result<Option<QpParams<B>>> {
+        self.scaling
+            .as_ref()
+            .map(|s| s.params(&self.backend, params))
+            .transpose()
+    }
+
+    /// A solution of the scaled problem in the user's units (`params` the user's).
+    fn unscaled(&self, solution: Solution<B>, params: &QpParams<B>) -> Result<Solution<B>> {
+        match &self.scaling {
+            Some(s) => s.solution(&self.backend, solution, params),
+            None => Ok(solution),
+        }
     }
 
     /// The tangent blocks of the Jacobians of [`Settings::wrt`].
@@ -256,7 +286,8 @@ impl<B: LinAlg> AltDiff<B> {
 
     /// [`AltDiff::solve`], calling `observer` after every iteration with the residuals, the
     /// objective, the iterate and the tangent blocks (for traces and plots; the residuals
-    /// are then computed every iteration).
+    /// are then computed every iteration). With [`Settings::scaling`] the observations are
+    /// those of the scaled problem.
     ///
     /// # Errors
     /// As [`AltDiff::solve`].
@@ -290,15 +321,23 @@ impl<B: LinAlg> AltDiff<B> {
     /// directions.
     pub fn solve_jvp(&self, params: &QpParams<B>, directions: &Directions) -> Result<Solution<B>> {
         params.validate(&self.backend, self.dims)?;
-        let spec = TangentSpec::from_directions(&self.backend, self.dims, directions)?;
+        directions.validate(self.dims)?;
+        let spec = match &self.scaling {
+            Some(s) => {
+                TangentSpec::from_directions(&self.backend, self.dims, &s.directions(directions))?
+            }
+            None => TangentSpec::from_directions(&self.backend, self.dims, directions)?,
+        };
         let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
-        self.run(
-            params,
+        let inner = self.scaled_params(params)?;
+        let solution = self.run(
+            inner.as_ref().unwrap_or(params),
             iterate,
             &[(TangentKey::Jvp, &spec)],
             Vec::new(),
             None,
-        )
+        )?;
+        self.unscaled(solution, params)
     }
 
     /// Solves starting from a previous solution's iterate (`s`, `lam`, `nu`) and, for the
@@ -322,11 +361,26 @@ impl<B: LinAlg> AltDiff<B> {
             });
         }
         let specs = self.jacobian_specs();
+        // the scaled solution inside a scaled solve; a start in the user's units is scaled
+        // (without its derivative state)
+        let (iterate, start) = match (&self.scaling, start.inner.as_deref()) {
+            (Some(_), Some(inner)) => (inner.iterate.clone(), Some(inner)),
+            (Some(s), None) => (s.scale_iterate(be, &start.iterate)?, None),
+            (None, _) => (start.iterate.clone(), Some(start)),
+        };
         let warm = specs
             .iter()
-            .map(|(key, _)| start.tangent_key(*key).cloned())
+            .map(|(key, _)| start.and_then(|s| s.tangent_key(*key).cloned()))
             .collect();
-        self.run(params, start.iterate.clone(), &specs, warm, None)
+        let inner = self.scaled_params(params)?;
+        let solution = self.run(
+            inner.as_ref().unwrap_or(params),
+            iterate,
+            &specs,
+            warm,
+            None,
+        )?;
+        self.unscaled(solution, params)
     }
 
     /// The KKT system at the solution's active set: the rows with `s_i = 0` and the weakly
@@ -619,6 +673,7 @@ impl<B: LinAlg> AltDiff<B> {
                 .collect(),
             tape,
             limit: None,
+            inner: None,
             weakly_active: Vec::new(),
             status,
             iterations,

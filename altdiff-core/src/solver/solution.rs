@@ -109,6 +109,9 @@ pub struct Solution<B: LinAlg> {
     pub(crate) objective: B::Real,
     pub(crate) primal_residual: B::Real,
     pub(crate) dual_residual: B::Real,
+    /// The solution of the scaled problem, when the solver equilibrates
+    /// ([`Settings::scaling`](crate::Settings::scaling)): VJPs and warm starts use it.
+    pub(crate) inner: Option<Box<Solution<B>>>,
 }
 
 impl<B: LinAlg> Solution<B> {
@@ -218,7 +221,10 @@ impl<B: LinAlg> Solution<B> {
 
     /// Iterations recorded for the unrolled VJP (0 without a tape).
     pub fn tape_len(&self) -> usize {
-        self.tape.as_ref().map_or(0, |t| t.masks.len())
+        match &self.inner {
+            Some(inner) => inner.tape_len(),
+            None => self.tape.as_ref().map_or(0, |t| t.masks.len()),
+        }
     }
 
     /// Returns `self` when solved, an error otherwise (for callers who want `?`).

@@ -57,6 +57,21 @@ impl Directions {
         }
     }
 
+    /// The same directions with every given matrix passed through `f` (with its parameter).
+    pub(crate) fn map(&self, f: impl Fn(Param, &HostMatrix) -> HostMatrix) -> Self {
+        let one = |param, m: &Option<HostMatrix>| m.as_ref().map(|m| f(param, m));
+        let list = |param, l: &Vec<HostMatrix>| l.iter().map(|m| f(param, m)).collect();
+        Self {
+            k: self.k,
+            q: one(Param::Q, &self.q),
+            b: one(Param::B, &self.b),
+            h: one(Param::H, &self.h),
+            p: list(Param::P, &self.p),
+            a: list(Param::A, &self.a),
+            g: list(Param::G, &self.g),
+        }
+    }
+
     /// The number of directions.
     pub fn k(&self) -> usize {
         self.k

@@ -14,6 +14,18 @@ impl<B: LinAlg> AltDiff<B> {
     /// active set.
     pub fn vjp(&self, solution: &Solution<B>, g: &B::Mat, mode: VjpMode) -> Result<Grads<B>> {
         crate::problem::check_block(&self.backend, Field::Seed, g, (self.dims.n, 1))?;
+        let Some(scaling) = &self.scaling else {
+            return self.vjp_in(solution, g, mode);
+        };
+        let inner = solution.inner.as_deref().ok_or(Error::Request(
+            "a VJP of a scaled solver needs a solution of that solver",
+        ))?;
+        let grads = self.vjp_in(inner, &scaling.seed(&self.backend, g)?, mode)?;
+        scaling.grads(&self.backend, grads)
+    }
+
+    /// [`AltDiff::vjp`] in the units the solver iterates in.
+    fn vjp_in(&self, solution: &Solution<B>, g: &B::Mat, mode: VjpMode) -> Result<Grads<B>> {
         match mode {
             VjpMode::Unrolled => self.vjp_unrolled(solution, g),
             VjpMode::Implicit => self.vjp_implicit(solution, g),

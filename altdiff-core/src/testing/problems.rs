@@ -113,6 +113,61 @@ pub fn random_qp(generator: Generator, n: usize, p: usize, m: usize, seed: u64) 
     }
 }
 
+/// A seeded random LP in standard form: `P = 0`, `q ~ U(0.1, 1.1)` (positive, so bounded
+/// on `x >= 0`), `A ~ N(0, 1)` (p x n), `b = A x0` with `x0 ~ U(0, 1)`, and `x >= 0` as
+/// `G = -I`, `h = 0`.
+///
+/// # Example
+/// ```
+/// use altdiff_core::testing::random_lp;
+/// let lp = random_lp(12, 4, 1);
+/// assert_eq!(lp.validate()?.m, 12);
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+pub fn random_lp(n: usize, p: usize, seed: u64) -> HostQp {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let x0: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..1.0)).collect();
+    let a = HostMatrix::from_fn(p, n, |_, _| rng.sample(StandardNormal));
+    let q = (0..n).map(|_| rng.random_range(0.1..1.1)).collect();
+    HostQp {
+        p: HostMatrix::zeros(n, n),
+        q,
+        b: mat_vec(&a, &x0),
+        a,
+        g: HostMatrix::from_fn(n, n, |i, j| if i == j { -1.0 } else { 0.0 }),
+        h: vec![0.0; n],
+    }
+}
+
+/// `qp` with badly scaled rows and columns: `x = S y` with `S_jj = 10^(j mod 5 - 2)`, and
+/// the rows of `A` and `G` (with `b`, `h`) multiplied by `10^(2 - i mod 4)`; the solution
+/// map is the same up to these diagonal maps.
+///
+/// # Example
+/// ```
+/// use altdiff_core::testing::{Generator, badly_scaled, random_qp};
+/// let qp = badly_scaled(&random_qp(Generator::WellConditioned, 6, 2, 3, 1));
+/// assert!(qp.validate().is_ok());
+/// ```
+pub fn badly_scaled(qp: &HostQp) -> HostQp {
+    let n = qp.q.len();
+    let col = |j: usize| 10f64.powi(j as i32 % 5 - 2);
+    let row = |i: usize| 10f64.powi(2 - (i as i32 % 4));
+    HostQp {
+        p: HostMatrix::from_fn(n, n, |i, j| qp.p.get(i, j) * col(i) * col(j)),
+        q: qp.q.iter().enumerate().map(|(i, v)| v * col(i)).collect(),
+        a: HostMatrix::from_fn(qp.a.nrows(), n, |i, j| qp.a.get(i, j) * row(i) * col(j)),
+        b: qp.b.iter().enumerate().map(|(i, v)| v * row(i)).collect(),
+        g: HostMatrix::from_fn(qp.g.nrows(), n, |i, j| qp.g.get(i, j) * row(i + 1) * col(j)),
+        h: qp
+            .h
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * row(i + 1))
+            .collect(),
+    }
+}
+
 /// `M v` on the host.
 pub fn mat_vec(m: &HostMatrix, v: &[f64]) -> Vec<f64> {
     (0..m.nrows())

@@ -359,6 +359,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         adaptive_rho: false,
         alpha: 1.6,
         limit: false,
+        scaling: altdiff_examples::cli::ScalingArg::Auto,
     };
     let settings = solver_args.settings();
     settings.validate().map_err(altdiff_core::Error::from)?;
