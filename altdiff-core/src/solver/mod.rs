@@ -127,7 +127,7 @@ impl<B: LinAlg> AltDiff<B> {
     /// # Errors
     /// [`Error::Settings`], [`Error::NotConvex`], [`Error::NotPositiveDefinite`], or a
     /// backend error.
-    pub fn new(backend: B, problem: &impl QpProblem<B>, settings: Settings) -> Result<Self> {
+    pub fn new(backend: B, problem: &impl QpProblem<B>, mut settings: Settings) -> Result<Self> {
         settings.validate()?;
         let dims = problem.dims();
         let ops = [problem.p(), problem.a(), problem.g()];
@@ -138,6 +138,14 @@ impl<B: LinAlg> AltDiff<B> {
             },
             None => (None, ops.map(Clone::clone)),
         };
+        if let Some(ruiz) = settings.scaling
+            && scaling.is_some()
+            && ruiz.adaptive_rho
+            && settings.adaptive_rho.is_none()
+            && !settings.limit
+        {
+            settings.adaptive_rho = Some(crate::AdaptiveRho::default());
+        }
         let rho = B::Real::of(settings.rho);
         let specs: Vec<(Param, TangentSpec<B>)> = settings
             .wrt
