@@ -41,17 +41,32 @@ impl BackendKind {
         }
     }
 
-    /// Runs `job` on this backend.
+    /// Runs `job` on this backend, sequential (`faer::Par::Seq`, the default: on 2-core
+    /// machines threads often cost more than they give).
     ///
     /// # Errors
     /// [`CliError::Usage`] when the backend was not compiled in; otherwise the job's.
     pub fn run<J: BackendJob>(self, job: J) -> Result<J::Output, CliError> {
+        self.run_with_threads(1, job)
+    }
+
+    /// Runs `job` on this backend with `threads` rayon threads for faer's products,
+    /// factorizations and solves (1: sequential; more needs the Cargo feature `rayon`).
+    ///
+    /// # Errors
+    /// As [`BackendKind::run`].
+    pub fn run_with_threads<J: BackendJob>(
+        self,
+        threads: usize,
+        job: J,
+    ) -> Result<J::Output, CliError> {
+        let par = par_of(threads)?;
         #[allow(unreachable_patterns)]
         match self {
             #[cfg(feature = "faer")]
-            BackendKind::Faer => job.run(altdiff_faer::FaerBackend::default()),
+            BackendKind::Faer => job.run(altdiff_faer::FaerBackend::with_par(par)),
             #[cfg(feature = "ndarray")]
-            BackendKind::Ndarray => job.run(altdiff_ndarray::NdarrayBackend::default()),
+            BackendKind::Ndarray => job.run(altdiff_ndarray::NdarrayBackend::with_par(par)),
             _ => Err(CliError::Usage(format!(
                 "backend {} was not compiled in (Cargo feature `{}`)",
                 self.name(),
@@ -59,6 +74,19 @@ impl BackendKind {
             ))),
         }
     }
+}
+
+/// faer's parallelism for `threads` threads.
+fn par_of(threads: usize) -> Result<faer::Par, CliError> {
+    if threads <= 1 {
+        return Ok(faer::Par::Seq);
+    }
+    #[cfg(feature = "rayon")]
+    return Ok(faer::Par::rayon(threads));
+    #[cfg(not(feature = "rayon"))]
+    Err(CliError::Usage(format!(
+        "{threads} threads need the Cargo feature `rayon` (build with --features rayon)"
+    )))
 }
 
 impl clap::ValueEnum for BackendKind {
@@ -80,4 +108,15 @@ pub trait BackendJob {
     /// # Errors
     /// Whatever the job fails with.
     fn run<B: LinAlg<Real = f64>>(self, backend: B) -> Result<Self::Output, CliError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_need_the_rayon_feature() {
+        assert!(matches!(par_of(1), Ok(faer::Par::Seq)));
+        assert_eq!(par_of(2).is_ok(), cfg!(feature = "rayon"));
+    }
 }

@@ -147,6 +147,10 @@ struct BenchArgs {
     /// Timed runs per (size, backend, method).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Threads for faer's products, factorizations and solves (1: sequential; more needs
+    /// the Cargo feature `rayon`).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Seed of the generator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -390,15 +394,18 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
             for &method in &args.methods {
                 bar.set_message(format!("{} {} on {name}", backend.name(), method.name()));
                 let tick = || bar.inc(1);
-                let row = backend.run(BenchJob {
-                    qp,
-                    wrt,
-                    method,
-                    settings: settings.clone(),
-                    repeats: args.repeats,
-                    reference: &reference,
-                    tick: &tick,
-                })?;
+                let row = backend.run_with_threads(
+                    args.threads,
+                    BenchJob {
+                        qp,
+                        wrt,
+                        method,
+                        settings: settings.clone(),
+                        repeats: args.repeats,
+                        reference: &reference,
+                        tick: &tick,
+                    },
+                )?;
                 bar.suspend(|| println!("{}", row.line()));
                 rows.push(row);
             }
