@@ -346,6 +346,18 @@ fn assert_jacobians_agree(
     }
 }
 
+/// `sol` is solved, in fewer iterations than `baseline`, with `x` within 1e-7 of `x_oracle`.
+fn assert_solved_sooner(what: &str, sol: &HostSolution, baseline: &HostSolution, x_oracle: &[f64]) {
+    assert_eq!(sol.status, Status::Solved, "{what}");
+    assert!(
+        sol.iterations < baseline.iterations,
+        "{what}: {} iterations, {} without",
+        sol.iterations,
+        baseline.iterations
+    );
+    assert_close(&format!("{what}: x"), &sol.x, x_oracle, 1e-7);
+}
+
 /// The Jacobians of `sol` wrt q, b, h equal the nalgebra KKT oracle's on `active` to `tol`.
 fn assert_kkt_jacobians(what: &str, qp: &HostQp, active: &[bool], sol: &HostSolution, tol: f64) {
     for param in Param::VECTORS {
@@ -1431,14 +1443,7 @@ pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
         let oracle = clarabel_solve(&qp).expect("clarabel solves it");
         let plain = solve(be, &qp, loose.clone());
         let sol = solve(be, &qp, loose.clone().with_limit(true));
-        assert_eq!(sol.status, Status::Solved, "{name}");
-        assert!(
-            sol.iterations < plain.iterations,
-            "{name}: the polish ends the solve early ({} vs {})",
-            sol.iterations,
-            plain.iterations
-        );
-        assert_close(&format!("{name}: x"), &sol.x, &oracle.x, 1e-7);
+        assert_solved_sooner(name, &sol, &plain, &oracle.x);
         assert_close(&format!("{name}: nu"), &sol.nu, &oracle.nu, 1e-6);
         let active = dual_active_set(&qp, &sol.x, &sol.nu);
         assert_kkt_jacobians(&format!("{name}, limit"), &qp, &active, &sol, 1e-8);
@@ -1603,14 +1608,7 @@ pub fn scaling_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
     assert!(!by_default(&well), "well scaled data are left alone");
     let oracle = clarabel_solve(&qp).expect("clarabel solves it");
     for (what, sol) in [("scaled", &scaled), ("scaled + adaptive", &both)] {
-        assert_eq!(sol.status, Status::Solved, "{what}");
-        assert!(
-            sol.iterations < plain.iterations,
-            "{what}: {} iterations vs {} unscaled",
-            sol.iterations,
-            plain.iterations
-        );
-        assert_close(&format!("{what}: x"), &sol.x, &oracle.x, 1e-7);
+        assert_solved_sooner(what, sol, &plain, &oracle.x);
         assert_close(&format!("{what}: lam"), &sol.lam, &plain.lam, 1e-7);
         assert_close(&format!("{what}: nu"), &sol.nu, &plain.nu, 1e-7);
         assert_close(&format!("{what}: s"), &sol.s, &plain.s, 1e-7);
