@@ -88,19 +88,24 @@ pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
     x.iter().zip(y).fold(T::zero(), |acc, (&a, &b)| acc + a * b)
 }
 
-/// The largest `|rows_i v_ij cols_j|` of every row and every column of the column-major
-/// `data` (`r` rows): `(row maxima, column maxima)`.
+/// The largest `|rows_i v_ij cols_j|` of every row and every column of a matrix given by its
+/// columns: `(row maxima, column maxima)`.
 ///
 /// # Example
 /// ```
 /// use altdiff_core::kernels;
-/// let (r, c) = kernels::abs_max_scaled(&[1.0, -4.0, 0.0, 2.0], 2, &[1.0, 1.0], &[1.0, 2.0]);
+/// let columns = [[1.0, -4.0], [0.0, 2.0]];
+/// let (r, c) = kernels::abs_max_scaled(columns.iter().map(|c| &c[..]), &[1.0, 1.0], &[1.0, 2.0]);
 /// assert_eq!((r, c), (vec![1.0, 4.0], vec![4.0, 4.0]));
 /// ```
-pub fn abs_max_scaled<T: Real>(data: &[T], r: usize, rows: &[T], cols: &[T]) -> (Vec<T>, Vec<T>) {
-    let mut row_max = vec![T::zero(); r];
+pub fn abs_max_scaled<'a, T: Real>(
+    columns: impl IntoIterator<Item = &'a [T]>,
+    rows: &[T],
+    cols: &[T],
+) -> (Vec<T>, Vec<T>) {
+    let mut row_max = vec![T::zero(); rows.len()];
     let mut col_max = vec![T::zero(); cols.len()];
-    for ((column, &cj), col) in data.chunks_exact(r.max(1)).zip(cols).zip(&mut col_max) {
+    for ((column, &cj), col) in columns.into_iter().zip(cols).zip(&mut col_max) {
         for ((v, &ri), row) in column.iter().zip(rows).zip(&mut row_max) {
             let a = (*v * ri * cj).abs();
             *row = row.max(a);

@@ -309,7 +309,8 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     ) -> Result<(Vec<Self::Real>, Vec<Self::Real>)> {
         let (r, _) = self.op_shape(op);
         let data = self.op_to_col_major(op)?;
-        Ok(crate::kernels::abs_max_scaled(&data, r, rows, cols))
+        let columns = data.chunks_exact(r.max(1));
+        Ok(crate::kernels::abs_max_scaled(columns, rows, cols))
     }
 
     /// Waits for queued device work (for benchmarks); CPU backends return at once.

@@ -106,6 +106,17 @@ impl LinAlg for FaerBackend {
         (op.nrows(), op.ncols())
     }
 
+    fn op_abs_max(
+        &self,
+        op: &Mat<f64>,
+        rows: &[f64],
+        cols: &[f64],
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        // the columns of a faer Mat are contiguous: no copy
+        let columns = (0..op.ncols()).map(|j| op.col_as_slice(j));
+        Ok(altdiff_core::kernels::abs_max_scaled(columns, rows, cols))
+    }
+
     fn apply(
         &self,
         dst: &mut Mat<f64>,

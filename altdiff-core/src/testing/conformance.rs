@@ -262,6 +262,52 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
         )
         .unwrap();
     assert!((d - 3.0).abs() < 1e-15, "dot: {d}");
+    diagonal_scalings_match_reference(be, &mut rng);
+}
+
+/// `scale_rows_cols`, `op_scaled` and `op_abs_max` (provided methods a backend may
+/// override) equal the reference's, empty shapes included.
+fn diagonal_scalings_match_reference<B: LinAlg<Real = f64>>(be: &B, rng: &mut StdRng) {
+    let rf = RefBackend;
+    for (r, c) in [(3, 4), (0, 2), (2, 0), (1, 1)] {
+        let data = random_block(rng, r, c);
+        let rows: Vec<f64> = (0..r).map(|i| 0.5 + i as f64).collect();
+        let cols: Vec<f64> = (0..c).map(|j| 2.0 - 0.3 * j as f64).collect();
+        let what = format!("{r}x{c}");
+        let op = be.op_from_col_major(r, c, &data).unwrap();
+        let op_ref = rf.op_from_col_major(r, c, &data).unwrap();
+        let (got_rows, got_cols) = be.op_abs_max(&op, &rows, &cols).unwrap();
+        let (ref_rows, ref_cols) = rf.op_abs_max(&op_ref, &rows, &cols).unwrap();
+        assert_close(
+            &format!("op_abs_max rows {what}"),
+            &got_rows,
+            &ref_rows,
+            1e-15,
+        );
+        assert_close(
+            &format!("op_abs_max cols {what}"),
+            &got_cols,
+            &ref_cols,
+            1e-15,
+        );
+        let scaled = be.op_scaled(&op, &rows, &cols).unwrap();
+        let scaled_ref = rf.op_scaled(&op_ref, &rows, &cols).unwrap();
+        assert_close(
+            &format!("op_scaled {what}"),
+            &be.op_to_col_major(&scaled).unwrap(),
+            &rf.op_to_col_major(&scaled_ref).unwrap(),
+            1e-15,
+        );
+        let mut m = be.mat_from_col_major(r, c, &data).unwrap();
+        be.scale_rows_cols(&mut m, Some(&rows), None).unwrap();
+        be.scale_rows_cols(&mut m, None, Some(&cols)).unwrap();
+        assert_close(
+            &format!("scale_rows_cols {what}"),
+            &host(be, &m),
+            &rf.op_to_col_major(&scaled_ref).unwrap(),
+            1e-15,
+        );
+    }
 }
 
 /// One `apply` call on given data, to run on two backends.
