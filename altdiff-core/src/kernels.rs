@@ -115,6 +115,34 @@ pub fn abs_max_scaled<'a, T: Real>(
     (row_max, col_max)
 }
 
+/// The sums of `|v_ij|` over every row and every column of a matrix with `nrows` rows given
+/// by its columns, in `f64`: `(row sums, column sums)`.
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// let columns = [[1.0, -4.0], [0.0, 2.0]];
+/// let (r, c) = kernels::abs_sums(columns.iter().map(|c| &c[..]), 2);
+/// assert_eq!((r, c), (vec![1.0, 6.0], vec![5.0, 2.0]));
+/// ```
+pub fn abs_sums<'a, T: Real>(
+    columns: impl IntoIterator<Item = &'a [T]>,
+    nrows: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut row_sums = vec![0.0; nrows];
+    let mut col_sums = Vec::new();
+    for column in columns {
+        let mut sum = 0.0;
+        for (v, row) in column.iter().zip(&mut row_sums) {
+            let a = v.to_f64_lossy().abs();
+            *row += a;
+            sum += a;
+        }
+        col_sums.push(sum);
+    }
+    (row_sums, col_sums)
+}
+
 #[cfg(test)]
 #[allow(clippy::float_cmp)] // the values compared are exact
 mod tests {

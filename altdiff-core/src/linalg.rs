@@ -313,6 +313,62 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         Ok(crate::kernels::abs_max_scaled(columns, rows, cols))
     }
 
+    /// `[top; bottom]`: the rows of `top` over those of `bottom` (same column count). The
+    /// default goes through the host.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let top = be.op_from_col_major(1, 2, &[1.0, 2.0])?;
+    /// let bottom = be.op_from_col_major(1, 2, &[3.0, 4.0])?;
+    /// let c = be.op_stack_rows(&top, &bottom)?;
+    /// assert_eq!(be.op_to_col_major(&c)?, vec![1.0, 3.0, 2.0, 4.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn op_stack_rows(&self, top: &Self::Op, bottom: &Self::Op) -> Result<Self::Op> {
+        let ((p, n), (m, n_bottom)) = (self.op_shape(top), self.op_shape(bottom));
+        check_stackable(n, (m, n_bottom))?;
+        let (top_data, bottom_data) = (self.op_to_col_major(top)?, self.op_to_col_major(bottom)?);
+        let mut data = Vec::with_capacity((p + m) * n);
+        for col in 0..n {
+            data.extend_from_slice(&top_data[col * p..(col + 1) * p]);
+            data.extend_from_slice(&bottom_data[col * m..(col + 1) * m]);
+        }
+        self.op_from_col_major(p + m, n, &data)
+    }
+
+    /// The sums of `|op|` over every row and every column, in `f64` (for norm bounds). The
+    /// default goes through the host.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_col_major(2, 2, &[1.0, -4.0, 0.0, 2.0])?;
+    /// assert_eq!(be.op_abs_sums(&op)?, (vec![1.0, 6.0], vec![5.0, 2.0]));
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    fn op_abs_sums(&self, op: &Self::Op) -> Result<(Vec<f64>, Vec<f64>)> {
+        let (r, c) = self.op_shape(op);
+        if r == 0 {
+            return Ok((Vec::new(), vec![0.0; c]));
+        }
+        let data = self.op_to_col_major(op)?;
+        Ok(crate::kernels::abs_sums(data.chunks_exact(r), r))
+    }
+
     /// Waits for queued device work (for benchmarks); CPU backends return at once.
     fn synchronize(&self) -> Result<()> {
         Ok(())
@@ -327,5 +383,21 @@ fn scale_col_major<T: Real>(data: &mut [T], r: usize, rows: Option<&[T]>, cols: 
             // one product of the scales: diag(d) P diag(d) stays exactly symmetric
             *v = *v * (rows.map_or(T::one(), |d| d[i]) * cj);
         }
+    }
+}
+
+/// The lower block of [`LinAlg::op_stack_rows`] has the upper block's `n` columns.
+///
+/// # Errors
+/// [`crate::Error::Dimension`] naming `G` (the lower block of `[A; G]`) otherwise.
+pub(crate) fn check_stackable(n: usize, bottom: (usize, usize)) -> Result<()> {
+    if bottom.1 == n {
+        Ok(())
+    } else {
+        Err(crate::Error::Dimension {
+            field: crate::Field::G,
+            expected: (bottom.0, n),
+            got: bottom,
+        })
     }
 }

@@ -106,6 +106,29 @@ impl LinAlg for FaerBackend {
         (op.nrows(), op.ncols())
     }
 
+    fn op_abs_sums(&self, op: &Mat<f64>) -> Result<(Vec<f64>, Vec<f64>)> {
+        let columns = (0..op.ncols()).map(|j| op.col_as_slice(j));
+        Ok(altdiff_core::kernels::abs_sums(columns, op.nrows()))
+    }
+
+    fn op_stack_rows(&self, top: &Mat<f64>, bottom: &Mat<f64>) -> Result<Mat<f64>> {
+        let (p, n) = (top.nrows(), top.ncols());
+        if bottom.ncols() != n {
+            return Err(altdiff_core::Error::Dimension {
+                field: altdiff_core::Field::G,
+                expected: (bottom.nrows(), n),
+                got: (bottom.nrows(), bottom.ncols()),
+            });
+        }
+        let mut c = Mat::<f64>::zeros(p + bottom.nrows(), n);
+        for j in 0..n {
+            let column = c.col_as_slice_mut(j);
+            column[..p].copy_from_slice(top.col_as_slice(j));
+            column[p..].copy_from_slice(bottom.col_as_slice(j));
+        }
+        Ok(c)
+    }
+
     fn op_abs_max(
         &self,
         op: &Mat<f64>,

@@ -49,15 +49,7 @@ impl<B: LinAlg> DualOps<B> {
         with_k: bool,
     ) -> Result<Self> {
         let (n, r) = (dims.n, dims.p + dims.m);
-        let a_data = backend.op_to_col_major(a)?;
-        let g_data = backend.op_to_col_major(g)?;
-        // column j of C = [A; G] is A's column j over G's
-        let mut c_data = Vec::with_capacity(r * n);
-        for col in 0..n {
-            c_data.extend_from_slice(&a_data[col * dims.p..(col + 1) * dims.p]);
-            c_data.extend_from_slice(&g_data[col * dims.m..(col + 1) * dims.m]);
-        }
-        let c = backend.op_from_col_major(r, n, &c_data)?;
+        let c = backend.op_stack_rows(a, g)?;
         let (m, k) = backend.gram_inverse(factor, &c, with_k)?;
         let m_host = backend.to_col_major(&m)?;
         let m = backend.op_from_col_major(r, r, &m_host)?;

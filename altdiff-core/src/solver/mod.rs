@@ -867,28 +867,19 @@ fn tangents_finite<B: LinAlg>(backend: &B, runs: &[TangentRun<'_, B>]) -> Result
     Ok(true)
 }
 
-/// The shift of the convexity test: `sqrt(eps) * max(1, max|P|)`, from `P`'s entries.
-fn convexity_shift<T: Real>(p: &[T]) -> f64 {
-    let scale = p.iter().fold(1.0_f64, |s, v| s.max(v.to_f64_lossy().abs()));
-    f64::EPSILON.sqrt() * scale
+/// The shift of the convexity test: `sqrt(eps) * max(1, max|P|)`.
+fn convexity_shift<B: LinAlg>(backend: &B, p: &B::Op) -> Result<f64> {
+    let ones = vec![B::Real::one(); backend.op_shape(p).1];
+    let (_, columns) = backend.op_abs_max(p, &ones, &ones)?;
+    let scale = columns
+        .into_iter()
+        .fold(1.0_f64, |s, v| s.max(v.to_f64_lossy()));
+    Ok(f64::EPSILON.sqrt() * scale)
 }
 
-/// The largest row sum of `|m|` (`rows x cols`, column-major): the infinity norm.
-fn norm_inf_rows<T: Real>(m: &[T], rows: usize) -> f64 {
-    let mut sums = vec![0.0_f64; rows];
-    for column in m.chunks_exact(rows.max(1)) {
-        for (sum, v) in sums.iter_mut().zip(column) {
-            *sum += v.to_f64_lossy().abs();
-        }
-    }
-    sums.into_iter().fold(0.0, f64::max)
-}
-
-/// The largest column sum of `|m|` (column-major, `rows` rows): the 1-norm.
-fn norm_one_cols<T: Real>(m: &[T], rows: usize) -> f64 {
-    m.chunks_exact(rows.max(1))
-        .map(|column| column.iter().map(|v| v.to_f64_lossy().abs()).sum::<f64>())
-        .fold(0.0, f64::max)
+/// The largest entry (0 when empty).
+fn largest(values: &[f64]) -> f64 {
+    values.iter().copied().fold(0.0, f64::max)
 }
 
 /// The convexity test on `M = C H^-1 C'` (r x r) instead of `P` (n x n). With `H = L L'`
@@ -905,13 +896,12 @@ fn convex_by_gram<B: LinAlg>(
     p: &B::Op,
     rho: B::Real,
 ) -> Result<bool> {
-    let (r, n) = backend.op_shape(&dual.c);
-    let p_host = backend.op_to_col_major(p)?;
-    let c_host = backend.op_to_col_major(&dual.c)?;
+    let r = backend.op_shape(&dual.c).0;
+    let (p_rows, _) = backend.op_abs_sums(p)?;
+    let (c_rows, c_cols) = backend.op_abs_sums(&dual.c)?;
     let rho_f = rho.to_f64_lossy();
-    let h_norm =
-        norm_inf_rows(&p_host, n) + rho_f * norm_one_cols(&c_host, r) * norm_inf_rows(&c_host, r);
-    let tau = convexity_shift(&p_host) / h_norm.max(f64::MIN_POSITIVE);
+    let h_norm = largest(&p_rows) + rho_f * largest(&c_cols) * largest(&c_rows);
+    let tau = convexity_shift(backend, p)? / h_norm.max(f64::MIN_POSITIVE);
     let diagonal = B::Real::of((1.0 + tau) / rho_f);
     let mut t: Vec<B::Real> = dual.m_host.iter().map(|&v| -v).collect();
     (0..r).for_each(|i| t[i * r + i] = t[i * r + i] + diagonal);
@@ -927,7 +917,7 @@ fn convex_by_gram<B: LinAlg>(
 /// Tests that `P` is positive semidefinite: Cholesky of `P + shift I` with
 /// `shift = sqrt(eps) * max(1, max|P|)`.
 fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op) -> Result<()> {
-    let shift = convexity_shift(&backend.op_to_col_major(p)?);
+    let shift = convexity_shift(backend, p)?;
     if backend.is_psd_with_shift(p, B::Real::of(shift))? {
         Ok(())
     } else {

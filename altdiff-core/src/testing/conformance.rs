@@ -265,8 +265,8 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
     diagonal_scalings_match_reference(be, &mut rng);
 }
 
-/// `scale_rows_cols`, `op_scaled` and `op_abs_max` (provided methods a backend may
-/// override) equal the reference's, empty shapes included.
+/// `scale_rows_cols`, `op_scaled`, `op_abs_max`, `op_abs_sums` and `op_stack_rows`
+/// (provided methods a backend may override) equal the reference's, empty shapes included.
 fn diagonal_scalings_match_reference<B: LinAlg<Real = f64>>(be: &B, rng: &mut StdRng) {
     let rf = RefBackend;
     for (r, c) in [(3, 4), (0, 2), (2, 0), (1, 1)] {
@@ -297,6 +297,39 @@ fn diagonal_scalings_match_reference<B: LinAlg<Real = f64>>(be: &B, rng: &mut St
             &be.op_to_col_major(&scaled).unwrap(),
             &rf.op_to_col_major(&scaled_ref).unwrap(),
             1e-15,
+        );
+        let (got_rows, got_cols) = be.op_abs_sums(&op).unwrap();
+        let (ref_rows, ref_cols) = rf.op_abs_sums(&op_ref).unwrap();
+        assert_close(
+            &format!("op_abs_sums rows {what}"),
+            &got_rows,
+            &ref_rows,
+            1e-14,
+        );
+        assert_close(
+            &format!("op_abs_sums cols {what}"),
+            &got_cols,
+            &ref_cols,
+            1e-14,
+        );
+        let lower = random_block(rng, 2, c);
+        let stacked = be
+            .op_stack_rows(&op, &be.op_from_col_major(2, c, &lower).unwrap())
+            .unwrap();
+        let stacked_ref = rf
+            .op_stack_rows(&op_ref, &rf.op_from_col_major(2, c, &lower).unwrap())
+            .unwrap();
+        assert_eq!(be.op_shape(&stacked), (r + 2, c), "op_stack_rows {what}");
+        assert_close(
+            &format!("op_stack_rows {what}"),
+            &be.op_to_col_major(&stacked).unwrap(),
+            &rf.op_to_col_major(&stacked_ref).unwrap(),
+            0.0,
+        );
+        let wrong = be.op_from_col_major(1, c + 1, &vec![0.0; c + 1]).unwrap();
+        assert!(
+            matches!(be.op_stack_rows(&op, &wrong), Err(Error::Dimension { .. })),
+            "op_stack_rows {what}: column counts differ"
         );
         let mut m = be.mat_from_col_major(r, c, &data).unwrap();
         be.scale_rows_cols(&mut m, Some(&rows), None).unwrap();
