@@ -143,6 +143,30 @@ pub fn abs_sums<'a, T: Real>(
     (row_sums, col_sums)
 }
 
+/// The lower block of [`LinAlg::op_stack_rows`](crate::LinAlg::op_stack_rows) (shape
+/// `bottom`) has the upper block's `n` columns.
+///
+/// # Errors
+/// [`crate::Error::Dimension`] naming `G` (the lower block of `[A; G]`) otherwise.
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// assert!(kernels::check_stackable(3, (2, 3)).is_ok());
+/// assert!(kernels::check_stackable(3, (2, 4)).is_err());
+/// ```
+pub fn check_stackable(n: usize, bottom: (usize, usize)) -> crate::Result<()> {
+    if bottom.1 == n {
+        Ok(())
+    } else {
+        Err(crate::Error::Dimension {
+            field: crate::Field::G,
+            expected: (bottom.0, n),
+            got: bottom,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::float_cmp)] // the values compared are exact
 mod tests {

@@ -333,7 +333,7 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// ```
     fn op_stack_rows(&self, top: &Self::Op, bottom: &Self::Op) -> Result<Self::Op> {
         let ((p, n), (m, n_bottom)) = (self.op_shape(top), self.op_shape(bottom));
-        check_stackable(n, (m, n_bottom))?;
+        crate::kernels::check_stackable(n, (m, n_bottom))?;
         let (top_data, bottom_data) = (self.op_to_col_major(top)?, self.op_to_col_major(bottom)?);
         let mut data = Vec::with_capacity((p + m) * n);
         for col in 0..n {
@@ -383,21 +383,5 @@ fn scale_col_major<T: Real>(data: &mut [T], r: usize, rows: Option<&[T]>, cols: 
             // one product of the scales: diag(d) P diag(d) stays exactly symmetric
             *v = *v * (rows.map_or(T::one(), |d| d[i]) * cj);
         }
-    }
-}
-
-/// The lower block of [`LinAlg::op_stack_rows`] has the upper block's `n` columns.
-///
-/// # Errors
-/// [`crate::Error::Dimension`] naming `G` (the lower block of `[A; G]`) otherwise.
-pub(crate) fn check_stackable(n: usize, bottom: (usize, usize)) -> Result<()> {
-    if bottom.1 == n {
-        Ok(())
-    } else {
-        Err(crate::Error::Dimension {
-            field: crate::Field::G,
-            expected: (bottom.0, n),
-            got: bottom,
-        })
     }
 }

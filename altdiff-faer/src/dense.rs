@@ -113,13 +113,7 @@ impl LinAlg for FaerBackend {
 
     fn op_stack_rows(&self, top: &Mat<f64>, bottom: &Mat<f64>) -> Result<Mat<f64>> {
         let (p, n) = (top.nrows(), top.ncols());
-        if bottom.ncols() != n {
-            return Err(altdiff_core::Error::Dimension {
-                field: altdiff_core::Field::G,
-                expected: (bottom.nrows(), n),
-                got: (bottom.nrows(), bottom.ncols()),
-            });
-        }
+        altdiff_core::kernels::check_stackable(n, (bottom.nrows(), bottom.ncols()))?;
         let mut c = Mat::<f64>::zeros(p + bottom.nrows(), n);
         for j in 0..n {
             let column = c.col_as_slice_mut(j);

@@ -96,12 +96,6 @@ impl<B: LinAlg> Scaling<B> {
         let (_, p_cols) = backend.op_abs_max(p, &dr, &dr)?;
         let mean = f64s(p_cols).iter().sum::<f64>() / dims.n.max(1) as f64;
         let c = ruiz_factor(mean).powi(2);
-        let root_c: Vec<f64> = d.iter().map(|v| v * c.sqrt()).collect();
-        let scaled = [
-            backend.op_scaled(p, &real(&root_c), &real(&root_c))?,
-            backend.op_scaled(a, &real(&e_a), &dr)?,
-            backend.op_scaled(g, &real(&e_g), &dr)?,
-        ];
         let scaling = Self {
             d,
             e_a,
@@ -110,7 +104,18 @@ impl<B: LinAlg> Scaling<B> {
             dims,
             original: [p.clone(), a.clone(), g.clone()],
         };
+        let root_c = real(&scaling.root_c_d());
+        let scaled = [
+            backend.op_scaled(p, &root_c, &root_c)?,
+            backend.op_scaled(a, &real(&scaling.e_a), &dr)?,
+            backend.op_scaled(g, &real(&scaling.e_g), &dr)?,
+        ];
         Ok(Some((scaling, scaled)))
+    }
+
+    /// `sqrt(c) D`: both sides of `c D P D` (one product per entry keeps it symmetric).
+    fn root_c_d(&self) -> Vec<f64> {
+        self.d.iter().map(|v| v * self.c.sqrt()).collect()
     }
 
     /// `R`: the diagonal of `d theta_bar / d theta` for the entries of `param` (column order
@@ -174,25 +179,13 @@ impl<B: LinAlg> Scaling<B> {
         it: &Iterate<B>,
         cols: Option<&[f64]>,
     ) -> Result<Iterate<B>> {
-        let [x, s, lam, nu] = self.iterate_scales();
-        Ok(Iterate {
-            x: scaled(backend, &it.x, &x, cols)?,
-            s: scaled(backend, &it.s, &s, cols)?,
-            lam: scaled(backend, &it.lam, &lam, cols)?,
-            nu: scaled(backend, &it.nu, &nu, cols)?,
-        })
+        map_iterate(backend, it, &self.iterate_scales(), cols)
     }
 
     /// The user's iterate in the scaled units (for a warm start).
     pub fn scale_iterate(&self, backend: &B, it: &Iterate<B>) -> Result<Iterate<B>> {
         let inverse = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|x| 1.0 / x).collect() };
-        let [x, s, lam, nu] = self.iterate_scales().map(inverse);
-        Ok(Iterate {
-            x: scaled(backend, &it.x, &x, None)?,
-            s: scaled(backend, &it.s, &s, None)?,
-            lam: scaled(backend, &it.lam, &lam, None)?,
-            nu: scaled(backend, &it.nu, &nu, None)?,
-        })
+        map_iterate(backend, it, &self.iterate_scales().map(inverse), None)
     }
 
     /// The solution of the scaled problem in the user's units, keeping the scaled one
@@ -287,7 +280,7 @@ impl<B: LinAlg> Scaling<B> {
 
     /// The gradients of the scaled parameters mapped to the user's: `R grad_bar`.
     pub fn grads(&self, backend: &B, grads: Grads<B>) -> Result<Grads<B>> {
-        let root_c: Vec<f64> = self.d.iter().map(|v| v * self.c.sqrt()).collect();
+        let root_c = self.root_c_d();
         let matrix = |m: &Option<B::Mat>, rows: &[f64], cols: &[f64]| -> Result<Option<B::Mat>> {
             m.as_ref()
                 .map(|m| scaled(backend, m, rows, Some(cols)))
@@ -302,6 +295,22 @@ impl<B: LinAlg> Scaling<B> {
             g: matrix(&grads.g, &self.e_g, &self.d)?,
         })
     }
+}
+
+/// `(x, s, lam, nu)` with their rows scaled by `rows` and their columns by `cols`.
+fn map_iterate<B: LinAlg>(
+    backend: &B,
+    it: &Iterate<B>,
+    rows: &[Vec<f64>; 4],
+    cols: Option<&[f64]>,
+) -> Result<Iterate<B>> {
+    let [x, s, lam, nu] = rows;
+    Ok(Iterate {
+        x: scaled(backend, &it.x, x, cols)?,
+        s: scaled(backend, &it.s, s, cols)?,
+        lam: scaled(backend, &it.lam, lam, cols)?,
+        nu: scaled(backend, &it.nu, nu, cols)?,
+    })
 }
 
 /// The largest norm over the smallest nonzero one (1 when all are zero).

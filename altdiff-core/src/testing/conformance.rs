@@ -425,6 +425,13 @@ fn assert_jacobians_agree(
     }
 }
 
+/// The JVP `got` along `dir` equals the KKT oracle's at `sol` (its dual active set) to 1e-8.
+fn assert_jvp_is_kkt(what: &str, qp: &HostQp, sol: &HostSolution, dir: &HostQp, got: &[f64]) {
+    let active = dual_active_set(qp, &sol.x, &sol.nu);
+    let exact = kkt_jvp(qp, &active, [&sol.x, &sol.lam, &sol.nu], dir).expect("non-degenerate");
+    assert_close(&format!("{what} vs KKT"), got, &exact, 1e-8);
+}
+
 /// `sol` is solved, in fewer iterations than `baseline`, with `x` within 1e-7 of `x_oracle`.
 fn assert_solved_sooner(what: &str, sol: &HostSolution, baseline: &HostSolution, x_oracle: &[f64]) {
     assert_eq!(sol.status, Status::Solved, "{what}");
@@ -1015,7 +1022,6 @@ pub fn jvp_matches_finite_differences_and_kkt<B: LinAlg<Real = f64>>(be: &B) {
         assert_eq!(sol.status(), Status::Solved, "seed {seed}");
         let jvp = host_of(be, sol.jvp().expect("jvp"));
         let host_sol = sol.to_host(be).unwrap();
-        let active = dual_active_set(&qp, &host_sol.x, &host_sol.nu);
         let forward_only = tight().with_wrt(Wrt::none());
         for (j, dir) in dirs.iter().enumerate() {
             let got: Vec<f64> = (0..qp.q.len()).map(|i| jvp.get(i, j)).collect();
@@ -1028,14 +1034,7 @@ pub fn jvp_matches_finite_differences_and_kkt<B: LinAlg<Real = f64>>(be: &B) {
                 &fd,
                 1e-5,
             );
-            let exact = kkt_jvp(
-                &qp,
-                &active,
-                [&host_sol.x, &host_sol.lam, &host_sol.nu],
-                dir,
-            )
-            .expect("non-degenerate");
-            assert_close(&format!("seed {seed}: JVP {j} vs KKT"), &got, &exact, 1e-8);
+            assert_jvp_is_kkt(&format!("seed {seed}: JVP {j}"), &qp, &host_sol, dir, &got);
         }
     }
 }
@@ -1554,17 +1553,9 @@ pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
     assert_eq!(jvp_sol.status(), Status::Solved, "limit JVP");
     let jvp = host_of(be, jvp_sol.jvp().expect("jvp"));
     let jvp_host = jvp_sol.to_host(be).unwrap();
-    let active = dual_active_set(&qp, &jvp_host.x, &jvp_host.nu);
     for (j, dir) in dirs.iter().enumerate() {
         let got: Vec<f64> = (0..dims.n).map(|i| jvp.get(i, j)).collect();
-        let exact = kkt_jvp(
-            &qp,
-            &active,
-            [&jvp_host.x, &jvp_host.lam, &jvp_host.nu],
-            dir,
-        )
-        .expect("non-degenerate");
-        assert_close(&format!("limit JVP {j} vs KKT"), &got, &exact, 1e-8);
+        assert_jvp_is_kkt(&format!("limit JVP {j}"), &qp, &jvp_host, dir, &got);
     }
     // an infeasible problem is certified, never polished into a "solution"
     let infeasible = HostQp {
