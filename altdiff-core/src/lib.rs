@@ -137,6 +137,6 @@ pub use settings::{
     AdaptiveRho, IterationSpace, Method, Param, Ruiz, Settings, StoppingRule, Tape, Wrt,
 };
 pub use solver::{
-    AltDiff, Certificate, Directions, Grads, HostSolution, Iterate, Observation, Observer,
-    Solution, Status, TangentKey, VjpMode,
+    AltDiff, BatchSolution, Certificate, Directions, Element, Grads, HostSolution, Iterate,
+    Observation, Observer, Solution, Status, TangentKey, VjpMode,
 };

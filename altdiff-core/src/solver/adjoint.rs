@@ -175,21 +175,23 @@ pub(crate) struct Adjoint<B: LinAlg> {
 }
 
 impl<B: LinAlg> Adjoint<B> {
-    pub fn new(backend: &B, n: usize, p: usize, m: usize) -> Result<Self> {
+    /// The zero adjoint of blocks of `k` columns (one per seed).
+    pub fn new(backend: &B, dims: crate::QpDims, k: usize) -> Result<Self> {
+        let (n, p, m) = (dims.n, dims.p, dims.m);
         Ok(Self {
-            l: backend.zeros(p, 1)?,
-            n: backend.zeros(m, 1)?,
-            s: backend.zeros(m, 1)?,
-            c_sum: backend.zeros(n, 1)?,
-            c_rho_sum: backend.zeros(n, 1)?,
-            b_sum: backend.zeros(p, 1)?,
-            h_sum: backend.zeros(m, 1)?,
-            x: backend.zeros(n, 1)?,
-            t: backend.zeros(m, 1)?,
-            gbar: backend.zeros(m, 1)?,
-            y: backend.zeros(n, 1)?,
-            b_bar: backend.zeros(p, 1)?,
-            h_bar: backend.zeros(m, 1)?,
+            l: backend.zeros(p, k)?,
+            n: backend.zeros(m, k)?,
+            s: backend.zeros(m, k)?,
+            c_sum: backend.zeros(n, k)?,
+            c_rho_sum: backend.zeros(n, k)?,
+            b_sum: backend.zeros(p, k)?,
+            h_sum: backend.zeros(m, k)?,
+            x: backend.zeros(n, k)?,
+            t: backend.zeros(m, k)?,
+            gbar: backend.zeros(m, k)?,
+            y: backend.zeros(n, k)?,
+            b_bar: backend.zeros(p, k)?,
+            h_bar: backend.zeros(m, k)?,
         })
     }
 }

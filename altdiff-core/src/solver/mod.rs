@@ -2,6 +2,7 @@
 //! differentiate: Jacobians (forward mode), JVPs, VJPs (reverse mode), by Alt-Diff or KKT.
 
 mod adjoint;
+mod batch;
 mod dual;
 mod dual_loop;
 mod infeasibility;
@@ -16,6 +17,7 @@ mod termination;
 mod vjp;
 
 pub use adjoint::{Grads, VjpMode};
+pub use batch::{BatchSolution, Element};
 pub use iteration::Iterate;
 pub use solution::{Certificate, HostSolution, Solution, TangentKey};
 pub use status::Status;
@@ -394,8 +396,18 @@ impl<B: LinAlg> AltDiff<B> {
     /// The KKT system at the solution's active set: the rows with `s_i = 0` and the weakly
     /// active ones (convention: weakly active rows are treated as active).
     fn kkt_system(&self, solution: &Solution<B>) -> Result<KktSystem<B>> {
-        let mut active = active_indices(&self.backend.to_col_major(solution.s())?);
-        active.extend(solution.weakly_active.iter().copied());
+        let s = self.backend.to_col_major(solution.s())?;
+        self.kkt_system_at(&s, solution.weakly_active.iter().copied())
+    }
+
+    /// The KKT system for the slack `s` (host, one column) and the weakly active rows.
+    fn kkt_system_at(
+        &self,
+        s: &[B::Real],
+        weakly_active: impl Iterator<Item = usize>,
+    ) -> Result<KktSystem<B>> {
+        let mut active = active_indices(s);
+        active.extend(weakly_active);
         active.sort_unstable();
         active.dedup();
         KktSystem::new(
@@ -807,17 +819,22 @@ impl<B: LinAlg> AltDiff<B> {
     fn weakly_active(&self, solution: &Solution<B>) -> Result<Vec<usize>> {
         let s = download(&self.backend, solution.s())?;
         let nu = download(&self.backend, solution.nu())?;
-        let scale = s.iter().chain(&nu).fold(1.0_f64, |a, v| a.max(v.abs()));
+        Ok(self.weak_rows(&s, &nu))
+    }
+
+    /// [`AltDiff::weakly_active`] of one column `(s, nu)` on the host.
+    fn weak_rows(&self, s: &[f64], nu: &[f64]) -> Vec<usize> {
+        let scale = s.iter().chain(nu).fold(1.0_f64, |a, v| a.max(v.abs()));
         let tol = match self.settings.stopping {
             StoppingRule::Residual { eps_abs, eps_rel } => eps_abs + eps_rel * scale,
             _ => 1e-6 * scale,
         };
-        Ok(s.iter()
-            .zip(&nu)
+        s.iter()
+            .zip(nu)
             .enumerate()
             .filter(|(_, (s, nu))| **s <= tol && **nu <= tol)
             .map(|(i, _)| i)
-            .collect())
+            .collect()
     }
 
     /// What the stopping rule needs of the iterate before a step.

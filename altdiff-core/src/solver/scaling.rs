@@ -173,13 +173,19 @@ impl<B: LinAlg> Scaling<B> {
     }
 
     /// An iterate (or a tangent block, with column scales `cols`) in the user's units.
-    fn unscale_iterate(
+    pub(crate) fn unscale_iterate(
         &self,
         backend: &B,
         it: &Iterate<B>,
         cols: Option<&[f64]>,
     ) -> Result<Iterate<B>> {
         map_iterate(backend, it, &self.iterate_scales(), cols)
+    }
+
+    /// The user's `P`, `A`, `G`.
+    pub(crate) fn original(&self) -> [&B::Op; 3] {
+        let [p, a, g] = &self.original;
+        [p, a, g]
     }
 
     /// The user's iterate in the scaled units (for a warm start).

@@ -51,7 +51,7 @@ impl<B: LinAlg> AltDiff<B> {
         ))?;
         let (be, dims) = (&self.backend, self.dims);
         let rev = self.reverse();
-        let mut adj = Adjoint::new(be, dims.n, dims.p, dims.m)?;
+        let mut adj = Adjoint::new(be, dims, 1)?;
         let full = !tape.points.is_empty();
         let mut mats = if full {
             Some([
@@ -99,22 +99,34 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     fn vjp_implicit(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
-        let (be, dims) = (&self.backend, self.dims);
+        let be = &self.backend;
+        let bits = mask_bits(&be.to_col_major(solution.s())?);
+        let mask = be.mat_from_col_major(self.dims.m, 1, &mask_values(&bits, self.dims.m))?;
+        let (q, b, h) = self.implicit_adjoint(&mask, g)?;
+        self.with_closed_forms(solution, q, b, h)
+    }
+
+    /// The reverse iteration repeated at the fixed mask (`0/1`, m x 1, or m x k with one
+    /// column per seed) until its sums settle: `(J_q'g, J_b'g, J_h'g)` for the seeds `g`
+    /// (n x k), column by column.
+    pub(super) fn implicit_adjoint(
+        &self,
+        mask: &B::Mat,
+        g: &B::Mat,
+    ) -> Result<(B::Mat, B::Mat, B::Mat)> {
+        let be = &self.backend;
         let rev = self.reverse();
-        let mut adj = Adjoint::new(be, dims.n, dims.p, dims.m)?;
-        let mask_bits = mask_bits(&be.to_col_major(solution.s())?);
-        let mask = be.mat_from_col_major(dims.m, 1, &mask_values(&mask_bits, dims.m))?;
+        let mut adj = Adjoint::new(be, self.dims, be.shape(g).1)?;
         let (abs, rel) = self.adjoint_tolerance();
         let mut first = true;
         for _ in 0..self.settings.max_iter.max(1) {
-            rev.step(&mut adj, &mask, first.then_some(g))?;
+            rev.step(&mut adj, mask, first.then_some(g))?;
             if !first && rev.settled(&adj, abs, rel)? {
                 break;
             }
             first = false;
         }
-        let (q, b, h) = rev.vector_grads(&adj)?;
-        self.with_closed_forms(solution, q, b, h)
+        rev.vector_grads(&adj)
     }
 
     fn vjp_kkt(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {

@@ -42,7 +42,8 @@ macro_rules! conformance_tests {
                 infeasible_and_unbounded_are_certified, adaptive_rho_keeps_derivatives_exact,
                 over_relaxation_keeps_derivatives_exact, limit_solve_matches_kkt_and_clarabel,
                 lp_gradients_are_exact, scaling_keeps_derivatives_exact, agrees_with_reference, stopping_rules_behave, warm_start_helps,
-                bad_inputs_are_errors);
+                bad_inputs_are_errors, batch_matches_single_solves, batch_elements_are_independent,
+                batch_of_scaled_and_different_problems);
         }
     };
     (@tests $backend:expr; $($name:ident),* $(,)?) => {
@@ -1753,4 +1754,298 @@ pub fn scaling_keeps_derivatives_exact<B: LinAlg<Real = f64>>(be: &B) {
     };
     let sol = solve(be, &infeasible, Settings::default().with_scaling(ruiz));
     assert_eq!(sol.status, Status::PrimalInfeasible);
+}
+
+/// `k` columns of host vectors as one block.
+fn columns_block<B: LinAlg<Real = f64>>(be: &B, rows: usize, columns: &[&[f64]]) -> B::Mat {
+    let data: Vec<f64> = columns.iter().flat_map(|c| c.iter().copied()).collect();
+    be.mat_from_col_major(rows, columns.len(), &data)
+        .expect("block")
+}
+
+/// The parameters of host problems (sharing `P`, `A`, `G`) as one batch.
+fn batch_params<B: LinAlg<Real = f64>>(be: &B, elements: &[HostQp]) -> QpParams<B> {
+    let block = |f: fn(&HostQp) -> &[f64]| {
+        let columns: Vec<&[f64]> = elements.iter().map(f).collect();
+        columns_block(be, f(&elements[0]).len(), &columns)
+    };
+    QpParams {
+        q: block(|qp| &qp.q),
+        b: block(|qp| &qp.b),
+        h: block(|qp| &qp.h),
+    }
+}
+
+/// Column `j` of a host column-major block with `rows` rows.
+fn block_column(data: &[f64], rows: usize, j: usize) -> &[f64] {
+    &data[j * rows..(j + 1) * rows]
+}
+
+/// `base` with its `q`, `b`, `h` perturbed by `N(0, scale^2)`-ish uniform noise.
+fn perturbed_params(base: &HostQp, rng: &mut StdRng, scale: f64) -> HostQp {
+    let mut qp = base.clone();
+    for v in qp.q.iter_mut().chain(&mut qp.b).chain(&mut qp.h) {
+        *v += scale * rng.random_range(-1.0..1.0);
+    }
+    qp
+}
+
+/// A batch sharing `P`, `A`, `G` is its elements solved one by one: in the primal space the
+/// same iterations (every element stops on its own) and `x` to 1e-10, clarabel's `x` to
+/// 1e-6; its VJPs (implicit and KKT) are the single solves' KKT VJPs column by column, with
+/// the gradients of `P`, `A`, `G` summed over the elements.
+pub fn batch_matches_single_solves<B: LinAlg<Real = f64>>(be: &B) {
+    let base = random_qp(Generator::WellConditioned, 8, 2, 6, 91);
+    let mut rng = StdRng::seed_from_u64(92);
+    let k = 5;
+    let elements: Vec<HostQp> = (0..k)
+        .map(|j| perturbed_params(&base, &mut rng, 0.3 * j as f64))
+        .collect();
+    let problem = Qp::from_host(be, &base).unwrap();
+    let dims = problem.dims();
+    let settings = tight()
+        .with_wrt(Wrt::none())
+        .with_iteration(IterationSpace::Primal);
+    let solver = AltDiff::new(be.clone(), &problem, settings).unwrap();
+    let batch = solver.solve_batch(&batch_params(be, &elements)).unwrap();
+    assert_eq!(batch.len(), k);
+    let x = host(be, batch.x());
+    let g_host = random_block(&mut rng, dims.n, k);
+    let g = be.mat_from_col_major(dims.n, k, &g_host).unwrap();
+    let mut expected_sums: Option<Vec<HostMatrix>> = None;
+    let mut singles = Vec::new();
+    for (j, qp) in elements.iter().enumerate() {
+        let params = QpParams::from_host(be, dims, &qp.q, &qp.b, &qp.h).unwrap();
+        let single = solver.solve(&params).unwrap();
+        let element = batch.element(j).expect("accepted");
+        assert_eq!(element.status, Status::Solved, "element {j}");
+        assert_eq!(element.iterations, single.iterations(), "element {j}");
+        assert_close(
+            "batch x",
+            block_column(&x, dims.n, j),
+            &host(be, single.x()),
+            1e-10,
+        );
+        let oracle = clarabel_solve(qp).expect("clarabel");
+        assert_close(
+            "batch x vs clarabel",
+            block_column(&x, dims.n, j),
+            &oracle.x,
+            1e-6,
+        );
+        assert!(
+            (element.objective - oracle.objective).abs() < 1e-6 * oracle.objective.abs().max(1.0)
+        );
+        let seed = be
+            .mat_from_col_major(dims.n, 1, block_column(&g_host, dims.n, j))
+            .unwrap();
+        let grads = grads_host(be, &solver.vjp(&single, &seed, VjpMode::Kkt).unwrap());
+        expected_sums = Some(match expected_sums {
+            None => grads.clone(),
+            Some(sums) => sums
+                .iter()
+                .zip(&grads)
+                .map(|(s, g)| {
+                    HostMatrix::from_fn(s.nrows(), s.ncols(), |r, c| s.get(r, c) + g.get(r, c))
+                })
+                .collect(),
+        });
+        singles.push(grads);
+    }
+    let expected_sums = expected_sums.unwrap();
+    for mode in [VjpMode::Implicit, VjpMode::Kkt] {
+        let got = grads_host(be, &solver.vjp_batch(&batch, &g, mode).unwrap());
+        for (j, single) in singles.iter().enumerate() {
+            for (what, (all, one)) in ["q", "b", "h"].iter().zip(got.iter().zip(single)) {
+                let col: Vec<f64> = (0..all.nrows()).map(|r| all.get(r, j)).collect();
+                let one: Vec<f64> = (0..one.nrows()).map(|r| one.get(r, 0)).collect();
+                assert_close(&format!("{mode:?} batch VJP {what}[{j}]"), &col, &one, 1e-7);
+            }
+        }
+        for (what, (all, sum)) in ["P", "A", "G"]
+            .iter()
+            .zip(got[3..].iter().zip(&expected_sums[3..]))
+        {
+            let err = rel_diff(all, sum);
+            assert!(
+                err < 1e-7,
+                "{mode:?} batch VJP wrt {what}: differs by {err:e}"
+            );
+        }
+    }
+    assert!(matches!(
+        solver.vjp_batch(&batch, &be.zeros(dims.n, k - 1).unwrap(), VjpMode::Kkt),
+        Err(Error::Dimension {
+            field: Field::Seed,
+            ..
+        })
+    ));
+    assert!(matches!(
+        solver.vjp_batch(&batch, &g, VjpMode::Unrolled),
+        Err(Error::Request(_))
+    ));
+}
+
+/// One bad element never spoils the others: in a batch of a feasible element, an
+/// infeasible one (`x_0 <= -1` and `x_0 >= 1`), one with a NaN in `h` and a second feasible
+/// one, the NaN element is an error naming `h` and its column, the infeasible one runs out
+/// of iterations, and the feasible ones get exactly what a batch of them alone gets
+/// (solution, status, iterations and VJPs, which are zero for the NaN element).
+pub fn batch_elements_are_independent<B: LinAlg<Real = f64>>(be: &B) {
+    let rows = |r: &[&[f64]]| r.iter().map(|v| v.to_vec()).collect::<Vec<_>>();
+    let qp = |h: Vec<f64>, q: Vec<f64>| HostQp {
+        p: HostMatrix::from_rows(
+            Field::P,
+            &rows(&[&[2.0, 0.5, 0.0], &[0.5, 1.0, 0.0], &[0.0, 0.0, 1.5]]),
+        )
+        .unwrap(),
+        q,
+        a: HostMatrix::from_rows(Field::A, &rows(&[&[1.0, 1.0, 1.0]])).unwrap(),
+        b: vec![1.0],
+        g: HostMatrix::from_rows(
+            Field::G,
+            &rows(&[
+                &[1.0, 0.0, 0.0],
+                &[-1.0, 0.0, 0.0],
+                &[0.0, -1.0, 0.0],
+                &[0.0, 0.0, -1.0],
+            ]),
+        )
+        .unwrap(),
+        h,
+    };
+    let good = qp(vec![2.0, 0.0, 0.0, 0.0], vec![1.0, -1.0, 0.5]);
+    let other = qp(vec![0.5, 0.5, 0.0, 0.2], vec![-1.0, 2.0, 0.0]);
+    let infeasible = qp(vec![-1.0, -1.0, 0.0, 0.0], vec![1.0, -1.0, 0.5]);
+    let nan = qp(vec![2.0, 0.0, f64::NAN, 0.0], vec![1.0, -1.0, 0.5]);
+    let problem = Qp::from_host(be, &good).unwrap();
+    let dims = problem.dims();
+    let settings = tight().with_wrt(Wrt::none()).with_max_iter(3000);
+    let solver = AltDiff::new(be.clone(), &problem, settings).unwrap();
+    let mixed = solver
+        .solve_batch(&batch_params(
+            be,
+            &[good.clone(), infeasible, nan, other.clone()],
+        ))
+        .unwrap();
+    let alone = solver
+        .solve_batch(&batch_params(be, &[good, other]))
+        .unwrap();
+    assert!(matches!(
+        mixed.error(2),
+        Some(Error::NonFinite {
+            field: Field::H,
+            row: 2,
+            col: 2,
+            ..
+        })
+    ));
+    assert!(mixed.element(2).is_none());
+    assert_eq!(mixed.element(1).unwrap().status, Status::MaxIterations);
+    assert_eq!(mixed.element(1).unwrap().iterations, 3000);
+    let (x_mixed, x_alone) = (host(be, mixed.x()), host(be, alone.x()));
+    assert!(block_column(&x_mixed, dims.n, 2).iter().all(|v| v.is_nan()));
+    for (m, a) in [(0, 0), (3, 1)] {
+        assert_eq!(mixed.element(m), alone.element(a), "element {m}");
+        assert!(mixed.element(m).unwrap().status.is_solved());
+        assert_close(
+            "x",
+            block_column(&x_mixed, dims.n, m),
+            block_column(&x_alone, dims.n, a),
+            1e-12,
+        );
+    }
+    let seeds = [[1.0, -2.0, 0.5], [0.3, 0.0, 1.0]];
+    let g_mixed = columns_block(be, dims.n, &[&seeds[0], &[1.0; 3], &[1.0; 3], &seeds[1]]);
+    let g_alone = columns_block(be, dims.n, &[&seeds[0], &seeds[1]]);
+    let got = solver.vjp_batch(&mixed, &g_mixed, VjpMode::Kkt).unwrap();
+    let want = solver.vjp_batch(&alone, &g_alone, VjpMode::Kkt).unwrap();
+    for (got, want, rows) in [
+        (&got.q, &want.q, dims.n),
+        (&got.b, &want.b, dims.p),
+        (&got.h, &want.h, dims.m),
+    ] {
+        let (got, want) = (host(be, got), host(be, want));
+        assert_close(
+            "VJP",
+            block_column(&got, rows, 0),
+            block_column(&want, rows, 0),
+            1e-10,
+        );
+        assert_close(
+            "VJP",
+            block_column(&got, rows, 3),
+            block_column(&want, rows, 1),
+            1e-10,
+        );
+        assert!(
+            block_column(&got, rows, 2).iter().all(|v| *v == 0.0),
+            "NaN element: zero gradient"
+        );
+    }
+}
+
+/// A batch of an equilibrated solver (badly scaled data, default settings) is solved in the
+/// user's units: every element's `x` matches clarabel to 1e-6 and its KKT VJP the single
+/// solve's; problems with their own `P` are solved one by one, a non-convex one being that
+/// element's error only.
+pub fn batch_of_scaled_and_different_problems<B: LinAlg<Real = f64>>(be: &B) {
+    let base = badly_scaled(&random_qp(Generator::WellConditioned, 6, 1, 4, 95));
+    let mut rng = StdRng::seed_from_u64(96);
+    let elements: Vec<HostQp> = (0..3)
+        .map(|_| perturbed_params(&base, &mut rng, 0.1))
+        .collect();
+    let problem = Qp::from_host(be, &base).unwrap();
+    let dims = problem.dims();
+    let settings = tight().with_wrt(Wrt::none());
+    let solver = AltDiff::new(be.clone(), &problem, settings.clone()).unwrap();
+    assert!(solver.is_scaled());
+    let batch = solver.solve_batch(&batch_params(be, &elements)).unwrap();
+    let x = host(be, batch.x());
+    let g_host = random_block(&mut rng, dims.n, 3);
+    let grads = solver
+        .vjp_batch(
+            &batch,
+            &be.mat_from_col_major(dims.n, 3, &g_host).unwrap(),
+            VjpMode::Kkt,
+        )
+        .unwrap();
+    let q_grads = host(be, &grads.q);
+    for (j, qp) in elements.iter().enumerate() {
+        assert!(batch.element(j).unwrap().status.is_solved());
+        let oracle = clarabel_solve(qp).expect("clarabel");
+        assert_close(
+            "scaled batch x",
+            block_column(&x, dims.n, j),
+            &oracle.x,
+            1e-6,
+        );
+        let params = QpParams::from_host(be, dims, &qp.q, &qp.b, &qp.h).unwrap();
+        let single = solver.solve(&params).unwrap();
+        let seed = be
+            .mat_from_col_major(dims.n, 1, block_column(&g_host, dims.n, j))
+            .unwrap();
+        let one = solver.vjp(&single, &seed, VjpMode::Kkt).unwrap();
+        assert_close(
+            "scaled batch VJP q",
+            block_column(&q_grads, dims.n, j),
+            &host(be, &one.q),
+            1e-6,
+        );
+    }
+    let mut concave = elements[0].clone();
+    concave.p = HostMatrix::from_fn(dims.n, dims.n, |i, j| if i == j { -1.0 } else { 0.0 });
+    let problems = [
+        Qp::from_host(be, &elements[1]).unwrap(),
+        Qp::from_host(be, &concave).unwrap(),
+    ];
+    let results = AltDiff::solve_each(be, problems.iter().map(|p| (p, p.params())), &settings);
+    let (_, first) = results[0].as_ref().expect("convex element");
+    assert_close(
+        "solve_each x",
+        &host(be, first.x()),
+        &clarabel_solve(&elements[1]).unwrap().x,
+        1e-6,
+    );
+    assert!(matches!(results[1], Err(Error::NotConvex { .. })));
 }

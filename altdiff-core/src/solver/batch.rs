@@ -1,0 +1,799 @@
+//! Batches: many parameter sets `(q, b, h)` for one `(P, A, G)`, iterated as blocks.
+//!
+//! The mapping, kept in this one place: element `j` of a batch of `k` is column `j` of every
+//! block, `q` (n x k), `b` (p x k), `h` (m x k), and of the iterate `x`, `s`, `lam`, `nu`.
+//! The ADMM map acts on each column alone (its only nonlinearity, the projection of the
+//! slack, is elementwise, and `rho` stays fixed), so
+//!
+//! * one factorization of `H` serves the whole batch, and every step is one multi-column
+//!   solve and products of the operators with `k`-column blocks (GEMM, not GEMVs);
+//! * element `j` has its own active-set mask, column `j` of `1[s > 0]`, and its adjoint is
+//!   column `j` of the reverse iteration run with that mask block;
+//! * convergence is tested per column every `check_every` iterations on the host; elements
+//!   that finish (solved, out of iterations, non-finite) leave the block, which is compacted,
+//!   so they stop changing and cost nothing more; one element's failure never touches
+//!   another's column.
+
+use num_traits::{Float, One, Zero};
+
+use crate::solver::adjoint::{Grads, closed_forms};
+use crate::solver::iteration::{Iterate, Kernel, Slack, Workspace};
+use crate::solver::status::Status;
+use crate::solver::termination::{Measures, Operators, residuals_small};
+use crate::{
+    Accum, AltDiff, Error, Field, LinAlg, QpDims, QpParams, QpProblem, Real, Result, Settings,
+    StoppingRule, Trans, VjpMode,
+};
+
+/// How one element of a batch ended (see [`AltDiff::solve_batch`]).
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{AltDiff, LinAlg, Qp, QpParams, Settings, testing::{RefBackend, tiny_qp}};
+/// let be = RefBackend;
+/// let qp = Qp::from_host(&be, &tiny_qp())?;
+/// let solver = AltDiff::new(be, &qp, Settings::default())?;
+/// let sol = solver.solve_batch(qp.params())?;
+/// let element = sol.element(0).unwrap();
+/// assert!(element.status.is_solved() && element.primal_residual < 1e-5);
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Element {
+    /// How its iteration ended.
+    pub status: Status,
+    /// Iterations it ran before it left the block.
+    pub iterations: usize,
+    /// `1/2 x'Px + q'x` on the user's problem.
+    pub objective: f64,
+    /// `max(|Ax - b|, |Gx + s - h|)` on the user's problem.
+    pub primal_residual: f64,
+    /// `|Px + q + A'lam + G'nu|` on the user's problem.
+    pub dual_residual: f64,
+}
+
+/// The solutions of a batch: column `j` of [`BatchSolution::x`] (n x k) is element `j`'s
+/// solution, and [`BatchSolution::element`] says how it ended.
+///
+/// An element whose data were rejected (a NaN in its column of `q`, `b` or `h`) has an
+/// [`Error`] instead, and NaN in its columns; an element that ended in
+/// [`Status::NumericalError`] keeps its last columns. Neither affects the other columns.
+///
+/// # Example
+/// See [`AltDiff::solve_batch`].
+#[derive(Debug)]
+pub struct BatchSolution<B: LinAlg> {
+    iterate: Iterate<B>,
+    /// The iterate of the equilibrated problem, when the solver scales (for VJPs).
+    inner: Option<Iterate<B>>,
+    elements: Vec<core::result::Result<Element, Error>>,
+}
+
+impl<B: LinAlg> BatchSolution<B> {
+    /// The number of elements `k`.
+    pub fn len(&self) -> usize {
+        self.elements.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.elements.is_empty()
+    }
+
+    /// `x` (n x k): one column per element.
+    pub fn x(&self) -> &B::Mat {
+        &self.iterate.x
+    }
+
+    /// The slack `s` (m x k).
+    pub fn s(&self) -> &B::Mat {
+        &self.iterate.s
+    }
+
+    /// The equality duals `lam` (p x k).
+    pub fn lam(&self) -> &B::Mat {
+        &self.iterate.lam
+    }
+
+    /// The inequality duals `nu` (m x k).
+    pub fn nu(&self) -> &B::Mat {
+        &self.iterate.nu
+    }
+
+    /// The whole iterate, `k` columns.
+    pub fn iterate(&self) -> &Iterate<B> {
+        &self.iterate
+    }
+
+    /// Every element's outcome, in column order.
+    pub fn elements(&self) -> &[core::result::Result<Element, Error>] {
+        &self.elements
+    }
+
+    /// Element `j`'s outcome, `None` when its data were rejected (see
+    /// [`BatchSolution::error`]) or `j >= k`.
+    pub fn element(&self, j: usize) -> Option<&Element> {
+        self.elements.get(j).and_then(|e| e.as_ref().ok())
+    }
+
+    /// Why element `j`'s data were rejected, if they were.
+    pub fn error(&self, j: usize) -> Option<&Error> {
+        self.elements.get(j).and_then(|e| e.as_ref().err())
+    }
+
+    /// The mean iteration count over the elements that ran (0 when none did).
+    pub fn mean_iterations(&self) -> f64 {
+        let ran: Vec<usize> = self
+            .elements
+            .iter()
+            .filter_map(|e| e.as_ref().ok().map(|e| e.iterations))
+            .collect();
+        if ran.is_empty() {
+            0.0
+        } else {
+            ran.iter().sum::<usize>() as f64 / ran.len() as f64
+        }
+    }
+
+    /// Whether element `j` has a usable solution (its data were accepted and its iterate is
+    /// finite); the VJP gives zero gradients for the others.
+    fn usable(&self, j: usize) -> bool {
+        self.element(j)
+            .is_some_and(|e| e.status != Status::NumericalError)
+    }
+}
+
+/// The columns of a block on the host, one `Vec` per column.
+fn host_columns<B: LinAlg>(backend: &B, m: &B::Mat) -> Result<Vec<Vec<B::Real>>> {
+    let (rows, cols) = backend.shape(m);
+    let data = backend.to_col_major(m)?;
+    Ok((0..cols)
+        .map(|j| data[j * rows..(j + 1) * rows].to_vec())
+        .collect())
+}
+
+/// A block from host columns of `rows` entries.
+fn from_columns<B: LinAlg>(backend: &B, rows: usize, columns: &[Vec<B::Real>]) -> Result<B::Mat> {
+    let data: Vec<B::Real> = columns.iter().flatten().copied().collect();
+    backend.mat_from_col_major(rows, columns.len(), &data)
+}
+
+/// The columns `keep` of a block (through the host).
+fn select_columns<B: LinAlg>(backend: &B, m: &B::Mat, keep: &[usize]) -> Result<B::Mat> {
+    let rows = backend.shape(m).0;
+    let columns = host_columns(backend, m)?;
+    let kept: Vec<Vec<B::Real>> = keep.iter().map(|&j| columns[j].clone()).collect();
+    from_columns(backend, rows, &kept)
+}
+
+/// The columns `keep` of every block of an iterate.
+fn select_iterate<B: LinAlg>(backend: &B, it: &Iterate<B>, keep: &[usize]) -> Result<Iterate<B>> {
+    Ok(Iterate {
+        x: select_columns(backend, &it.x, keep)?,
+        s: select_columns(backend, &it.s, keep)?,
+        lam: select_columns(backend, &it.lam, keep)?,
+        nu: select_columns(backend, &it.nu, keep)?,
+    })
+}
+
+/// The columns `keep` of `(q, b, h)`.
+fn select_params<B: LinAlg>(
+    backend: &B,
+    params: &QpParams<B>,
+    keep: &[usize],
+) -> Result<QpParams<B>> {
+    Ok(QpParams {
+        q: select_columns(backend, &params.q, keep)?,
+        b: select_columns(backend, &params.b, keep)?,
+        h: select_columns(backend, &params.h, keep)?,
+    })
+}
+
+/// The largest absolute entry of each of `k` columns (NaN-propagating).
+fn column_norms(data: &[f64], rows: usize, k: usize) -> Vec<f64> {
+    (0..k)
+        .map(|j| {
+            data[j * rows..(j + 1) * rows]
+                .iter()
+                .fold(0.0, |acc, v| crate::kernels::max_abs(acc, *v))
+        })
+        .collect()
+}
+
+/// `a + sign * b` entrywise.
+fn combine(a: &[f64], b: &[f64], sign: f64) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x + sign * y).collect()
+}
+
+/// The residuals and objective of every column of `it` for the data `params`.
+fn column_measures<B: LinAlg>(
+    ops: &Operators<'_, B>,
+    dims: QpDims,
+    it: &Iterate<B>,
+    params: &QpParams<B>,
+) -> Result<Vec<Measures<f64>>> {
+    let be = ops.backend;
+    let k = it.ncols(be);
+    let one = B::Real::one();
+    let product = |op: &B::Op, trans: Trans, rhs: &B::Mat, rows: usize| -> Result<Vec<f64>> {
+        let mut out = be.zeros(rows, k)?;
+        be.apply(&mut out, Accum::Replace, op, trans, rhs, one)?;
+        crate::solver::tangent::download(be, &out)
+    };
+    let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
+    let (n, p, m) = (dims.n, dims.p, dims.m);
+    let (ax, gx) = (
+        product(ops.a, Trans::No, &it.x, p)?,
+        product(ops.g, Trans::No, &it.x, m)?,
+    );
+    let (px, atl, gtn) = (
+        product(ops.p, Trans::No, &it.x, n)?,
+        product(ops.a, Trans::Yes, &it.lam, n)?,
+        product(ops.g, Trans::Yes, &it.nu, n)?,
+    );
+    let (x, s, q, b, h) = (
+        down(&it.x)?,
+        down(&it.s)?,
+        down(&params.q)?,
+        down(&params.b)?,
+        down(&params.h)?,
+    );
+    let eq = column_norms(&combine(&ax, &b, -1.0), p, k);
+    let ineq = column_norms(&combine(&combine(&gx, &s, 1.0), &h, -1.0), m, k);
+    let grad = combine(&combine(&combine(&px, &q, 1.0), &atl, 1.0), &gtn, 1.0);
+    let dual = column_norms(&grad, n, k);
+    let [nax, nb, ngx, ns, nh, npx, nq, natl, ngtn] =
+        [&ax, &b, &gx, &s, &h, &px, &q, &atl, &gtn].map(|v| column_norms(v, v.len() / k.max(1), k));
+    Ok((0..k)
+        .map(|j| {
+            let col = |v: &[f64]| v[j * n..(j + 1) * n].to_vec();
+            let (xj, pxj, qj) = (col(&x), col(&px), col(&q));
+            let objective = xj
+                .iter()
+                .zip(&pxj)
+                .zip(&qj)
+                .map(|((x, px), q)| x * (0.5 * px + q))
+                .sum();
+            let max = |v: &[f64]| v.iter().fold(0.0, |a, b| crate::kernels::max_abs(a, *b));
+            Measures {
+                primal: max(&[eq[j], ineq[j]]),
+                dual: dual[j],
+                primal_scale: max(&[nax[j], nb[j], ngx[j], ns[j], nh[j]]),
+                dual_scale: max(&[npx[j], nq[j], natl[j], ngtn[j]]),
+                objective,
+            }
+        })
+        .collect())
+}
+
+/// `1/2 x'Px + q'x` of every column.
+fn column_objectives<B: LinAlg>(
+    ops: &Operators<'_, B>,
+    x: &B::Mat,
+    q: &B::Mat,
+) -> Result<Vec<f64>> {
+    let be = ops.backend;
+    let (n, k) = be.shape(x);
+    let mut px = be.zeros(n, k)?;
+    ops.p_times(&mut px, x)?;
+    let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
+    let (x, px, q) = (down(x)?, down(&px)?, down(q)?);
+    Ok((0..k)
+        .map(|j| {
+            (j * n..(j + 1) * n)
+                .map(|i| x[i] * (0.5 * px[i] + q[i]))
+                .sum()
+        })
+        .collect())
+}
+
+/// What the per-column stopping test needs from before a step.
+enum Before {
+    Nothing,
+    Objectives(Vec<f64>),
+    X(Vec<f64>),
+}
+
+/// The accepted columns of a batch's data, and the errors of the rejected ones.
+struct Screened<B: LinAlg> {
+    params: QpParams<B>,
+    errors: Vec<Option<Error>>,
+}
+
+/// Checks the shapes of a batch's blocks (`k` columns each) and screens every column for
+/// non-finite entries; rejected columns are zeroed.
+fn screen<B: LinAlg>(backend: &B, dims: QpDims, params: &QpParams<B>) -> Result<Screened<B>> {
+    let k = backend.shape(&params.q).1;
+    let blocks = [
+        (Field::Q, &params.q, dims.n),
+        (Field::B, &params.b, dims.p),
+        (Field::H, &params.h, dims.m),
+    ];
+    for (field, block, rows) in blocks {
+        let got = backend.shape(block);
+        if got != (rows, k) {
+            return Err(Error::Dimension {
+                field,
+                expected: (rows, k),
+                got,
+            });
+        }
+    }
+    let mut errors: Vec<Option<Error>> = (0..k).map(|_| None).collect();
+    let mut host = Vec::with_capacity(3);
+    for (field, block, rows) in blocks {
+        let columns = host_columns(backend, block)?;
+        for (j, column) in columns.iter().enumerate() {
+            if errors[j].is_none()
+                && let Some(row) = column.iter().position(|v| !v.is_finite())
+            {
+                errors[j] = Some(Error::NonFinite {
+                    field,
+                    row,
+                    col: j,
+                    value: column[row].to_f64_lossy(),
+                });
+            }
+        }
+        host.push((rows, columns));
+    }
+    if errors.iter().all(Option::is_none) {
+        return Ok(Screened {
+            params: params.clone(),
+            errors,
+        });
+    }
+    let mut blocks = host.into_iter().map(|(rows, mut columns)| {
+        for (j, column) in columns.iter_mut().enumerate() {
+            if errors[j].is_some() {
+                column.fill(B::Real::zero());
+            }
+        }
+        from_columns(backend, rows, &columns)
+    });
+    let (q, b, h) = (
+        blocks.next().expect("q")?,
+        blocks.next().expect("b")?,
+        blocks.next().expect("h")?,
+    );
+    Ok(Screened {
+        params: QpParams { q, b, h },
+        errors,
+    })
+}
+
+/// The finished columns of a batch solve, on the host, in element order.
+struct Finished<T> {
+    columns: [Vec<Vec<T>>; 4],
+    status: Vec<Option<(Status, usize)>>,
+}
+
+impl<T: Real> Finished<T> {
+    fn new(dims: QpDims, k: usize) -> Self {
+        let nan = |rows: usize| vec![vec![T::nan(); rows]; k];
+        Self {
+            columns: [nan(dims.n), nan(dims.m), nan(dims.p), nan(dims.m)],
+            status: vec![None; k],
+        }
+    }
+
+    /// Records the columns `positions` of the block `it` as elements `active[position]`.
+    fn record<B: LinAlg<Real = T>>(
+        &mut self,
+        backend: &B,
+        it: &Iterate<B>,
+        active: &[usize],
+        done: &[(usize, Status)],
+        iterations: usize,
+    ) -> Result<()> {
+        let blocks = [&it.x, &it.s, &it.lam, &it.nu].map(|m| host_columns(backend, m));
+        for (slot, block) in self.columns.iter_mut().zip(blocks) {
+            let block = block?;
+            for &(position, _) in done {
+                slot[active[position]].clone_from(&block[position]);
+            }
+        }
+        for &(position, status) in done {
+            self.status[active[position]] = Some((status, iterations));
+        }
+        Ok(())
+    }
+
+    fn iterate<B: LinAlg<Real = T>>(&self, backend: &B, dims: QpDims) -> Result<Iterate<B>> {
+        let [x, s, lam, nu] = &self.columns;
+        Ok(Iterate {
+            x: from_columns(backend, dims.n, x)?,
+            s: from_columns(backend, dims.m, s)?,
+            lam: from_columns(backend, dims.p, lam)?,
+            nu: from_columns(backend, dims.m, nu)?,
+        })
+    }
+}
+
+impl<B: LinAlg> AltDiff<B> {
+    /// Solves a batch of `k` problems that share `P`, `A`, `G` (and so this solver's one
+    /// factorization): `params` holds `q` (n x k), `b` (p x k), `h` (m x k), element `j` in
+    /// column `j`. The whole batch iterates as blocks; each element is tested for
+    /// convergence on its own (every `check_every` iterations, by the stopping rule of the
+    /// settings), leaves the block when it finishes, and gets its own [`Element`] report.
+    ///
+    /// Batches run the primal iteration with the settings' fixed `rho` (adaptive rho would
+    /// couple the elements), without Jacobians or infeasibility certificates (an infeasible
+    /// element ends with [`Status::MaxIterations`]); differentiate with
+    /// [`AltDiff::vjp_batch`].
+    ///
+    /// # Errors
+    /// [`Error::Dimension`] when the blocks do not have `k` columns of the right heights, or
+    /// a backend error. A non-finite entry is not an error of the call: that element gets an
+    /// [`Error::NonFinite`] (with `col` = its index) in [`BatchSolution::elements`].
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{AltDiff, LinAlg, Qp, QpParams, Settings, testing::{RefBackend, tiny_qp}};
+    /// let be = RefBackend;
+    /// let qp = Qp::from_host(&be, &tiny_qp())?;
+    /// let solver = AltDiff::new(be, &qp, Settings::default())?;
+    /// // two elements: the tiny QP, and the same with q = (NaN, 0, 0)
+    /// let q = be.mat_from_col_major(3, 2, &[0.0, 0.0, 0.0, f64::NAN, 0.0, 0.0])?;
+    /// let b = be.mat_from_col_major(1, 2, &[1.0, 1.0])?;
+    /// let h = be.mat_from_col_major(2, 2, &[0.0, 0.0, 0.0, 0.0])?;
+    /// let sol = solver.solve_batch(&QpParams { q, b, h })?;
+    /// assert!(sol.element(0).unwrap().status.is_solved());
+    /// assert!(sol.error(1).is_some()); // the NaN element, and only it
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn solve_batch(&self, params: &QpParams<B>) -> Result<BatchSolution<B>> {
+        let (be, dims) = (&self.backend, self.dims);
+        let Screened { params, errors } = screen(be, dims, params)?;
+        let inner = self.scaled_params(&params)?;
+        let data = inner.as_ref().unwrap_or(&params);
+        let k = errors.len();
+        let active: Vec<usize> = (0..k).filter(|&j| errors[j].is_none()).collect();
+        let finished = self.iterate_batch(data, active)?;
+        let scaled = finished.iterate(be, dims)?;
+        let (iterate, inner) = match &self.scaling {
+            Some(s) => (s.unscale_iterate(be, &scaled, None)?, Some(scaled)),
+            None => (scaled, None),
+        };
+        let ops = self.user_operators();
+        let measures = column_measures(&ops, dims, &iterate, &params)?;
+        let elements = errors
+            .into_iter()
+            .zip(finished.status)
+            .zip(measures)
+            .map(|((error, status), m)| match (error, status) {
+                (Some(error), _) => Err(error),
+                (None, Some((status, iterations))) => Ok(Element {
+                    status: if m.is_finite() {
+                        status
+                    } else {
+                        Status::NumericalError
+                    },
+                    iterations,
+                    objective: m.objective,
+                    primal_residual: m.primal,
+                    dual_residual: m.dual,
+                }),
+                (None, None) => Err(Error::Request("a batch element was never finished")),
+            })
+            .collect();
+        Ok(BatchSolution {
+            iterate,
+            inner,
+            elements,
+        })
+    }
+
+    /// The operators of the user's problem (the original ones when the solver scales).
+    fn user_operators(&self) -> Operators<'_, B> {
+        let [p, a, g] = match &self.scaling {
+            Some(s) => s.original(),
+            None => [&self.p, &self.a, &self.g],
+        };
+        Operators {
+            backend: &self.backend,
+            p,
+            a,
+            g,
+        }
+    }
+
+    /// The batch iteration on the solver's (possibly scaled) problem for the elements
+    /// `active` of `params`.
+    fn iterate_batch(
+        &self,
+        params: &QpParams<B>,
+        mut active: Vec<usize>,
+    ) -> Result<Finished<B::Real>> {
+        let (be, dims) = (&self.backend, self.dims);
+        let k = be.shape(&params.q).1;
+        let mut finished = Finished::new(dims, k);
+        let ops = Operators {
+            backend: be,
+            p: &self.p,
+            a: &self.a,
+            g: &self.g,
+        };
+        let kernel = Kernel {
+            backend: be,
+            a: &self.a,
+            g: &self.g,
+            factor: &self.factor,
+            rho: self.rho,
+            alpha: B::Real::of(self.settings.alpha),
+        };
+        let mut sub = select_params(be, params, &active)?;
+        let mut data = self.affine(&sub)?;
+        let mut it = Iterate::zeros(be, dims, active.len())?;
+        let mut ws = Workspace::new(be, dims, active.len())?;
+        let rule = self.settings.stopping;
+        let (limit, out_of_iterations) = self.iteration_limit();
+        let mut iterations = 0;
+        while iterations < limit && !active.is_empty() {
+            iterations += 1;
+            let check = self.is_check(iterations, limit);
+            let before = match rule {
+                StoppingRule::RelativeObjective(_) if check => {
+                    Before::Objectives(column_objectives(&ops, &it.x, &sub.q)?)
+                }
+                StoppingRule::RelativeX(_) if check => {
+                    Before::X(crate::solver::tangent::download(be, &it.x)?)
+                }
+                _ => Before::Nothing,
+            };
+            kernel.step(&mut it, &data, Slack::Project, &mut ws)?;
+            if !check {
+                continue;
+            }
+            let measures = column_measures(&ops, dims, &it, &sub)?;
+            let x_now = match &before {
+                Before::X(_) => crate::solver::tangent::download(be, &it.x)?,
+                _ => Vec::new(),
+            };
+            let done: Vec<(usize, Status)> = measures
+                .iter()
+                .enumerate()
+                .filter_map(|(position, m)| {
+                    let column = |v: &[f64]| v[position * dims.n..(position + 1) * dims.n].to_vec();
+                    let converged = match (rule, &before) {
+                        (StoppingRule::Residual { eps_abs, eps_rel }, _) => {
+                            residuals_small(m, eps_abs, eps_rel)
+                        }
+                        (StoppingRule::RelativeObjective(tol), Before::Objectives(f)) => {
+                            (m.objective - f[position]).abs() <= tol * f[position].abs()
+                        }
+                        (StoppingRule::RelativeX(tol), Before::X(x)) => {
+                            let (old, new) = (column(x), column(&x_now));
+                            let change = column_norms(&combine(&new, &old, -1.0), dims.n, 1)[0];
+                            change <= tol * column_norms(&old, dims.n, 1)[0].max(1.0)
+                        }
+                        _ => false,
+                    };
+                    if !m.is_finite() {
+                        Some((position, Status::NumericalError))
+                    } else if converged {
+                        Some((position, Status::Solved))
+                    } else if iterations == limit {
+                        Some((position, out_of_iterations))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            if done.is_empty() {
+                continue;
+            }
+            finished.record(be, &it, &active, &done, iterations)?;
+            let keep: Vec<usize> = (0..active.len())
+                .filter(|position| done.iter().all(|(d, _)| d != position))
+                .collect();
+            active = keep.iter().map(|&position| active[position]).collect();
+            if active.is_empty() {
+                break;
+            }
+            it = select_iterate(be, &it, &keep)?;
+            sub = select_params(be, &sub, &keep)?;
+            data = self.affine(&sub)?;
+            ws = Workspace::new(be, dims, keep.len())?;
+        }
+        // a fixed count (or a limit without checks) ends every element still in the block
+        let rest: Vec<(usize, Status)> = (0..active.len())
+            .map(|position| (position, out_of_iterations))
+            .collect();
+        finished.record(be, &it, &active, &rest, iterations)?;
+        Ok(finished)
+    }
+
+    /// `J'g` for every element of a batch: `g` (n x k) holds one seed `dloss/dx_j` per
+    /// column. The returned [`Grads`] has `q` (n x k), `b` (p x k), `h` (m x k), column `j`
+    /// element `j`'s own gradients, and `P`, `A`, `G` summed over the elements (they are
+    /// shared: the gradient of a loss over the whole batch).
+    ///
+    /// Modes: [`VjpMode::Implicit`] runs the reverse iteration for the whole batch as one
+    /// block, each column with its element's mask; [`VjpMode::Kkt`] factors each element's
+    /// reduced KKT system (an element whose active set is degenerate falls back to the
+    /// implicit adjoint). The other modes need per-solve state and are a
+    /// [`Error::Request`]. Elements without a usable solution (rejected data,
+    /// [`Status::NumericalError`]) get zero gradients and add nothing to the sums.
+    ///
+    /// # Errors
+    /// [`Error::Dimension`] / [`Error::NonFinite`] for a bad `g`, [`Error::Request`] for an
+    /// unsupported mode, or a backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{AltDiff, LinAlg, Qp, Settings, VjpMode, testing::{RefBackend, tiny_qp}};
+    /// let be = RefBackend;
+    /// let qp = Qp::from_host(&be, &tiny_qp())?;
+    /// let solver = AltDiff::new(be, &qp, Settings::default())?;
+    /// let sol = solver.solve_batch(qp.params())?;
+    /// let g = be.mat_from_col_major(3, 1, &[1.0, 0.0, 0.0])?;
+    /// let grads = solver.vjp_batch(&sol, &g, VjpMode::Kkt)?;
+    /// assert!((be.to_col_major(&grads.b)?[0] - 3.0 / 7.0).abs() < 1e-4); // d x_0 / d b
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn vjp_batch(
+        &self,
+        solution: &BatchSolution<B>,
+        g: &B::Mat,
+        mode: VjpMode,
+    ) -> Result<Grads<B>> {
+        let (be, dims, k) = (&self.backend, self.dims, solution.len());
+        crate::problem::check_block(be, Field::Seed, g, (dims.n, k))?;
+        if !matches!(mode, VjpMode::Implicit | VjpMode::Kkt) {
+            return Err(Error::Request(
+                "a batch VJP is VjpMode::Implicit or VjpMode::Kkt",
+            ));
+        }
+        let usable: Vec<bool> = (0..k).map(|j| solution.usable(j)).collect();
+        let zero_unusable = |m: &B::Mat| -> Result<B::Mat> {
+            let rows = be.shape(m).0;
+            let mut columns = host_columns(be, m)?;
+            for (column, ok) in columns.iter_mut().zip(&usable) {
+                if !ok {
+                    column.fill(B::Real::zero());
+                }
+            }
+            from_columns(be, rows, &columns)
+        };
+        let it = solution.inner.as_ref().unwrap_or(&solution.iterate);
+        let point = [&it.x, &it.lam, &it.nu].map(zero_unusable);
+        let [x, lam, nu] = point;
+        let (x, lam, nu) = (x?, lam?, nu?);
+        let seed = zero_unusable(g)?;
+        let seed = match &self.scaling {
+            Some(s) => s.seed(be, &seed)?,
+            None => seed,
+        };
+        let (q, b, h) = match mode {
+            VjpMode::Kkt => self.kkt_adjoints(&it.s, &it.nu, &seed, &usable)?,
+            _ => self.implicit_adjoint(&self.batch_mask(&it.s)?, &seed)?,
+        };
+        let [p, a, gm] = closed_forms(be, [&x, &lam, &nu], [&q, &b, &h], dims)?;
+        let grads = Grads {
+            q,
+            b,
+            h,
+            p: Some(p),
+            a: Some(a),
+            g: Some(gm),
+        };
+        match &self.scaling {
+            Some(s) => s.grads(be, grads),
+            None => Ok(grads),
+        }
+    }
+
+    /// The masks `1[s > 0]` of every column of `s` (m x k).
+    fn batch_mask(&self, s: &B::Mat) -> Result<B::Mat> {
+        let be = &self.backend;
+        let keeps: Vec<B::Real> = be
+            .to_col_major(s)?
+            .into_iter()
+            .map(|v| {
+                if crate::kernels::keeps(v) {
+                    B::Real::one()
+                } else {
+                    B::Real::zero()
+                }
+            })
+            .collect();
+        let (m, k) = be.shape(s);
+        be.mat_from_col_major(m, k, &keeps)
+    }
+
+    /// The KKT adjoints `(J_q'g, J_b'g, J_h'g)` of every usable column, one reduced KKT
+    /// system per element; degenerate elements by the implicit adjoint.
+    fn kkt_adjoints(
+        &self,
+        s: &B::Mat,
+        nu: &B::Mat,
+        seed: &B::Mat,
+        usable: &[bool],
+    ) -> Result<(B::Mat, B::Mat, B::Mat)> {
+        let (be, dims) = (&self.backend, self.dims);
+        let (s_cols, nu_cols, g_cols) = (
+            host_columns(be, s)?,
+            host_columns(be, nu)?,
+            host_columns(be, seed)?,
+        );
+        let k = g_cols.len();
+        let zero = |rows: usize| vec![vec![B::Real::zero(); rows]; k];
+        let (mut q, mut b, mut h) = (zero(dims.n), zero(dims.p), zero(dims.m));
+        let mut degenerate = Vec::new();
+        for j in (0..k).filter(|&j| usable[j]) {
+            let to_f64 = |v: &[B::Real]| v.iter().map(|x| x.to_f64_lossy()).collect::<Vec<_>>();
+            let weak = self.weak_rows(&to_f64(&s_cols[j]), &to_f64(&nu_cols[j]));
+            let kkt = match self.kkt_system_at(&s_cols[j], weak.into_iter()) {
+                Ok(kkt) => kkt,
+                Err(Error::SingularKkt { .. }) => {
+                    degenerate.push(j);
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            let minus_g: Vec<B::Real> = g_cols[j].iter().map(|v| -*v).collect();
+            let minus_g = be.mat_from_col_major(dims.n, 1, &minus_g)?;
+            let r = dims.p + kkt.active().len();
+            let (u, v) = kkt.solve(be, &minus_g, &be.zeros(r, 1)?)?;
+            let (bj, hj) = kkt.split(be, &v, dims)?;
+            q[j] = be.to_col_major(&u)?.into_iter().map(|v| -v).collect();
+            b[j] = be.to_col_major(&bj)?;
+            h[j] = be.to_col_major(&hj)?;
+        }
+        if !degenerate.is_empty() {
+            let mask = select_columns(be, &self.batch_mask(s)?, &degenerate)?;
+            let g = select_columns(be, seed, &degenerate)?;
+            let (dq, db, dh) = self.implicit_adjoint(&mask, &g)?;
+            let blocks = [(&mut q, dq), (&mut b, db), (&mut h, dh)];
+            for (target, block) in blocks {
+                for (position, column) in host_columns(be, &block)?.into_iter().enumerate() {
+                    target[degenerate[position]] = column;
+                }
+            }
+        }
+        Ok((
+            from_columns(be, dims.n, &q)?,
+            from_columns(be, dims.p, &b)?,
+            from_columns(be, dims.m, &h)?,
+        ))
+    }
+
+    /// Solves problems with their own `P`, `A`, `G` one after the other (one factorization
+    /// each), so that a batch never has to be padded to a common structure. Each element
+    /// gets its own solver (for its VJPs) or its own error: one bad element (say a
+    /// non-convex `P`) does not stop the others.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{AltDiff, Qp, QpProblem, Settings, testing::{RefBackend, tiny_qp}};
+    /// let qp = Qp::from_host(&RefBackend, &tiny_qp())?;
+    /// let results = AltDiff::solve_each(&RefBackend, [(&qp, qp.params())], &Settings::default());
+    /// let (_solver, sol) = results[0].as_ref().unwrap();
+    /// assert!(sol.status().is_solved());
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn solve_each<'p, P: QpProblem<B> + 'p>(
+        backend: &B,
+        elements: impl IntoIterator<Item = (&'p P, &'p QpParams<B>)>,
+        settings: &Settings,
+    ) -> Vec<Result<(Self, crate::Solution<B>)>> {
+        elements
+            .into_iter()
+            .map(|(problem, params)| {
+                let solver = Self::new(backend.clone(), problem, settings.clone())?;
+                let solution = solver.solve(params)?;
+                Ok((solver, solution))
+            })
+            .collect()
+    }
+}
