@@ -18,6 +18,10 @@ pub enum BackendKind {
     Faer,
     /// `altdiff-ndarray`: ndarray arrays, faer factorizations (feature `ndarray`).
     Ndarray,
+    /// `altdiff-candle`: candle tensors in `f64` on the CPU device (feature `candle`).
+    Candle,
+    /// `altdiff-candle`: candle tensors in `f64` on CUDA device 0 (feature `cuda`).
+    CandleCuda,
 }
 
 const COMPILED: &[BackendKind] = &[
@@ -25,6 +29,10 @@ const COMPILED: &[BackendKind] = &[
     BackendKind::Faer,
     #[cfg(feature = "ndarray")]
     BackendKind::Ndarray,
+    #[cfg(feature = "candle")]
+    BackendKind::Candle,
+    #[cfg(feature = "cuda")]
+    BackendKind::CandleCuda,
 ];
 
 impl BackendKind {
@@ -33,11 +41,64 @@ impl BackendKind {
         COMPILED
     }
 
+    /// The backends `demo`, `derivatives` and `bench` run when none is named: the dense CPU
+    /// ones (faer, ndarray) that are compiled in.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_examples::backends::BackendKind;
+    /// assert!(BackendKind::defaults().iter().all(|b| BackendKind::compiled().contains(b)));
+    /// ```
+    pub fn defaults() -> Vec<BackendKind> {
+        COMPILED
+            .iter()
+            .copied()
+            .filter(|b| matches!(b, BackendKind::Faer | BackendKind::Ndarray))
+            .collect()
+    }
+
     /// The backend's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Faer => "faer",
             BackendKind::Ndarray => "ndarray",
+            BackendKind::Candle => "candle",
+            BackendKind::CandleCuda => "candle-cuda",
+        }
+    }
+
+    /// The Cargo feature that compiles this backend in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            BackendKind::Faer => "faer",
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Candle => "candle",
+            BackendKind::CandleCuda => "cuda",
+        }
+    }
+
+    /// The same backend on `device`: `candle` on `cuda` is `candle-cuda`; the CPU backends
+    /// only run on the CPU.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] for a CPU-only backend asked to run on CUDA.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_examples::backends::{BackendKind, DeviceArg};
+    /// assert!(BackendKind::Faer.on(DeviceArg::Cuda).is_err());
+    /// assert_eq!(BackendKind::Faer.on(DeviceArg::Cpu).unwrap(), BackendKind::Faer);
+    /// ```
+    pub fn on(self, device: DeviceArg) -> Result<Self, CliError> {
+        match (self, device) {
+            (_, DeviceArg::Cpu) => Ok(self),
+            (BackendKind::Candle | BackendKind::CandleCuda, DeviceArg::Cuda) => {
+                Ok(BackendKind::CandleCuda)
+            }
+            (other, DeviceArg::Cuda) => Err(CliError::Usage(format!(
+                "backend {} runs on the CPU only; --device cuda needs --backend candle",
+                other.name()
+            ))),
         }
     }
 
@@ -67,13 +128,33 @@ impl BackendKind {
             BackendKind::Faer => job.run(altdiff_faer::FaerBackend::with_par(par)),
             #[cfg(feature = "ndarray")]
             BackendKind::Ndarray => job.run(altdiff_ndarray::NdarrayBackend::with_par(par)),
+            #[cfg(feature = "candle")]
+            BackendKind::Candle => job.run(altdiff_candle::CandleBackend::<f64>::cpu()),
+            #[cfg(feature = "cuda")]
+            BackendKind::CandleCuda => job.run(altdiff_candle::CandleBackend::<f64>::cuda(0)?),
             _ => Err(CliError::Usage(format!(
                 "backend {} was not compiled in (Cargo feature `{}`)",
                 self.name(),
-                self.name()
+                self.feature()
             ))),
         }
     }
+}
+
+/// Where a candle backend runs.
+///
+/// # Example
+/// ```
+/// use altdiff_examples::backends::DeviceArg;
+/// assert_eq!(DeviceArg::default(), DeviceArg::Cpu);
+/// ```
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU.
+    #[default]
+    Cpu,
+    /// CUDA device 0 (needs the Cargo feature `cuda`).
+    Cuda,
 }
 
 /// faer's parallelism for `threads` threads.

@@ -338,7 +338,7 @@ impl BackendJob for BenchJob<'_> {
 ///
 /// # Errors
 /// [`CliError::Io`].
-pub fn write_json(path: &std::path::Path, rows: &[BenchRow]) -> Result<(), CliError> {
+pub fn write_json<T: serde::Serialize>(path: &std::path::Path, rows: &[T]) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(rows).expect("serializable");
     std::fs::write(path, text + "\n").map_err(|source| CliError::Io {
         path: path.to_path_buf(),

@@ -152,6 +152,9 @@ pub struct SolverArgs {
     /// Iteration bound.
     #[arg(long, default_value_t = 10_000)]
     pub max_iter: usize,
+    /// Test the stopping rule every this many iterations.
+    #[arg(long, default_value_t = 1)]
+    pub check_every: usize,
     /// Absolute tolerance of the residual rule.
     #[arg(long, default_value_t = 1e-6)]
     pub eps_abs: f64,
@@ -199,12 +202,86 @@ impl SolverArgs {
         Settings::default()
             .with_rho(self.rho)
             .with_max_iter(self.max_iter)
+            .with_check_every(self.check_every)
             .with_stopping(stopping)
             .with_method(self.method.into())
             .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
             .with_alpha(self.alpha)
             .with_limit(self.limit)
             .with_scaling(self.scaling.ruiz())
+    }
+}
+
+/// The options of `altdiff classify` (feature `candle`): the network, the data, the
+/// optimizer, and where the results go.
+#[cfg(feature = "candle")]
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClassifyArgs {
+    /// The data set (digits is embedded; mnist and cifar-10 are read from --data-dir).
+    #[arg(long, default_value = "digits",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::datasets::NAMES))]
+    pub dataset: String,
+    /// The directory with the MNIST IDX files or the CIFAR-10 binary batches.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// The network: FC-ReLU-QP-FC with Alt-Diff or KKT gradients, or FC-ReLU-FC.
+    #[arg(long, value_enum, default_value_t = crate::classify::Model::Altdiff)]
+    pub model: crate::classify::Model,
+    /// Passes over the training images.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Images per mini-batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed of the weights, the QP's A and G, the digits' split and the batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the tensors live (cuda needs the Cargo feature `cuda`).
+    #[arg(long, value_enum, default_value_t = crate::backends::DeviceArg::Cpu)]
+    pub device: crate::backends::DeviceArg,
+    /// Write the report as JSON: model, dataset, final_test_accuracy, epochs.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// Plot train loss and test accuracy per epoch (.png or .svg).
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
+}
+
+#[cfg(feature = "candle")]
+impl ClassifyArgs {
+    /// The run these options describe (the QP layer's sizes and tolerances are the defaults
+    /// of [`ClassifyConfig`](crate::classify::ClassifyConfig)).
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_examples::classify::Model;
+    /// use altdiff_examples::cli::ClassifyArgs;
+    /// use clap::Parser;
+    ///
+    /// #[derive(Parser)]
+    /// struct Cli {
+    ///     #[command(flatten)]
+    ///     args: ClassifyArgs,
+    /// }
+    /// let cli = Cli::parse_from(["classify", "--model", "kkt", "--epochs", "2"]);
+    /// let config = cli.args.config();
+    /// assert_eq!((config.model, config.epochs, config.batch_size), (Model::Kkt, 2, 64));
+    /// ```
+    pub fn config(&self) -> crate::classify::ClassifyConfig {
+        crate::classify::ClassifyConfig {
+            dataset: self.dataset.clone(),
+            data_dir: self.data_dir.clone(),
+            model: self.model,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            device: self.device,
+            ..Default::default()
+        }
     }
 }
 

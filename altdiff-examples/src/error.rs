@@ -46,4 +46,11 @@ pub enum CliError {
     /// A bad combination of command-line options.
     #[error("{0}")]
     Usage(String),
+    /// A data set could not be loaded (`altdiff classify`).
+    #[error(transparent)]
+    Dataset(#[from] crate::datasets::DatasetError),
+    /// A candle tensor operation or the QP layer failed (`altdiff classify`).
+    #[cfg(feature = "candle")]
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
 }

@@ -6,13 +6,23 @@
 //!   dispatcher that runs generic code on the one picked at run time.
 //! * [`demo`]: the main job: a random QP solved by Alt-Diff, checked against the exact KKT
 //!   Jacobian, timed, with the Jacobian iteration's throughput against a plain GEMM.
+//! * [`batch_bench`]: a batch of the classification layer's QP, solved as one block against a
+//!   loop of single solves, per backend.
+//! * [`datasets`]: image classification data: the embedded UCI digits (offline default),
+//!   MNIST (IDX files) and CIFAR-10 (binary batches), as train / test splits of `f32` pixels.
+//! * [`classify`] (feature `candle`): the paper's classification experiment, FC - ReLU -
+//!   QP layer - FC trained with Adam on digits, MNIST or CIFAR-10 (`altdiff classify`).
 //! * [`CliError`]: every failure of the program, printed as one line (exit code 2).
 
 #![warn(missing_docs)]
 
 pub mod backends;
+pub mod batch_bench;
 pub mod bench;
+#[cfg(feature = "candle")]
+pub mod classify;
 pub mod cli;
+pub mod datasets;
 pub mod demo;
 pub mod derivatives;
 mod error;

@@ -81,7 +81,7 @@ impl BackendJob for TraceJob<'_> {
 type Series = (&'static str, RGBColor, fn(&TracePoint) -> f64);
 
 /// The plot's size in pixels.
-const SIZE: (u32, u32) = (960, 600);
+pub(crate) const SIZE: (u32, u32) = (960, 600);
 
 /// Draws the trace (log-scale y axis) as an SVG or a PNG file, by the path's extension.
 /// Text is laid out with the embedded DejaVu Sans font, so no system font is needed.
@@ -126,7 +126,7 @@ pub fn plot_trace(path: &Path, trace: &[TracePoint], title: &str) -> Result<(), 
 }
 
 /// Registers DejaVu Sans as plotters' `sans-serif` (once).
-fn register_font() -> Result<(), String> {
+pub(crate) fn register_font() -> Result<(), String> {
     static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
@@ -137,7 +137,7 @@ fn register_font() -> Result<(), String> {
 }
 
 /// Encodes an RGB buffer of [`SIZE`] as a PNG file.
-fn write_png(path: &Path, rgb: &[u8]) -> Result<(), png::EncodingError> {
+pub(crate) fn write_png(path: &Path, rgb: &[u8]) -> Result<(), png::EncodingError> {
     let file = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut encoder = png::Encoder::new(file, SIZE.0, SIZE.1);
     encoder.set_color(png::ColorType::Rgb);

@@ -41,7 +41,7 @@ fn solve_json(args: &[&str]) -> (i32, ResultFile) {
 fn solves_the_tiny_qp_with_jacobians_on_every_backend() {
     let path = write("tiny.json", TINY);
     let mut results = Vec::new();
-    for backend in ["faer", "ndarray"] {
+    for backend in ["faer", "ndarray", "candle"] {
         let (code, r) = solve_json(&[
             "solve",
             path.to_str().unwrap(),
@@ -75,10 +75,80 @@ fn solves_the_tiny_qp_with_jacobians_on_every_backend() {
         );
         results.push(r);
     }
-    let (faer, nd) = (&results[0], &results[1]);
-    assert_eq!(faer.iterations, nd.iterations);
-    for (a, b) in faer.x.iter().zip(&nd.x) {
-        assert!((a - b).abs() < 1e-10, "backends agree");
+    let faer = &results[0];
+    for other in &results[1..] {
+        assert_eq!(faer.iterations, other.iterations);
+        for (a, b) in faer.x.iter().zip(&other.x) {
+            assert!((a - b).abs() < 1e-10, "backends agree");
+        }
+    }
+}
+
+#[test]
+fn candle_on_cuda_is_a_clear_error_without_the_feature() {
+    let path = write("tiny-cuda.json", TINY);
+    let out = altdiff(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--backend",
+        "faer",
+        "--device",
+        "cuda",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--backend candle") && !err.contains("panicked"),
+        "{err}"
+    );
+    if !cfg!(feature = "cuda") {
+        let out = altdiff(&[
+            "solve",
+            path.to_str().unwrap(),
+            "--backend",
+            "candle",
+            "--device",
+            "cuda",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("cuda") && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn batch_bench_compares_batched_and_looped_solves() {
+    let json = write("batch.json", "");
+    let out = altdiff(&[
+        "batch-bench",
+        "--batch",
+        "6",
+        "--n",
+        "24",
+        "--n-eq",
+        "6",
+        "--n-ineq",
+        "6",
+        "--repeats",
+        "1",
+        "--backend",
+        "faer,candle",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("batched is"), "{stdout}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 4, "batched and loop on two backends");
+    for row in &rows {
+        assert_eq!(row["solved"], 6, "{row}");
+        assert!(
+            row["max_x_diff"].as_f64().unwrap() < 1e-8,
+            "every way agrees: {row}"
+        );
+        assert!(row["total_s"].as_f64().unwrap() > 0.0);
     }
 }
 

@@ -1946,8 +1946,16 @@ pub fn batch_elements_are_independent<B: LinAlg<Real = f64>>(be: &B) {
     let (x_mixed, x_alone) = (host(be, mixed.x()), host(be, alone.x()));
     assert!(block_column(&x_mixed, dims.n, 2).iter().all(|v| v.is_nan()));
     for (m, a) in [(0, 0), (3, 1)] {
-        assert_eq!(mixed.element(m), alone.element(a), "element {m}");
-        assert!(mixed.element(m).unwrap().status.is_solved());
+        // the same element in another batch: the same iterations, and the same numbers up to
+        // the rounding of products with another column count
+        let (got, want) = (mixed.element(m).unwrap(), alone.element(a).unwrap());
+        assert!(got.status.is_solved(), "element {m}");
+        assert_eq!(
+            (got.status, got.iterations),
+            (want.status, want.iterations),
+            "element {m}"
+        );
+        assert_close("objective", &[got.objective], &[want.objective], 1e-12);
         assert_close(
             "x",
             block_column(&x_mixed, dims.n, m),

@@ -19,7 +19,9 @@ mod reference;
 pub use clarabel_oracle::{OracleSolution, clarabel_solve};
 pub use finite_diff::{central_diff, central_diff_along, perturbed, zero_direction};
 pub use kkt::{active_set, dual_active_set, kkt_jacobian, kkt_jvp, rel_diff};
-pub use problems::{Generator, badly_scaled, mat_vec, random_lp, random_qp, tiny_qp};
+pub use problems::{
+    Generator, badly_scaled, classification_qp, mat_vec, random_lp, random_qp, tiny_qp,
+};
 pub use reference::{RefBackend, RefFactor, RefMat};
 
 use crate::{AltDiff, HostQp, HostSolution, LinAlg, Qp, Result, Settings};

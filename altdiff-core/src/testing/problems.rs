@@ -139,6 +139,45 @@ pub fn random_lp(n: usize, p: usize, seed: u64) -> HostQp {
     }
 }
 
+/// The QP of the Alt-Diff paper's classification layer: `P = 0.1 I` (n x n), `A` (p x n) and
+/// `G` (m x n) with `N(0, 1/n)` entries (rows of unit expected norm), `b = 1`, and
+/// `h = G x0 + 1` with `x0 = A'(AA')^-1 b` the least-norm solution of `Ax = b`, so that the
+/// feasible set has an interior for any `q`. `q` (the layer's input, the features) is zero
+/// here.
+///
+/// # Example
+/// ```
+/// use altdiff_core::testing::{classification_qp, mat_vec};
+/// let qp = classification_qp(20, 5, 5, 1);
+/// assert_eq!(qp.validate()?.n, 20);
+/// assert!(qp.b.iter().all(|&b| b == 1.0));
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+pub fn classification_qp(n: usize, p: usize, m: usize, seed: u64) -> HostQp {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let scale = 1.0 / (n.max(1) as f64).sqrt();
+    let mut normal = move || -> f64 { scale * rng.sample::<f64, _>(StandardNormal) };
+    let a = HostMatrix::from_fn(p, n, |_, _| normal());
+    let g = HostMatrix::from_fn(m, n, |_, _| normal());
+    let b = vec![1.0; p];
+    let a_na = nalgebra::DMatrix::from_fn(p, n, |i, j| a.get(i, j));
+    let gram = &a_na * a_na.transpose();
+    let y = gram
+        .cholesky()
+        .map(|c| c.solve(&nalgebra::DVector::from_vec(b.clone())))
+        .unwrap_or_else(|| nalgebra::DVector::zeros(p));
+    let x0: Vec<f64> = (a_na.transpose() * y).iter().copied().collect();
+    let h = mat_vec(&g, &x0).into_iter().map(|v| v + 1.0).collect();
+    HostQp {
+        p: HostMatrix::from_fn(n, n, |i, j| if i == j { 0.1 } else { 0.0 }),
+        q: vec![0.0; n],
+        a,
+        b,
+        g,
+        h,
+    }
+}
+
 /// `qp` with badly scaled rows and columns: `x = S y` with `S_jj = 10^(j mod 5 - 2)`, and
 /// the rows of `A` and `G` (with `b`, `h`) multiplied by `10^(2 - i mod 4)`; the solution
 /// map is the same up to these diagonal maps.

@@ -11,7 +11,8 @@ use altdiff_core::{
     AltDiff, HostQp, HostSolution, LinAlg, Param, Qp, Settings, Tape, VjpMode, Wrt,
 };
 use altdiff_examples::CliError;
-use altdiff_examples::backends::{BackendJob, BackendKind};
+use altdiff_examples::backends::{BackendJob, BackendKind, DeviceArg};
+use altdiff_examples::batch_bench::{BatchBenchConfig, BatchBenchJob, BatchData};
 use altdiff_examples::bench::{BenchJob, BenchMethod, BenchRow, reference, write_csv, write_json};
 use altdiff_examples::cli::{ParamArg, SolverArgs, VjpModeArg};
 use altdiff_examples::demo::{DemoConfig, DemoRow};
@@ -43,6 +44,13 @@ enum Command {
     /// Time every derivative mode (forward Jacobians, KKT, unrolled / implicit / KKT VJPs)
     /// on one random QP (same options as demo).
     Derivatives(DemoArgs),
+    /// A batch of the classification layer's QP (shared P, A, G; one q per element): forward
+    /// + VJP solved as one block against a loop of single solves, per backend.
+    BatchBench(BatchBenchArgs),
+    /// The paper's classification experiment: FC - ReLU - QP layer - FC (or without the QP
+    /// layer) trained with Adam on digits, MNIST or CIFAR-10; per-epoch loss and accuracy.
+    #[cfg(feature = "candle")]
+    Classify(altdiff_examples::cli::ClassifyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,6 +61,9 @@ struct SolveArgs {
     /// The backend (those compiled in).
     #[arg(long, value_enum, default_value_t = BackendKind::compiled()[0])]
     backend: BackendKind,
+    /// Where the candle backend runs (cuda needs the Cargo feature `cuda`).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Jacobians to compute: any of q,b,h,P,A,G (a matrix M gives n x (rows*cols), column
     /// i*cols + j for M_ij).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -168,6 +179,115 @@ struct BenchArgs {
     plot: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct BatchBenchArgs {
+    /// Elements per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Variables (the layer's width).
+    #[arg(long, default_value_t = 200)]
+    n: usize,
+    /// Equalities.
+    #[arg(long, default_value_t = 50)]
+    n_eq: usize,
+    /// Inequalities.
+    #[arg(long, default_value_t = 50)]
+    n_ineq: usize,
+    /// Backends to compare (default: faer and candle, when compiled in).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backend: Vec<BackendKind>,
+    /// Where the candle backend runs (the CPU backends stay on the CPU, for the ratio).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+    /// Timed runs (the table gives medians).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Skip the loop of single solves.
+    #[arg(long)]
+    no_loop: bool,
+    /// Seed of the problem and the batch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    solver: SolverArgs,
+    /// Write the rows as a JSON array.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn batch_bench(args: BatchBenchArgs) -> Result<ExitCode, CliError> {
+    let config = BatchBenchConfig {
+        n: args.n,
+        n_eq: args.n_eq,
+        n_ineq: args.n_ineq,
+        batch: args.batch,
+        repeats: args.repeats,
+        seed: args.seed,
+        settings: args.solver.settings(),
+        with_loop: !args.no_loop,
+    };
+    println!(
+        "altdiff batch-bench: classification QP n = {}, n_eq = {}, n_ineq = {}, batch = {}, forward + VJP (implicit), median of {} runs",
+        config.n, config.n_eq, config.n_ineq, config.batch, config.repeats
+    );
+    let data = BatchData::new(&config);
+    let backends = if args.backend.is_empty() {
+        BackendKind::compiled()
+            .iter()
+            .copied()
+            .filter(|b| matches!(b, BackendKind::Faer | BackendKind::Candle))
+            .collect()
+    } else {
+        args.backend.clone()
+    };
+    let mut rows = Vec::new();
+    for &backend in &backends {
+        // the device moves the candle backend; the CPU backends stay as the reference
+        let backend = match backend {
+            BackendKind::Candle | BackendKind::CandleCuda => backend.on(args.device)?,
+            cpu => cpu,
+        };
+        let mut measured = backend.run(BatchBenchJob {
+            config: &config,
+            data: &data,
+        })?;
+        for (row, _) in &mut measured {
+            row.backend = backend.name().to_string();
+        }
+        rows.extend(measured);
+    }
+    let rows = altdiff_examples::batch_bench::cross_check(rows);
+    print!("{}", altdiff_examples::batch_bench::table(&rows));
+    if let Some(path) = &args.json {
+        write_json(path, &rows)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "candle")]
+fn classify(args: altdiff_examples::cli::ClassifyArgs) -> Result<ExitCode, CliError> {
+    use altdiff_examples::classify;
+    let config = args.config();
+    if let Some(path) = &args.plot {
+        classify::check_plot_path(path)?;
+    }
+    if config.dataset != "digits" && config.data_dir.is_none() {
+        return Err(CliError::Usage(format!(
+            "--dataset {} is read from its files: give their directory with --data-dir DIR",
+            config.dataset
+        )));
+    }
+    let report = classify::run(&config, true)?;
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+    }
+    if let Some(path) = &args.plot {
+        classify::plot_history(path, &report)?;
+    }
+    println!("final test accuracy {:.4}", report.final_test_accuracy);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -175,6 +295,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(args),
         Command::Derivatives(args) => derivatives(args),
         Command::Bench(args) => bench(args),
+        Command::BatchBench(args) => batch_bench(args),
+        #[cfg(feature = "candle")]
+        Command::Classify(args) => classify(args),
     };
     match result {
         Ok(code) => code,
@@ -266,7 +389,7 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
         settings,
         vjp: grad.as_deref().map(|g| (g, mode)),
     };
-    let (solution, vjp) = args.backend.run(job)?;
+    let (solution, vjp) = args.backend.on(args.device)?.run(job)?;
     let mut result = ResultFile::from(&solution);
     result.vjp = vjp;
     let json = serde_json::to_string_pretty(&result).expect("serializable");
@@ -356,6 +479,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
     let solver_args = SolverArgs {
         rho: args.rho,
         max_iter: args.max_iter,
+        check_every: 1,
         eps_abs: 1e-6,
         eps_rel: 1e-6,
         stop: args.stop,
@@ -368,7 +492,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
     let settings = solver_args.settings();
     settings.validate().map_err(altdiff_core::Error::from)?;
     let backends = if args.backend.is_empty() {
-        BackendKind::compiled().to_vec()
+        BackendKind::defaults()
     } else {
         args.backend.clone()
     };
@@ -439,7 +563,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
 
 fn backends_of(args: &DemoArgs) -> Vec<BackendKind> {
     if args.backend.is_empty() {
-        BackendKind::compiled().to_vec()
+        BackendKind::defaults()
     } else {
         args.backend.clone()
     }
