@@ -38,6 +38,8 @@ pub struct BatchBenchConfig {
     pub settings: Settings,
     /// Whether to time the loop of single solves too.
     pub with_loop: bool,
+    /// How the VJPs are computed (the loop uses the same mode per element).
+    pub vjp_mode: VjpMode,
 }
 
 impl Default for BatchBenchConfig {
@@ -51,6 +53,7 @@ impl Default for BatchBenchConfig {
             seed: 0,
             settings: Settings::default(),
             with_loop: true,
+            vjp_mode: VjpMode::Implicit,
         }
     }
 }
@@ -150,7 +153,7 @@ impl BackendJob for BatchBenchJob<'_> {
             be.synchronize()?;
             forward.push(start.elapsed().as_secs_f64());
             let start = Instant::now();
-            let grads = solver.vjp_batch(&sol, &g, VjpMode::Implicit)?;
+            let grads = solver.vjp_batch(&sol, &g, config.vjp_mode)?;
             be.synchronize()?;
             vjp.push(start.elapsed().as_secs_f64());
             drop(grads);
@@ -208,7 +211,7 @@ impl BatchBenchJob<'_> {
                 be.synchronize()?;
                 f += start.elapsed().as_secs_f64();
                 let start = Instant::now();
-                let grads = solver.vjp(&sol, &seed, VjpMode::Implicit)?;
+                let grads = solver.vjp(&sol, &seed, config.vjp_mode)?;
                 be.synchronize()?;
                 v += start.elapsed().as_secs_f64();
                 drop(grads);

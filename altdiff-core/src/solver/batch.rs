@@ -17,7 +17,9 @@
 use num_traits::{Float, One, Zero};
 
 use crate::solver::adjoint::{Grads, closed_forms};
+use crate::solver::dual::{DualOps, unstack};
 use crate::solver::iteration::{Iterate, Kernel, Slack, Workspace};
+use crate::solver::limit::Limit;
 use crate::solver::status::Status;
 use crate::solver::termination::{Measures, Operators, residuals_small};
 use crate::{
@@ -615,9 +617,11 @@ impl<B: LinAlg> AltDiff<B> {
     /// shared: the gradient of a loss over the whole batch).
     ///
     /// Modes: [`VjpMode::Implicit`] runs the reverse iteration for the whole batch as one
-    /// block, each column with its element's mask; [`VjpMode::Kkt`] factors each element's
-    /// reduced KKT system (an element whose active set is degenerate falls back to the
-    /// implicit adjoint). The other modes need per-solve state and are a
+    /// block, each column with its element's mask; [`VjpMode::Limit`] solves each element's
+    /// limit system directly (the same fixed point: the solves with `H` and the products
+    /// for the whole block, one factorization of blocks of `M = C H^-1 C'`, at most `p + m`
+    /// rows, per element); [`VjpMode::Kkt`] factors each element's reduced KKT system (an
+    /// element whose active set is degenerate falls back to the implicit adjoint in both). The other modes need per-solve state and are a
     /// [`Error::Request`]. Elements without a usable solution (rejected data,
     /// [`Status::NumericalError`]) get zero gradients and add nothing to the sums.
     ///
@@ -647,9 +651,9 @@ impl<B: LinAlg> AltDiff<B> {
     ) -> Result<Grads<B>> {
         let (be, dims, k) = (&self.backend, self.dims, solution.len());
         crate::problem::check_block(be, Field::Seed, g, (dims.n, k))?;
-        if !matches!(mode, VjpMode::Implicit | VjpMode::Kkt) {
+        if !matches!(mode, VjpMode::Implicit | VjpMode::Kkt | VjpMode::Limit) {
             return Err(Error::Request(
-                "a batch VJP is VjpMode::Implicit or VjpMode::Kkt",
+                "a batch VJP is VjpMode::Implicit, VjpMode::Limit or VjpMode::Kkt",
             ));
         }
         let usable: Vec<bool> = (0..k).map(|j| solution.usable(j)).collect();
@@ -674,6 +678,7 @@ impl<B: LinAlg> AltDiff<B> {
         };
         let (q, b, h) = match mode {
             VjpMode::Kkt => self.kkt_adjoints(&it.s, &it.nu, &seed, &usable)?,
+            VjpMode::Limit => self.limit_adjoints(&it.s, &seed, &usable)?,
             _ => self.implicit_adjoint(&self.batch_mask(&it.s)?, &seed)?,
         };
         let [p, a, gm] = closed_forms(be, [&x, &lam, &nu], [&q, &b, &h], dims)?;
@@ -748,22 +753,105 @@ impl<B: LinAlg> AltDiff<B> {
             b[j] = be.to_col_major(&bj)?;
             h[j] = be.to_col_major(&hj)?;
         }
-        if !degenerate.is_empty() {
-            let mask = select_columns(be, &self.batch_mask(s)?, &degenerate)?;
-            let g = select_columns(be, seed, &degenerate)?;
-            let (dq, db, dh) = self.implicit_adjoint(&mask, &g)?;
-            let blocks = [(&mut q, dq), (&mut b, db), (&mut h, dh)];
-            for (target, block) in blocks {
-                for (position, column) in host_columns(be, &block)?.into_iter().enumerate() {
-                    target[degenerate[position]] = column;
-                }
-            }
-        }
-        Ok((
+        let blocks = (
             from_columns(be, dims.n, &q)?,
             from_columns(be, dims.p, &b)?,
             from_columns(be, dims.m, &h)?,
-        ))
+        );
+        self.patch_implicit(s, seed, &degenerate, blocks)
+    }
+
+    /// The columns `degenerate` of the adjoints `(q, b, h)` replaced by the implicit
+    /// adjoint (for elements whose active set is degenerate).
+    fn patch_implicit(
+        &self,
+        s: &B::Mat,
+        seed: &B::Mat,
+        degenerate: &[usize],
+        blocks: (B::Mat, B::Mat, B::Mat),
+    ) -> Result<(B::Mat, B::Mat, B::Mat)> {
+        if degenerate.is_empty() {
+            return Ok(blocks);
+        }
+        let be = &self.backend;
+        let mask = select_columns(be, &self.batch_mask(s)?, degenerate)?;
+        let g = select_columns(be, seed, degenerate)?;
+        let (dq, db, dh) = self.implicit_adjoint(&mask, &g)?;
+        let patch = |block: B::Mat, with: B::Mat| -> Result<B::Mat> {
+            let rows = be.shape(&block).0;
+            let mut columns = host_columns(be, &block)?;
+            for (position, column) in host_columns(be, &with)?.into_iter().enumerate() {
+                columns[degenerate[position]] = column;
+            }
+            from_columns(be, rows, &columns)
+        };
+        let (q, b, h) = blocks;
+        Ok((patch(q, dq)?, patch(b, db)?, patch(h, dh)?))
+    }
+
+    /// The dual-space operators (`C`, `M = C H^-1 C'`): the solver's own, or formed once on
+    /// the first batch VJP that needs them.
+    fn batch_dual_ops(&self) -> Result<&DualOps<B>> {
+        if let Some(dual) = self.dual.as_ref().or_else(|| self.batch_dual.get()) {
+            return Ok(dual);
+        }
+        let dual = DualOps::new(
+            &self.backend,
+            &self.a,
+            &self.g,
+            &self.factor,
+            self.dims,
+            false,
+        )?;
+        Ok(self.batch_dual.get_or_init(|| dual))
+    }
+
+    /// The adjoints `(J_q'g, J_b'g, J_h'g)` of every usable column from the limit system of
+    /// its mask (see [`VjpMode::Limit`]): the solves with `H` and the products with `C` for
+    /// the whole block, one factorization of blocks of `M` (at most `p + m` rows) per
+    /// element; degenerate elements by the implicit adjoint.
+    fn limit_adjoints(
+        &self,
+        s: &B::Mat,
+        seed: &B::Mat,
+        usable: &[bool],
+    ) -> Result<(B::Mat, B::Mat, B::Mat)> {
+        let (be, dims) = (&self.backend, self.dims);
+        let (one, zero) = (B::Real::one(), B::Real::zero());
+        let dual = self.batch_dual_ops()?;
+        let (r, k) = (dims.p + dims.m, usable.len());
+        // z = H^-1 g and C z for the whole block
+        let mut z = seed.clone();
+        be.solve_in_place(&self.factor, &mut z)?;
+        let mut cz = be.zeros(r, k)?;
+        be.apply(&mut cz, Accum::Replace, &dual.c, Trans::No, &z, one)?;
+        let (cz, s_columns) = (host_columns(be, &cz)?, host_columns(be, s)?);
+        let mut w = vec![vec![zero; r]; k];
+        let mut degenerate = Vec::new();
+        for j in (0..k).filter(|&j| usable[j]) {
+            let mut stacked = vec![zero; dims.p];
+            stacked.extend_from_slice(&s_columns[j]);
+            match Limit::new(be, dual, &stacked, dims.p, self.rho) {
+                Ok(system) => {
+                    let u = be.mat_from_col_major(r, 1, &cz[j])?;
+                    w[j] = be.to_col_major(&system.solve(be, &u)?)?;
+                }
+                Err(Error::SingularKkt { .. }) => degenerate.push(j),
+                Err(other) => return Err(other),
+            }
+        }
+        let w = from_columns(be, r, &w)?;
+        // zeta = H^-1 (g - C'w); q: -zeta, b: w_b + rho A zeta, h: w_h + rho G zeta
+        let mut zeta = seed.clone();
+        be.apply(&mut zeta, Accum::Add, &dual.c, Trans::Yes, &w, -one)?;
+        be.solve_in_place(&self.factor, &mut zeta)?;
+        let (mut b, mut h) = unstack(be, &w, dims.p)?;
+        be.apply(&mut b, Accum::Add, &self.a, Trans::No, &zeta, self.rho)?;
+        be.apply(&mut h, Accum::Add, &self.g, Trans::No, &zeta, self.rho)?;
+        let mut q = zeta.clone();
+        be.axpby(-one, &zeta, zero, &mut q)?;
+        // a degenerate element's seed went through with w = 0: replaced
+        self.patch_implicit(s, seed, &degenerate, (q, b, h))
     }
 
     /// Solves problems with their own `P`, `A`, `G` one after the other (one factorization

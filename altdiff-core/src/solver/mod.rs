@@ -88,6 +88,9 @@ pub struct AltDiff<B: LinAlg> {
     /// The equilibration, when [`Settings::scaling`] asks for it (`p`, `a`, `g` are then
     /// the scaled operators).
     scaling: Option<Scaling<B>>,
+    /// The dual-space operators formed on demand for batch VJPs ([`VjpMode::Limit`]) when
+    /// the solver has none.
+    batch_dual: std::sync::OnceLock<DualOps<B>>,
 }
 
 /// What [`AltDiff::solve_observed`] shows its observer after an iteration.
@@ -209,6 +212,7 @@ impl<B: LinAlg> AltDiff<B> {
             specs,
             backend,
             scaling,
+            batch_dual: std::sync::OnceLock::new(),
         })
     }
 

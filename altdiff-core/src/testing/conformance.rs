@@ -1853,7 +1853,7 @@ pub fn batch_matches_single_solves<B: LinAlg<Real = f64>>(be: &B) {
         singles.push(grads);
     }
     let expected_sums = expected_sums.unwrap();
-    for mode in [VjpMode::Implicit, VjpMode::Kkt] {
+    for mode in [VjpMode::Implicit, VjpMode::Limit, VjpMode::Kkt] {
         let got = grads_host(be, &solver.vjp_batch(&batch, &g, mode).unwrap());
         for (j, single) in singles.iter().enumerate() {
             for (what, (all, one)) in ["q", "b", "h"].iter().zip(got.iter().zip(single)) {
@@ -1966,30 +1966,32 @@ pub fn batch_elements_are_independent<B: LinAlg<Real = f64>>(be: &B) {
     let seeds = [[1.0, -2.0, 0.5], [0.3, 0.0, 1.0]];
     let g_mixed = columns_block(be, dims.n, &[&seeds[0], &[1.0; 3], &[1.0; 3], &seeds[1]]);
     let g_alone = columns_block(be, dims.n, &[&seeds[0], &seeds[1]]);
-    let got = solver.vjp_batch(&mixed, &g_mixed, VjpMode::Kkt).unwrap();
-    let want = solver.vjp_batch(&alone, &g_alone, VjpMode::Kkt).unwrap();
-    for (got, want, rows) in [
-        (&got.q, &want.q, dims.n),
-        (&got.b, &want.b, dims.p),
-        (&got.h, &want.h, dims.m),
-    ] {
-        let (got, want) = (host(be, got), host(be, want));
-        assert_close(
-            "VJP",
-            block_column(&got, rows, 0),
-            block_column(&want, rows, 0),
-            1e-10,
-        );
-        assert_close(
-            "VJP",
-            block_column(&got, rows, 3),
-            block_column(&want, rows, 1),
-            1e-10,
-        );
-        assert!(
-            block_column(&got, rows, 2).iter().all(|v| *v == 0.0),
-            "NaN element: zero gradient"
-        );
+    for mode in [VjpMode::Kkt, VjpMode::Limit] {
+        let got = solver.vjp_batch(&mixed, &g_mixed, mode).unwrap();
+        let want = solver.vjp_batch(&alone, &g_alone, mode).unwrap();
+        for (got, want, rows) in [
+            (&got.q, &want.q, dims.n),
+            (&got.b, &want.b, dims.p),
+            (&got.h, &want.h, dims.m),
+        ] {
+            let (got, want) = (host(be, got), host(be, want));
+            assert_close(
+                "VJP",
+                block_column(&got, rows, 0),
+                block_column(&want, rows, 0),
+                1e-10,
+            );
+            assert_close(
+                "VJP",
+                block_column(&got, rows, 3),
+                block_column(&want, rows, 1),
+                1e-10,
+            );
+            assert!(
+                block_column(&got, rows, 2).iter().all(|v| *v == 0.0),
+                "NaN element: zero gradient"
+            );
+        }
     }
 }
 

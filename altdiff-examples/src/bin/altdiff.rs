@@ -205,6 +205,9 @@ struct BatchBenchArgs {
     /// Skip the loop of single solves.
     #[arg(long)]
     no_loop: bool,
+    /// How the VJPs are computed (with --method kkt: the KKT adjoint).
+    #[arg(long, value_enum, default_value_t = VjpModeArg::Implicit)]
+    vjp_mode: VjpModeArg,
     /// Seed of the problem and the batch.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -225,10 +228,17 @@ fn batch_bench(args: BatchBenchArgs) -> Result<ExitCode, CliError> {
         seed: args.seed,
         settings: args.solver.settings(),
         with_loop: !args.no_loop,
+        vjp_mode: args.vjp_mode.mode(&args.solver),
     };
     println!(
-        "altdiff batch-bench: classification QP n = {}, n_eq = {}, n_ineq = {}, batch = {}, forward + VJP (implicit), median of {} runs",
-        config.n, config.n_eq, config.n_ineq, config.batch, config.repeats
+        "altdiff batch-bench: classification QP n = {}, n_eq = {}, n_ineq = {}, batch = {}, forward + VJP ({:?}), check every {}, median of {} runs",
+        config.n,
+        config.n_eq,
+        config.n_ineq,
+        config.batch,
+        config.vjp_mode,
+        config.settings.check_every,
+        config.repeats
     );
     let data = BatchData::new(&config);
     let backends = if args.backend.is_empty() {
