@@ -1806,8 +1806,30 @@ pub fn batch_matches_single_solves<B: LinAlg<Real = f64>>(be: &B) {
     let settings = tight()
         .with_wrt(Wrt::none())
         .with_iteration(IterationSpace::Primal);
-    let solver = AltDiff::new(be.clone(), &problem, settings).unwrap();
+    let solver = AltDiff::new(be.clone(), &problem, settings.clone()).unwrap();
+    // the batch in the dual space gives the primal iterates (r = 8 <= n = 8)
+    let dual = AltDiff::new(
+        be.clone(),
+        &problem,
+        settings.with_iteration(IterationSpace::Dual),
+    )
+    .unwrap();
+    let in_dual = dual.solve_batch(&batch_params(be, &elements)).unwrap();
     let batch = solver.solve_batch(&batch_params(be, &elements)).unwrap();
+    assert_close(
+        "dual-space batch x",
+        &host(be, in_dual.x()),
+        &host(be, batch.x()),
+        1e-10,
+    );
+    for j in 0..k {
+        let (d, p) = (in_dual.element(j).unwrap(), batch.element(j).unwrap());
+        assert_eq!(
+            (d.status, d.iterations),
+            (p.status, p.iterations),
+            "element {j}"
+        );
+    }
     assert_eq!(batch.len(), k);
     let x = host(be, batch.x());
     let g_host = random_block(&mut rng, dims.n, k);
