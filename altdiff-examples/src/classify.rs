@@ -67,6 +67,7 @@
 //! # Ok::<(), altdiff_examples::CliError>(())
 //! ```
 
+use crate::rng::SplitMix64;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -622,25 +623,6 @@ fn standardize(data: &mut Dataset) {
         .chain(data.test.images.iter_mut())
     {
         *v = ((f64::from(*v) - mean) / std) as f32;
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): the seeded generator of the weights, `A`, `G` and
-/// the batch orders, fixed here so that a seed means the same run everywhere.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`, 53 random bits.
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1_u64 << 53) as f64)
     }
 }
 

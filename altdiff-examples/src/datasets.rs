@@ -27,6 +27,7 @@
 //! # Ok::<(), DatasetError>(())
 //! ```
 
+use crate::rng::{SplitMix64, shuffle};
 use std::fmt;
 use std::io::{self, Read};
 use std::iter::FusedIterator;
@@ -874,30 +875,4 @@ fn gunzip_if_needed(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DatasetError
             source,
         })?;
     Ok(out)
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, well-mixed generator, fixed here so that
-/// seeds mean the same thing on every platform and version.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`), by the multiply-shift map (bias below `n / 2^64`).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-}
-
-/// Fisher-Yates shuffle.
-fn shuffle<T>(items: &mut [T], rng: &mut SplitMix64) {
-    for i in (1..items.len()).rev() {
-        items.swap(i, rng.below(i + 1));
-    }
 }

@@ -29,6 +29,7 @@ mod error;
 pub mod npz_file;
 pub mod plot;
 pub mod problem_file;
+mod rng;
 
 pub use error::CliError;
 

@@ -352,17 +352,7 @@ impl<B: LinAlg> Stepper<'_, B> {
                 blk,
                 data,
                 solver,
-            } => {
-                let (be, p) = (solver.backend(), solver.dims().p);
-                let (lam, nu) = unstack(be, &blk.y, p)?;
-                let (_, s) = unstack(be, &blk.s, p)?;
-                Ok(Iterate {
-                    x: kernel.x(blk, data)?,
-                    s,
-                    lam,
-                    nu,
-                })
-            }
+            } => kernel.primal(blk, data, solver.dims().p),
         }
     }
 

@@ -298,6 +298,18 @@ impl<B: LinAlg> DualKernel<'_, B> {
             - half * self.rho * be.dot(&blk.cx, &blk.cx)?)
     }
 
+    /// The primal iterate `(x, s, lam, nu)` of a block after a step (`p` equalities).
+    pub fn primal(&self, blk: &DualBlock<B>, data: &DualData<B>, p: usize) -> Result<Iterate<B>> {
+        let (lam, nu) = unstack(self.backend, &blk.y, p)?;
+        let (_, s) = unstack(self.backend, &blk.s, p)?;
+        Ok(Iterate {
+            x: self.x(blk, data)?,
+            s,
+            lam,
+            nu,
+        })
+    }
+
     /// `x = -H^-1 (c + C'v)` of the last step.
     pub fn x(&self, blk: &DualBlock<B>, data: &DualData<B>) -> Result<B::Mat> {
         self.x_of(&blk.v, data)

@@ -161,16 +161,7 @@ impl<B: LinAlg> AltDiff<B> {
             }
         }
         // back to the primal iterate: x from the last v, lam / nu / s unstacked
-        let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| -> Result<Iterate<B>> {
-            let (lam, nu) = unstack(be, &blk.y, dims.p)?;
-            let (_, s) = unstack(be, &blk.s, dims.p)?;
-            Ok(Iterate {
-                x: dk.x(blk, data)?,
-                s,
-                lam,
-                nu,
-            })
-        };
+        let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| dk.primal(blk, data, dims.p);
         let iterate = primal(&fwd, &data)?;
         let tangents = tangents
             .iter()
