@@ -17,7 +17,7 @@
 use num_traits::{Float, One, Zero};
 
 use crate::solver::adjoint::{Grads, closed_forms};
-use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps, unstack};
+use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps};
 use crate::solver::iteration::{Affine, Iterate, Kernel, Slack, Workspace};
 use crate::solver::limit::Limit;
 use crate::solver::status::Status;
@@ -974,17 +974,9 @@ impl<B: LinAlg> AltDiff<B> {
             }
         }
         let w = from_columns(be, r, &w)?;
-        // zeta = H^-1 (g - C'w); q: -zeta, b: w_b + rho A zeta, h: w_h + rho G zeta
-        let mut zeta = seed.clone();
-        be.apply(&mut zeta, Accum::Add, &dual.c, Trans::Yes, &w, -one)?;
-        be.solve_in_place(&self.factor, &mut zeta)?;
-        let (mut b, mut h) = unstack(be, &w, dims.p)?;
-        be.apply(&mut b, Accum::Add, &self.a, Trans::No, &zeta, self.rho)?;
-        be.apply(&mut h, Accum::Add, &self.g, Trans::No, &zeta, self.rho)?;
-        let mut q = zeta.clone();
-        be.axpby(-one, &zeta, zero, &mut q)?;
+        let grads = self.limit_grads(dual, seed, &w)?;
         // a degenerate element's seed went through with w = 0: replaced
-        self.patch_implicit(s, seed, &degenerate, (q, b, h))
+        self.patch_implicit(s, seed, &degenerate, grads)
     }
 
     /// Solves problems with their own `P`, `A`, `G` one after the other (one factorization

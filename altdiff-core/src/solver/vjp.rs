@@ -168,16 +168,28 @@ impl<B: LinAlg> AltDiff<B> {
         let mut cz = be.zeros(dims.p + dims.m, 1)?;
         be.apply(&mut cz, Accum::Replace, &dual.c, Trans::No, &zeta, one)?;
         let w = system.solve(be, &cz)?;
-        // zeta = H^-1 (g - C'w)
-        be.copy_from(&mut zeta, g)?;
-        be.apply(&mut zeta, Accum::Add, &dual.c, Trans::Yes, &w, -one)?;
+        let (q, b, h) = self.limit_grads(dual, g, &w)?;
+        self.with_closed_forms(solution, q, b, h)
+    }
+
+    /// The adjoints from the limit system's `w = S^-1 C H^-1 g` (blocks of any width):
+    /// `zeta = H^-1 (g - C'w)`, then `q: -zeta`, `b: w_b + rho A zeta`, `h: w_h + rho G zeta`.
+    pub(super) fn limit_grads(
+        &self,
+        dual: &DualOps<B>,
+        g: &B::Mat,
+        w: &B::Mat,
+    ) -> Result<(B::Mat, B::Mat, B::Mat)> {
+        let (be, one) = (&self.backend, B::Real::one());
+        let mut zeta = g.clone();
+        be.apply(&mut zeta, Accum::Add, &dual.c, Trans::Yes, w, -one)?;
         be.solve_in_place(&self.factor, &mut zeta)?;
-        let (mut b, mut h) = unstack(be, &w, dims.p)?;
+        let (mut b, mut h) = unstack(be, w, self.dims.p)?;
         be.apply(&mut b, Accum::Add, &self.a, Trans::No, &zeta, self.rho)?;
         be.apply(&mut h, Accum::Add, &self.g, Trans::No, &zeta, self.rho)?;
         let mut q = zeta.clone();
         be.axpby(-one, &zeta, B::Real::zero(), &mut q)?;
-        self.with_closed_forms(solution, q, b, h)
+        Ok((q, b, h))
     }
 
     fn with_closed_forms(
