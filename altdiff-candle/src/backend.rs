@@ -403,16 +403,7 @@ impl<T: CandleReal> LinAlg for CandleBackend<T> {
 
     /// On the host: faer's Cholesky of `P + shift I` from the host copy of `P`.
     fn is_psd_with_shift(&self, p: &CandleOp, shift: T) -> Result<bool> {
-        let mut shifted = p.host.clone();
-        let shift = shift.to_f64_lossy();
-        for i in 0..shifted.nrows().min(shifted.ncols()) {
-            shifted[(i, i)] += shift;
-        }
-        match DenseCholesky::from_owned(shifted, Par::Seq) {
-            Ok(_) => Ok(true),
-            Err(altdiff_core::Error::NotPositiveDefinite { .. }) => Ok(false),
-            Err(other) => Err(other),
-        }
+        DenseCholesky::is_psd_with_shift(p.host.as_ref(), shift.to_f64_lossy(), Par::Seq)
     }
 
     /// On the device: `m * (rows cols')`, one product of the two scales per entry, as the

@@ -94,6 +94,33 @@ impl DenseCholesky {
         Self::from_owned(h, par)
     }
 
+    /// Whether `p + shift I` has a Cholesky factor (the convexity test of
+    /// [`LinAlg::is_psd_with_shift`](altdiff_core::LinAlg::is_psd_with_shift), for every
+    /// backend that keeps `P` as a faer matrix on the host).
+    ///
+    /// # Errors
+    /// Only for other failures than a non-positive pivot.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let p = faer::mat![[1.0, 0.0], [0.0, 0.0]];
+    /// assert!(DenseCholesky::is_psd_with_shift(p.as_ref(), 1e-8, Par::Seq)?);
+    /// assert!(!DenseCholesky::is_psd_with_shift((-&p).as_ref(), 1e-8, Par::Seq)?);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn is_psd_with_shift(p: MatRef<'_, f64>, shift: f64, par: Par) -> Result<bool> {
+        let mut shifted = p.to_owned();
+        for i in 0..shifted.nrows().min(shifted.ncols()) {
+            shifted[(i, i)] += shift;
+        }
+        match Self::from_owned(shifted, par) {
+            Ok(_) => Ok(true),
+            Err(Error::NotPositiveDefinite { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Factors `h` in place, without a copy (only its lower triangle is read).
     ///
     /// # Errors

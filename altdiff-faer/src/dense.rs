@@ -187,15 +187,7 @@ impl LinAlg for FaerBackend {
     }
 
     fn is_psd_with_shift(&self, p: &Mat<f64>, shift: f64) -> Result<bool> {
-        let mut shifted = p.clone();
-        for i in 0..shifted.nrows().min(shifted.ncols()) {
-            shifted[(i, i)] += shift;
-        }
-        match DenseCholesky::from_owned(shifted, self.par) {
-            Ok(_) => Ok(true),
-            Err(altdiff_core::Error::NotPositiveDefinite { .. }) => Ok(false),
-            Err(other) => Err(other),
-        }
+        DenseCholesky::is_psd_with_shift(p.as_ref(), shift, self.par)
     }
 
     fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Mat<f64>) -> Result<()> {
