@@ -400,7 +400,7 @@ fn host_overrides_match(device: &Device) -> TestResult {
     let be = CandleBackend::<f64>::new(device.clone());
     let qp = random_qp(Generator::WellConditioned, 8, 2, 3, 9);
     let op =
-        |m: &altdiff_core::HostMatrix| be.op_from_col_major(m.nrows(), m.ncols(), m.col_major());
+        |m: &altdiff_core::HostMatrix| be.op_from_col_major(m.nrows(), m.ncols(), &m.col_major());
     let (p, a, g) = (op(&qp.p)?, op(&qp.a)?, op(&qp.g)?);
     let factor = be.factor(&p, &a, &g, 1.7)?;
     let c = be.op_stack_rows(&a, &g)?;

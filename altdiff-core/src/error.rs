@@ -126,6 +126,14 @@ pub enum Error {
         /// The value found.
         value: f64,
     },
+    /// A sparse matrix with a malformed structure.
+    #[error("malformed sparse matrix {field}: {reason}")]
+    Sparse {
+        /// Which matrix.
+        field: Field,
+        /// What is wrong, with the offending index.
+        reason: String,
+    },
     /// `P` is not symmetric.
     #[error("P is not symmetric: P[{row}][{col}] - P[{col}][{row}] = {difference:e}")]
     NotSymmetric {

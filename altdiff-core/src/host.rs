@@ -2,7 +2,11 @@
 
 use crate::{Error, Field, Result};
 
-/// A dense matrix on the host, column-major, with the field it stands for.
+/// A matrix on the host with the field it stands for: dense (column-major) or sparse
+/// (compressed sparse columns, CSC, as scipy's `csc_matrix` and MATLAB's sparse arrays).
+///
+/// A sparse matrix keeps its pattern: sparse backends take it as is (no dense copy), dense
+/// backends expand it.
 ///
 /// # Example
 /// ```
@@ -10,13 +14,70 @@ use crate::{Error, Field, Result};
 /// let a = HostMatrix::from_rows(Field::A, &[vec![1.0, 2.0, 3.0]])?;
 /// assert_eq!((a.nrows(), a.ncols()), (1, 3));
 /// assert_eq!(a.get(0, 2), 3.0);
+/// // [[1, 0], [0, 2]] as CSC
+/// let s = HostMatrix::from_csc(Field::P, 2, 2, vec![0, 1, 2], vec![0, 1], vec![1.0, 2.0])?;
+/// assert_eq!((s.nnz(), s.get(1, 1), s.get(0, 1)), (2, 2.0, 0.0));
 /// # Ok::<(), altdiff_core::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostMatrix {
     nrows: usize,
     ncols: usize,
-    data: Vec<f64>,
+    storage: Storage,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Storage {
+    Dense(Vec<f64>),
+    Csc(Csc),
+}
+
+/// A borrowed compressed-sparse-column matrix: column `j` holds the rows
+/// `row_idx[col_ptr[j]..col_ptr[j + 1]]` (strictly increasing) with the same `values`.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Field, HostMatrix};
+/// let s = HostMatrix::from_triplets(Field::G, 2, 2, &[(1, 0, 3.0), (0, 1, 4.0)])?;
+/// let csc = s.csc().unwrap();
+/// assert_eq!((csc.col_ptr, csc.row_idx, csc.values), (&[0, 1, 2][..], &[1, 0][..], &[3.0, 4.0][..]));
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct CscRef<'a> {
+    /// Column starts, `ncols + 1` entries, from 0 to `nnz`.
+    pub col_ptr: &'a [usize],
+    /// Row index of every stored entry.
+    pub row_idx: &'a [usize],
+    /// Value of every stored entry.
+    pub values: &'a [f64],
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Csc {
+    col_ptr: Vec<usize>,
+    row_idx: Vec<usize>,
+    values: Vec<f64>,
+}
+
+impl Csc {
+    fn as_ref(&self) -> CscRef<'_> {
+        CscRef {
+            col_ptr: &self.col_ptr,
+            row_idx: &self.row_idx,
+            values: &self.values,
+        }
+    }
+}
+
+impl CscRef<'_> {
+    /// The stored entries `(row, col, value)`, column by column.
+    pub fn entries(&self) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        self.col_ptr
+            .windows(2)
+            .enumerate()
+            .flat_map(move |(j, w)| (w[0]..w[1]).map(move |k| (self.row_idx[k], j, self.values[k])))
+    }
 }
 
 impl HostMatrix {
@@ -31,7 +92,198 @@ impl HostMatrix {
         data: Vec<f64>,
     ) -> Result<Self> {
         check_len(field, nrows, ncols, data.len())?;
-        Ok(Self { nrows, ncols, data })
+        Ok(Self::dense(nrows, ncols, data))
+    }
+
+    fn dense(nrows: usize, ncols: usize, data: Vec<f64>) -> Self {
+        Self {
+            nrows,
+            ncols,
+            storage: Storage::Dense(data),
+        }
+    }
+
+    /// A sparse matrix from compressed sparse columns (see [`CscRef`]).
+    ///
+    /// # Errors
+    /// [`Error::Sparse`] naming the field when the structure is malformed: `col_ptr` not of
+    /// length `ncols + 1`, not starting at 0, decreasing, or not ending at the number of
+    /// entries; a row index out of range or not strictly increasing within its column;
+    /// `row_idx` and `values` of different lengths.
+    pub fn from_csc(
+        field: Field,
+        nrows: usize,
+        ncols: usize,
+        col_ptr: Vec<usize>,
+        row_idx: Vec<usize>,
+        values: Vec<f64>,
+    ) -> Result<Self> {
+        let fail = |reason: String| Err(Error::Sparse { field, reason });
+        if col_ptr.len() != ncols + 1 {
+            return fail(format!(
+                "col_ptr has {} entries, expected ncols + 1 = {}",
+                col_ptr.len(),
+                ncols + 1
+            ));
+        }
+        if row_idx.len() != values.len() {
+            return fail(format!(
+                "{} row indices but {} values",
+                row_idx.len(),
+                values.len()
+            ));
+        }
+        if col_ptr[0] != 0 || col_ptr[ncols] != values.len() {
+            return fail(format!(
+                "col_ptr must run from 0 to the number of entries {}, got {}..{}",
+                values.len(),
+                col_ptr[0],
+                col_ptr[ncols]
+            ));
+        }
+        for (j, w) in col_ptr.windows(2).enumerate() {
+            if w[0] > w[1] {
+                return fail(format!("col_ptr decreases at column {j}"));
+            }
+            let rows = &row_idx[w[0]..w[1]];
+            if let Some(&i) = rows.iter().find(|&&i| i >= nrows) {
+                return fail(format!("row index {i} in column {j} is not below {nrows}"));
+            }
+            if rows.windows(2).any(|r| r[0] >= r[1]) {
+                return fail(format!(
+                    "row indices of column {j} are not strictly increasing"
+                ));
+            }
+        }
+        Ok(Self {
+            nrows,
+            ncols,
+            storage: Storage::Csc(Csc {
+                col_ptr,
+                row_idx,
+                values,
+            }),
+        })
+    }
+
+    /// A sparse matrix from `(row, col, value)` triplets in any order; duplicates are summed.
+    ///
+    /// # Errors
+    /// [`Error::Sparse`] when an index is out of range.
+    pub fn from_triplets(
+        field: Field,
+        nrows: usize,
+        ncols: usize,
+        triplets: &[(usize, usize, f64)],
+    ) -> Result<Self> {
+        if let Some(&(i, j, _)) = triplets.iter().find(|(i, j, _)| *i >= nrows || *j >= ncols) {
+            return Err(Error::Sparse {
+                field,
+                reason: format!("entry ({i}, {j}) is outside {nrows} x {ncols}"),
+            });
+        }
+        let mut sorted = triplets.to_vec();
+        sorted.sort_unstable_by_key(|&(i, j, _)| (j, i));
+        let mut col_ptr = vec![0; ncols + 1];
+        let (mut row_idx, mut values) = (Vec::new(), Vec::<f64>::new());
+        let mut last = None;
+        for (i, j, v) in sorted {
+            if last == Some((i, j)) {
+                *values.last_mut().expect("a previous entry") += v;
+                continue;
+            }
+            last = Some((i, j));
+            row_idx.push(i);
+            values.push(v);
+            col_ptr[j + 1] += 1;
+        }
+        for j in 0..ncols {
+            col_ptr[j + 1] += col_ptr[j];
+        }
+        Self::from_csc(field, nrows, ncols, col_ptr, row_idx, values)
+    }
+
+    /// The nonzero entries of a dense matrix as a sparse one (a sparse matrix is kept).
+    #[must_use]
+    pub fn to_sparse(&self) -> Self {
+        match &self.storage {
+            Storage::Csc(_) => self.clone(),
+            Storage::Dense(data) => {
+                let mut col_ptr = vec![0];
+                let (mut row_idx, mut values) = (Vec::new(), Vec::new());
+                for column in data.chunks_exact(self.nrows.max(1)).take(self.ncols) {
+                    for (i, &v) in column.iter().enumerate() {
+                        if v != 0.0 {
+                            row_idx.push(i);
+                            values.push(v);
+                        }
+                    }
+                    col_ptr.push(values.len());
+                }
+                col_ptr.resize(self.ncols + 1, values.len());
+                Self {
+                    nrows: self.nrows,
+                    ncols: self.ncols,
+                    storage: Storage::Csc(Csc {
+                        col_ptr,
+                        row_idx,
+                        values,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Whether the matrix is stored sparse.
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.storage, Storage::Csc(_))
+    }
+
+    /// The compressed columns of a sparse matrix (`None` when dense).
+    pub fn csc(&self) -> Option<CscRef<'_>> {
+        match &self.storage {
+            Storage::Csc(csc) => Some(csc.as_ref()),
+            Storage::Dense(_) => None,
+        }
+    }
+
+    /// The number of stored entries (`nrows * ncols` when dense).
+    pub fn nnz(&self) -> usize {
+        match &self.storage {
+            Storage::Dense(data) => data.len(),
+            Storage::Csc(csc) => csc.values.len(),
+        }
+    }
+
+    /// The stored values: column-major entries when dense, the CSC values when sparse.
+    pub fn values(&self) -> &[f64] {
+        match &self.storage {
+            Storage::Dense(data) => data,
+            Storage::Csc(csc) => &csc.values,
+        }
+    }
+
+    /// `y = self * x` (`x` of length `ncols`).
+    ///
+    /// # Panics
+    /// When `x.len() != ncols`.
+    pub fn mul_vec(&self, x: &[f64]) -> Vec<f64> {
+        assert_eq!(x.len(), self.ncols, "mul_vec: x has the wrong length");
+        let mut y = vec![0.0; self.nrows];
+        self.for_each_entry(|i, j, v| y[i] += v * x[j]);
+        y
+    }
+
+    /// Calls `f(row, col, value)` for every stored entry, column by column.
+    pub fn for_each_entry(&self, mut f: impl FnMut(usize, usize, f64)) {
+        match &self.storage {
+            Storage::Dense(data) => {
+                for (k, &v) in data.iter().enumerate() {
+                    f(k % self.nrows, k / self.nrows, v);
+                }
+            }
+            Storage::Csc(csc) => csc.as_ref().entries().for_each(|(i, j, v)| f(i, j, v)),
+        }
     }
 
     /// A matrix from row-major data.
@@ -68,16 +320,12 @@ impl HostMatrix {
                 data.push(f(i, j));
             }
         }
-        Self { nrows, ncols, data }
+        Self::dense(nrows, ncols, data)
     }
 
-    /// An all-zero matrix.
+    /// An all-zero (dense) matrix.
     pub fn zeros(nrows: usize, ncols: usize) -> Self {
-        Self {
-            nrows,
-            ncols,
-            data: vec![0.0; nrows * ncols],
-        }
+        Self::dense(nrows, ncols, vec![0.0; nrows * ncols])
     }
 
     /// Number of rows.
@@ -96,12 +344,27 @@ impl HostMatrix {
     /// When the index is out of bounds.
     pub fn get(&self, row: usize, col: usize) -> f64 {
         assert!(row < self.nrows && col < self.ncols, "index out of bounds");
-        self.data[col * self.nrows + row]
+        match &self.storage {
+            Storage::Dense(data) => data[col * self.nrows + row],
+            Storage::Csc(csc) => {
+                let (start, end) = (csc.col_ptr[col], csc.col_ptr[col + 1]);
+                csc.row_idx[start..end]
+                    .binary_search(&row)
+                    .map_or(0.0, |k| csc.values[start + k])
+            }
+        }
     }
 
-    /// The entries, column-major.
-    pub fn col_major(&self) -> &[f64] {
-        &self.data
+    /// The entries, column-major (a sparse matrix is expanded: `nrows * ncols` values).
+    pub fn col_major(&self) -> std::borrow::Cow<'_, [f64]> {
+        match &self.storage {
+            Storage::Dense(data) => std::borrow::Cow::Borrowed(data),
+            Storage::Csc(_) => {
+                let mut data = vec![0.0; self.nrows * self.ncols];
+                self.for_each_entry(|i, j, v| data[j * self.nrows + i] = v);
+                std::borrow::Cow::Owned(data)
+            }
+        }
     }
 
     /// The rows, as nested vectors (for JSON output).
@@ -115,7 +378,7 @@ impl HostMatrix {
     /// of constraints fits any `n`.
     #[must_use]
     pub fn or_empty_rows(self, ncols: usize) -> Self {
-        if self.nrows == 0 {
+        if self.nrows == 0 && self.ncols != ncols {
             Self::zeros(0, ncols)
         } else {
             self
@@ -123,20 +386,21 @@ impl HostMatrix {
     }
 
     fn check_finite(&self, field: Field) -> Result<()> {
-        for j in 0..self.ncols {
-            for i in 0..self.nrows {
-                let value = self.get(i, j);
-                if !value.is_finite() {
-                    return Err(Error::NonFinite {
-                        field,
-                        row: i,
-                        col: j,
-                        value,
-                    });
-                }
+        let mut found = None;
+        self.for_each_entry(|i, j, v| {
+            if found.is_none() && !v.is_finite() {
+                found = Some((i, j, v));
             }
+        });
+        match found {
+            Some((row, col, value)) => Err(Error::NonFinite {
+                field,
+                row,
+                col,
+                value,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -272,32 +536,40 @@ impl HostQp {
     /// # Panics
     /// When `x.len() != n`.
     pub fn objective(&self, x: &[f64]) -> f64 {
-        let n = self.q.len();
-        assert_eq!(x.len(), n, "x has the wrong length");
-        (0..n)
-            .map(|j| {
-                let px: f64 = x
-                    .iter()
-                    .enumerate()
-                    .map(|(i, xi)| self.p.get(i, j) * xi)
-                    .sum();
-                x[j] * (0.5 * px + self.q[j])
-            })
+        assert_eq!(x.len(), self.q.len(), "x has the wrong length");
+        let px = self.p.mul_vec(x);
+        x.iter()
+            .zip(px.iter().zip(&self.q))
+            .map(|(xi, (pxi, qi))| xi * (0.5 * pxi + qi))
             .sum()
     }
 }
 
-/// Checks `P` for symmetry with [`SYMMETRY_TOL`].
+/// Checks `P` for symmetry with [`SYMMETRY_TOL`] (entry by entry against the transpose;
+/// a sparse `P` in time proportional to its entries).
 fn check_symmetric(p: &HostMatrix) -> Result<()> {
-    let n = p.nrows();
-    let scale = p.col_major().iter().fold(1.0_f64, |s, v| s.max(v.abs()));
+    let scale = p.values().iter().fold(1.0_f64, |s, v| s.max(v.abs()));
     let mut worst = (0, 0, 0.0_f64);
-    for j in 0..n {
-        for i in j + 1..n {
-            let d = p.get(i, j) - p.get(j, i);
-            if d.abs() > worst.2.abs() {
-                worst = (i, j, d);
+    let mut consider = |i: usize, j: usize, d: f64| {
+        if d.abs() > worst.2.abs() {
+            worst = (i.max(j), i.min(j), if i > j { d } else { -d });
+        }
+    };
+    match p.csc() {
+        None => {
+            for j in 0..p.ncols() {
+                for i in j + 1..p.nrows() {
+                    consider(i, j, p.get(i, j) - p.get(j, i));
+                }
             }
+        }
+        Some(_) => {
+            // every stored entry against its mirror (absent entries are zero)
+            p.for_each_entry(|i, j, v| {
+                if i != j {
+                    consider(i, j, v - p.get(j, i));
+                }
+            });
         }
     }
     if worst.2.abs() > SYMMETRY_TOL * scale {
@@ -308,5 +580,110 @@ fn check_symmetric(p: &HostMatrix) -> Result<()> {
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sparse_p() -> HostMatrix {
+        // [[2, 1, 0], [1, 3, 0], [0, 0, 4]]
+        HostMatrix::from_triplets(
+            Field::P,
+            3,
+            3,
+            &[
+                (0, 0, 2.0),
+                (1, 0, 1.0),
+                (0, 1, 0.5),
+                (0, 1, 0.5),
+                (1, 1, 3.0),
+                (2, 2, 4.0),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn triplets_sum_duplicates_and_match_dense() {
+        let p = sparse_p();
+        assert_eq!(p.nnz(), 5);
+        let dense = HostMatrix::from_rows(
+            Field::P,
+            &[
+                vec![2.0, 1.0, 0.0],
+                vec![1.0, 3.0, 0.0],
+                vec![0.0, 0.0, 4.0],
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.col_major(), dense.col_major());
+        assert_eq!(dense.to_sparse(), p);
+        assert_eq!(p.mul_vec(&[1.0, 2.0, 3.0]), dense.mul_vec(&[1.0, 2.0, 3.0]));
+        assert_eq!(p.mul_vec(&[1.0, 2.0, 3.0]), vec![4.0, 7.0, 12.0]);
+    }
+
+    #[test]
+    fn malformed_csc_names_the_field_and_the_problem() {
+        let bad = |col_ptr: Vec<usize>, rows: Vec<usize>, n_vals: usize| {
+            let err =
+                HostMatrix::from_csc(Field::G, 2, 2, col_ptr, rows, vec![1.0; n_vals]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Sparse {
+                        field: Field::G,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            err.to_string()
+        };
+        assert!(bad(vec![0, 1], vec![0], 1).contains("col_ptr has 2 entries"));
+        assert!(bad(vec![0, 1, 2], vec![0, 2], 2).contains("row index 2"));
+        assert!(bad(vec![0, 2, 2], vec![1, 0], 2).contains("strictly increasing"));
+        assert!(bad(vec![0, 1, 3], vec![0, 1], 2).contains("from 0 to"));
+        assert!(bad(vec![0, 1, 2], vec![0, 1], 1).contains("row indices but"));
+        let err = HostMatrix::from_triplets(Field::A, 2, 2, &[(0, 2, 1.0)]).unwrap_err();
+        assert!(err.to_string().contains("(0, 2)"), "{err}");
+    }
+
+    #[test]
+    fn sparse_validation_finds_asymmetry_and_nan() {
+        let qp = |p: HostMatrix| HostQp {
+            p,
+            q: vec![0.0; 3],
+            a: HostMatrix::zeros(0, 3),
+            b: vec![],
+            g: HostMatrix::zeros(0, 3),
+            h: vec![],
+        };
+        assert_eq!(qp(sparse_p()).validate().unwrap().n, 3);
+        // an entry without its mirror
+        let lower_only =
+            HostMatrix::from_triplets(Field::P, 3, 3, &[(0, 0, 1.0), (2, 0, 0.5)]).unwrap();
+        let err = qp(lower_only).validate().unwrap_err();
+        assert!(
+            matches!(err, Error::NotSymmetric { row: 2, col: 0, difference } if (difference - 0.5).abs() < 1e-15),
+            "{err}"
+        );
+        let nan = HostMatrix::from_triplets(Field::P, 3, 3, &[(1, 1, f64::NAN)]).unwrap();
+        let err = qp(nan).validate().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NonFinite {
+                    field: Field::P,
+                    row: 1,
+                    col: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let objective = qp(sparse_p()).objective(&[1.0, 0.0, 1.0]);
+        assert!((objective - 3.0).abs() < 1e-15);
     }
 }

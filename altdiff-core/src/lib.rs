@@ -129,7 +129,7 @@ mod solver;
 pub mod testing;
 
 pub use error::{Error, Field, Result, SettingsError};
-pub use host::{HostMatrix, HostQp, QpDims, SYMMETRY_TOL};
+pub use host::{CscRef, HostMatrix, HostQp, QpDims, SYMMETRY_TOL};
 pub use linalg::{Accum, LinAlg, Trans};
 pub use problem::{Qp, QpParams, QpProblem};
 pub use real::Real;

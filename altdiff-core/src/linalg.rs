@@ -2,7 +2,7 @@
 
 use num_traits::{One, Zero};
 
-use crate::{Real, Result};
+use crate::{HostMatrix, Real, Result};
 
 /// Whether an operator is applied as is or transposed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -91,6 +91,53 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     fn op_to_col_major(&self, op: &Self::Op) -> Result<Vec<Self::Real>>;
     /// `(rows, cols)` of an operator.
     fn op_shape(&self, op: &Self::Op) -> (usize, usize);
+
+    /// An operator from a host matrix, dense or sparse. The default expands a sparse matrix
+    /// ([`HostMatrix::col_major`]); sparse backends keep its pattern.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{Field, HostMatrix, LinAlg, testing::RefBackend};
+    /// let m = HostMatrix::from_triplets(Field::A, 1, 2, &[(0, 1, 5.0)])?;
+    /// let op = RefBackend.op_from_host(&m)?;
+    /// assert_eq!(RefBackend.op_to_col_major(&op)?, vec![0.0, 5.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn op_from_host(&self, m: &HostMatrix) -> Result<Self::Op> {
+        let data: Vec<Self::Real> = m.col_major().iter().map(|&v| Self::Real::of(v)).collect();
+        self.op_from_col_major(m.nrows(), m.ncols(), &data)
+    }
+
+    /// The operator as a host matrix (for validation and output), named `field` in errors.
+    /// The default is dense ([`LinAlg::op_to_col_major`]); sparse backends keep the pattern.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{Field, LinAlg, testing::RefBackend};
+    /// let op = RefBackend.op_from_col_major(1, 2, &[1.0, 2.0])?;
+    /// assert_eq!(RefBackend.op_to_host(&op, Field::A)?.get(0, 1), 2.0);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn op_to_host(&self, op: &Self::Op, field: crate::Field) -> Result<HostMatrix> {
+        let (r, c) = self.op_shape(op);
+        let data = self.op_to_col_major(op)?;
+        HostMatrix::from_col_major(
+            field,
+            r,
+            c,
+            data.into_iter().map(Real::to_f64_lossy).collect(),
+        )
+    }
 
     // ---- operators and the one factorization ----
 

@@ -162,9 +162,7 @@ impl<B: LinAlg> Qp<B> {
     /// Those of [`HostQp::validate`], or a backend error.
     pub fn from_host(backend: &B, host: &HostQp) -> Result<Self> {
         let dims = host.validate()?;
-        let op = |m: &HostMatrix| {
-            backend.op_from_col_major(m.nrows(), m.ncols(), &convert::<B::Real>(m.col_major()))
-        };
+        let op = |m: &HostMatrix| backend.op_from_host(m);
         let params = QpParams::from_host(backend, dims, &host.q, &host.b, &host.h)?;
         Ok(Self {
             dims,
@@ -182,15 +180,7 @@ impl<B: LinAlg> Qp<B> {
     /// [`Error::Dimension`], [`Error::NonFinite`] or [`Error::NotSymmetric`], naming the
     /// field.
     pub fn new(backend: &B, p: B::Op, a: B::Op, g: B::Op, params: QpParams<B>) -> Result<Self> {
-        let host = |field, op: &B::Op| -> Result<HostMatrix> {
-            let (r, c) = backend.op_shape(op);
-            let data = backend
-                .op_to_col_major(op)?
-                .into_iter()
-                .map(Real::to_f64_lossy)
-                .collect();
-            HostMatrix::from_col_major(field, r, c, data)
-        };
+        let host = |field, op: &B::Op| backend.op_to_host(op, field);
         let vector = |m: &B::Mat| -> Result<Vec<f64>> {
             Ok(backend
                 .to_col_major(m)?

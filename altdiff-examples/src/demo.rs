@@ -270,7 +270,7 @@ pub fn frobenius_rel_err(got: &HostMatrix, exact: &HostMatrix) -> f64 {
     let diff: f64 = got
         .col_major()
         .iter()
-        .zip(exact.col_major())
+        .zip(exact.col_major().iter())
         .map(|(a, b)| (a - b).powi(2))
         .sum();
     let norm: f64 = exact.col_major().iter().map(|v| v * v).sum();

@@ -227,7 +227,7 @@ impl<B: LinAlg> TangentSpec<B> {
         let upload = |m: &Option<HostMatrix>, rows: usize| -> Result<B::Mat> {
             match m {
                 Some(m) => {
-                    backend.mat_from_col_major(rows, k, &crate::problem::convert(m.col_major()))
+                    backend.mat_from_col_major(rows, k, &crate::problem::convert(&m.col_major()))
                 }
                 None => backend.zeros(rows, k),
             }

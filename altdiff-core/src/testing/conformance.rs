@@ -1158,7 +1158,7 @@ pub fn vjp_unrolled_is_the_adjoint_of_forward<B: LinAlg<Real = f64>>(be: &B) {
         assert_close(
             "mask tape: grad q",
             &host(be, &grads.q),
-            expected[0].col_major(),
+            &expected[0].col_major(),
             1e-10,
         );
     }

@@ -160,7 +160,7 @@ pub fn rel_diff(got: &HostMatrix, expected: &HostMatrix) -> f64 {
         .fold(1.0_f64, |s, v| s.max(v.abs()));
     got.col_major()
         .iter()
-        .zip(expected.col_major())
+        .zip(expected.col_major().iter())
         .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()))
         / scale
 }
