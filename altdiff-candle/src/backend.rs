@@ -262,6 +262,8 @@ fn accumulate<T: CandleReal>(
 }
 
 impl<T: CandleReal> LinAlg for CandleBackend<T> {
+    altdiff_core::dense_op_grads!();
+
     type Real = T;
     type Mat = Tensor;
     type Op = CandleOp;

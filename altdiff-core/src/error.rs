@@ -187,6 +187,15 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// A bad input of a [`smooth`](crate::smooth) layer or objective (`y`, `u`, a gradient):
+    /// its name and what is wrong with it, with the offending index and value.
+    #[error("invalid input {name}: {problem}")]
+    Input {
+        /// The input's name (`"y"`, `"u"`, `"g"`, `"objective"`).
+        name: &'static str,
+        /// What is wrong.
+        problem: crate::smooth::InputProblem,
+    },
 }
 
 impl Error {

@@ -274,6 +274,26 @@ impl HostMatrix {
         y
     }
 
+    /// Replaces every stored value `v` at `(row, col)` by `f(row, col, v)` (the pattern of a
+    /// sparse matrix stays).
+    pub fn map_entries(&mut self, mut f: impl FnMut(usize, usize, f64) -> f64) {
+        let nrows = self.nrows.max(1);
+        match &mut self.storage {
+            Storage::Dense(data) => {
+                for (k, v) in data.iter_mut().enumerate() {
+                    *v = f(k % nrows, k / nrows, *v);
+                }
+            }
+            Storage::Csc(csc) => {
+                for j in 0..self.ncols {
+                    for k in csc.col_ptr[j]..csc.col_ptr[j + 1] {
+                        csc.values[k] = f(csc.row_idx[k], j, csc.values[k]);
+                    }
+                }
+            }
+        }
+    }
+
     /// Calls `f(row, col, value)` for every stored entry, column by column.
     pub fn for_each_entry(&self, mut f: impl FnMut(usize, usize, f64)) {
         match &self.storage {

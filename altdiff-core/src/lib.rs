@@ -108,6 +108,13 @@
 //! Cholesky) on edge shapes, and checks end-to-end solutions against known iterates, the KKT
 //! oracle, finite differences and clarabel.
 //!
+//! ## Beyond quadratics
+//!
+//! [`smooth`]: any twice-differentiable convex objective with linear constraints
+//! ([`SmoothObjective`]), solved by ADMM with a Newton x-update ([`SmoothSolver`]) and
+//! differentiated the same way; ready-made entropy (constrained softmax) and sparsemax layers
+//! in [`smooth::layers`].
+//!
 //! ## Features
 //!
 //! | Feature | Default | Comment |
@@ -123,6 +130,7 @@ mod linalg;
 mod problem;
 mod real;
 mod settings;
+pub mod smooth;
 mod solver;
 
 #[cfg(feature = "testing")]
@@ -136,6 +144,7 @@ pub use real::Real;
 pub use settings::{
     AdaptiveRho, IterationSpace, Method, Param, Ruiz, Settings, StoppingRule, Tape, Wrt,
 };
+pub use smooth::{SmoothObjective, SmoothSolver};
 pub use solver::{
     AltDiff, BatchSolution, Certificate, Directions, Element, Grads, HostSolution, Iterate,
     Observation, Observer, Solution, Status, TangentKey, VjpMode,

@@ -60,6 +60,10 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     type Op: Clone + Send + Sync + core::fmt::Debug;
     /// The factorization of `H = P + rho (A'A + G'G)`.
     type Factor: Send + Sync + core::fmt::Debug;
+    /// A gradient wrt an operator (`P`, `A`, `G`): a dense block of the operator's shape for
+    /// dense backends ([`dense_op_grads!`](crate::dense_op_grads) declares it), values on
+    /// the operator's sparsity pattern for sparse ones (never an `n x n` dense array).
+    type OpGrad: Clone + Send + Sync + core::fmt::Debug;
 
     /// A short name for messages and tables (`"faer"`, `"ndarray"`).
     fn name(&self) -> &'static str;
@@ -175,6 +179,50 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     ) -> Result<Self::Factor>;
     /// `rhs = H^-1 rhs` with the factorization of [`LinAlg::factor`].
     fn solve_in_place(&self, factor: &Self::Factor, rhs: &mut Self::Mat) -> Result<()>;
+
+    // ---- gradients wrt the operators ----
+
+    /// An all-zero gradient for the operator `op`: its shape (dense) or its pattern (sparse).
+    ///
+    /// # Errors
+    /// A backend error.
+    fn grad_zeros(&self, op: &Self::Op) -> Result<Self::OpGrad>;
+    /// `grad += sum_t alpha_t lhs_t rhs_t'` on the gradient's pattern (each `lhs_t` has the
+    /// gradient's rows, each `rhs_t` its columns, both the same number of columns: a batch
+    /// of outer products is summed).
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{Field, LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_col_major(1, 2, &[0.0, 0.0])?;
+    /// let (u, v) = (be.mat_from_col_major(1, 1, &[2.0])?, be.mat_from_col_major(2, 1, &[1.0, 3.0])?);
+    /// let mut grad = be.grad_zeros(&op)?;
+    /// be.grad_add_outer(&mut grad, &[(0.5, &u, &v)])?;
+    /// assert_eq!(be.grad_to_host(&grad, Field::A)?.col_major().to_vec(), vec![1.0, 3.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn grad_add_outer(
+        &self,
+        grad: &mut Self::OpGrad,
+        terms: &[(Self::Real, &Self::Mat, &Self::Mat)],
+    ) -> Result<()>;
+    /// The gradient on the host (dense, or sparse on the pattern), named `field`.
+    ///
+    /// # Errors
+    /// A backend error.
+    fn grad_to_host(&self, grad: &Self::OpGrad, field: crate::Field) -> Result<HostMatrix>;
+    /// A gradient from a host matrix given by [`LinAlg::grad_to_host`] (same shape and
+    /// pattern; the values changed).
+    ///
+    /// # Errors
+    /// A backend error.
+    fn grad_from_host(&self, host: &HostMatrix) -> Result<Self::OpGrad>;
 
     // ---- elementwise and cone operations ----
 
@@ -416,10 +464,121 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         Ok(crate::kernels::abs_sums(data.chunks_exact(r), r))
     }
 
+    /// Whether the dense `(p + m) x (p + m)` dual-space operator `M = C H^-1 C'` is worth
+    /// forming automatically ([`IterationSpace::Auto`](crate::IterationSpace::Auto), the
+    /// active-set polish, the limit VJP of batches). Dense backends: yes; sparse ones: no
+    /// (it would be dense; they iterate in the primal space, where a step costs
+    /// `O(nnz(L) + nnz(A, G))`).
+    fn dense_dual_space(&self) -> bool {
+        true
+    }
+
+    /// Factors `H` for a new penalty `rho` after `previous` (adaptive rho). The default
+    /// factors afresh; a sparse backend reuses the symbolic analysis of `previous`.
+    ///
+    /// # Errors
+    /// Those of [`LinAlg::factor`].
+    fn refactor(
+        &self,
+        previous: &Self::Factor,
+        p: &Self::Op,
+        a: &Self::Op,
+        g: &Self::Op,
+        rho: Self::Real,
+    ) -> Result<Self::Factor> {
+        let _ = previous;
+        self.factor(p, a, g, rho)
+    }
+
+    /// The rows `rows` of `op`, a new operator. The default goes through the host.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_col_major(3, 1, &[1.0, 2.0, 3.0])?;
+    /// let picked = be.op_select_rows(&op, &[2, 0])?;
+    /// assert_eq!(be.op_to_col_major(&picked)?, vec![3.0, 1.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn op_select_rows(&self, op: &Self::Op, rows: &[usize]) -> Result<Self::Op> {
+        let (r, c) = self.op_shape(op);
+        let data = self.op_to_col_major(op)?;
+        let picked: Vec<Self::Real> = (0..c)
+            .flat_map(|j| rows.iter().map(move |&i| (i, j)))
+            .map(|(i, j)| data[j * r + i])
+            .collect();
+        self.op_from_col_major(rows.len(), c, &picked)
+    }
+
     /// Waits for queued device work (for benchmarks); CPU backends return at once.
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// Declares [`LinAlg::OpGrad`] as the backend's dense block and implements the gradient
+/// methods with [`LinAlg::gemm_nt`] and the host transfers: for dense backends, inside their
+/// `impl LinAlg`.
+///
+/// # Example
+/// ```ignore
+/// impl LinAlg for MyDenseBackend {
+///     type Mat = MyMat;
+///     altdiff_core::dense_op_grads!();
+///     // ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! dense_op_grads {
+    () => {
+        type OpGrad = <Self as $crate::LinAlg>::Mat;
+
+        fn grad_zeros(&self, op: &Self::Op) -> $crate::Result<Self::OpGrad> {
+            let (rows, cols) = $crate::LinAlg::op_shape(self, op);
+            $crate::LinAlg::zeros(self, rows, cols)
+        }
+
+        fn grad_add_outer(
+            &self,
+            grad: &mut Self::OpGrad,
+            terms: &[(Self::Real, &Self::Mat, &Self::Mat)],
+        ) -> $crate::Result<()> {
+            for &(alpha, lhs, rhs) in terms {
+                $crate::LinAlg::gemm_nt(self, grad, $crate::Accum::Add, lhs, rhs, alpha)?;
+            }
+            Ok(())
+        }
+
+        fn grad_to_host(
+            &self,
+            grad: &Self::OpGrad,
+            field: $crate::Field,
+        ) -> $crate::Result<$crate::HostMatrix> {
+            let (rows, cols) = $crate::LinAlg::shape(self, grad);
+            let data = $crate::LinAlg::to_col_major(self, grad)?;
+            $crate::HostMatrix::from_col_major(
+                field,
+                rows,
+                cols,
+                data.into_iter().map($crate::Real::to_f64_lossy).collect(),
+            )
+        }
+
+        fn grad_from_host(&self, host: &$crate::HostMatrix) -> $crate::Result<Self::OpGrad> {
+            let data: Vec<Self::Real> = host
+                .col_major()
+                .iter()
+                .map(|&v| <Self::Real as $crate::Real>::of(v))
+                .collect();
+            $crate::LinAlg::mat_from_col_major(self, host.nrows(), host.ncols(), &data)
+        }
+    };
 }
 
 /// `diag(rows) data diag(cols)` for column-major `data` with `r` rows.

@@ -389,6 +389,10 @@ pub struct Settings {
     pub rho: f64,
     /// Iteration bound, `>= 1` (default 10 000). [`StoppingRule::Fixed`] runs its own count.
     pub max_iter: usize,
+    /// Wall-clock bound on a solve's iterations (default none): when it passes, the solve
+    /// ends with [`Status::TimeLimit`](crate::Status::TimeLimit) and its last iterate. Setup
+    /// (factorization) is not counted; batches ignore it.
+    pub time_limit: Option<std::time::Duration>,
     /// The stopping rule (default [`StoppingRule::Residual`] with 1e-6, 1e-6).
     pub stopping: StoppingRule,
     /// Iterations between convergence checks, `>= 1` (default 1). Each check reads scalars
@@ -443,6 +447,7 @@ impl Default for Settings {
         Self {
             rho: 1.0,
             max_iter: 10_000,
+            time_limit: None,
             stopping: StoppingRule::default(),
             check_every: 1,
             wrt: Wrt::none(),
@@ -470,6 +475,20 @@ impl Settings {
     #[must_use]
     pub fn with_max_iter(mut self, max_iter: usize) -> Self {
         self.max_iter = max_iter;
+        self
+    }
+
+    /// Sets [`Settings::time_limit`].
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::Settings;
+    /// let s = Settings::default().with_time_limit(std::time::Duration::from_secs(10));
+    /// assert_eq!(s.time_limit, Some(std::time::Duration::from_secs(10)));
+    /// ```
+    #[must_use]
+    pub fn with_time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.time_limit = Some(limit);
         self
     }
 

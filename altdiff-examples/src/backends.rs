@@ -16,6 +16,8 @@ use crate::CliError;
 pub enum BackendKind {
     /// `altdiff-faer`: dense faer matrices (feature `faer`).
     Faer,
+    /// `altdiff-faer`'s sparse backend: CSC operators, sparse Cholesky (feature `faer`).
+    FaerSparse,
     /// `altdiff-ndarray`: ndarray arrays, faer factorizations (feature `ndarray`).
     Ndarray,
     /// `altdiff-candle`: candle tensors in `f64` on the CPU device (feature `candle`).
@@ -27,6 +29,8 @@ pub enum BackendKind {
 const COMPILED: &[BackendKind] = &[
     #[cfg(feature = "faer")]
     BackendKind::Faer,
+    #[cfg(feature = "faer")]
+    BackendKind::FaerSparse,
     #[cfg(feature = "ndarray")]
     BackendKind::Ndarray,
     #[cfg(feature = "candle")]
@@ -61,6 +65,7 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Faer => "faer",
+            BackendKind::FaerSparse => "faer-sparse",
             BackendKind::Ndarray => "ndarray",
             BackendKind::Candle => "candle",
             BackendKind::CandleCuda => "candle-cuda",
@@ -70,7 +75,7 @@ impl BackendKind {
     /// The Cargo feature that compiles this backend in.
     pub fn feature(self) -> &'static str {
         match self {
-            BackendKind::Faer => "faer",
+            BackendKind::Faer | BackendKind::FaerSparse => "faer",
             BackendKind::Ndarray => "ndarray",
             BackendKind::Candle => "candle",
             BackendKind::CandleCuda => "cuda",
@@ -126,6 +131,8 @@ impl BackendKind {
         match self {
             #[cfg(feature = "faer")]
             BackendKind::Faer => job.run(altdiff_faer::FaerBackend::with_par(par)),
+            #[cfg(feature = "faer")]
+            BackendKind::FaerSparse => job.run(altdiff_faer::FaerSparseBackend::with_par(par)),
             #[cfg(feature = "ndarray")]
             BackendKind::Ndarray => job.run(altdiff_ndarray::NdarrayBackend::with_par(par)),
             #[cfg(feature = "candle")]

@@ -12,6 +12,13 @@
 //!   MNIST (IDX files) and CIFAR-10 (binary batches), as train / test splits of `f32` pixels.
 //! * [`classify`] (feature `candle`): the paper's classification experiment, FC - ReLU -
 //!   QP layer - FC trained with Adam on digits, MNIST or CIFAR-10 (`altdiff classify`).
+//! * [`maros`]: the Maros-Meszaros test set, MAT-files (read with `matrw`) mapped to
+//!   `Ax = b`, `Gx <= h` with sparse matrices; [`suite`] runs a directory of them
+//!   (`altdiff suite`) with a time limit and a derivative check.
+//! * [`sparse_gen`]: seeded sparse generators (random of a given density, Lasso,
+//!   portfolio with a factor model) for sizes up to 1e5.
+//! * [`layer_cli`]: `altdiff layer`, the softmax / sparsemax layers (and their constrained
+//!   variants) of `altdiff_core::smooth` with Jacobians or a VJP, as JSON.
 //! * [`CliError`]: every failure of the program, printed as one line (exit code 2).
 
 #![warn(missing_docs)]
@@ -26,10 +33,14 @@ pub mod datasets;
 pub mod demo;
 pub mod derivatives;
 mod error;
+pub mod layer_cli;
+pub mod maros;
 pub mod npz_file;
 pub mod plot;
 pub mod problem_file;
 mod rng;
+pub mod sparse_gen;
+pub mod suite;
 
 pub use error::CliError;
 

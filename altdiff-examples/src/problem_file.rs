@@ -102,16 +102,27 @@ impl ProblemFile {
     }
 }
 
-/// Reads a problem from a `.json` or `.npz` file (by extension; JSON otherwise).
+/// Reads a problem from a `.json`, `.npz` or `.mat` file (by extension; JSON otherwise). A
+/// `.mat` file is a Maros-Meszaros problem ([`crate::maros`]: sparse matrices, the constant
+/// `r` of its objective dropped).
 ///
 /// # Errors
-/// As [`ProblemFile::read`] and [`crate::npz_file::read_npz`], then validation.
+/// As [`ProblemFile::read`], [`crate::npz_file::read_npz`] and
+/// [`crate::maros::read_maros`] (a format error naming the file), then validation.
 pub fn read_problem(path: &Path) -> Result<HostQp, CliError> {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
-    {
+    let extension = |ext: &str| {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    };
+    if extension("npz") {
         crate::npz_file::read_npz(path)
+    } else if extension("mat") {
+        crate::maros::read_maros(path)
+            .map(|problem| problem.qp)
+            .map_err(|err| CliError::Format {
+                path: path.to_path_buf(),
+                message: err.to_string(),
+            })
     } else {
         ProblemFile::read(path)?.to_host()
     }

@@ -39,9 +39,10 @@ fn solve_json(args: &[&str]) -> (i32, ResultFile) {
 
 #[test]
 fn solves_the_tiny_qp_with_jacobians_on_every_backend() {
+    // faer-sparse: the same iterates from CSC operators and the sparse Cholesky
     let path = write("tiny.json", TINY);
     let mut results = Vec::new();
-    for backend in ["faer", "ndarray", "candle"] {
+    for backend in ["faer", "faer-sparse", "ndarray", "candle"] {
         let (code, r) = solve_json(&[
             "solve",
             path.to_str().unwrap(),
@@ -638,4 +639,40 @@ fn method_and_adaptive_rho_options_take_effect() {
         adaptive.iterations,
         fixed.iterations
     );
+}
+
+#[test]
+fn solves_a_maros_meszaros_file_on_the_sparse_and_dense_backends() {
+    // HS21: min 0.01 x1^2 + x2^2 - 100 s.t. 10 x1 - x2 >= 10, 2 <= x1 <= 50, -50 <= x2 <= 50;
+    // x* = (2, 0), objective -99.96 (the constant -100 is not part of the QP)
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/maros_meszaros/HS21.mat"
+    );
+    let mut iterations = Vec::new();
+    for backend in ["faer-sparse", "faer"] {
+        let (code, r) = solve_json(&[
+            "solve",
+            path,
+            "--backend",
+            backend,
+            "--eps-abs",
+            "1e-9",
+            "--eps-rel",
+            "1e-9",
+        ]);
+        assert_eq!((code, r.status.as_str()), (0, "solved"), "{backend}");
+        assert!(
+            (r.x[0] - 2.0).abs() < 1e-6 && r.x[1].abs() < 1e-6,
+            "{backend}: {:?}",
+            r.x
+        );
+        assert!(
+            (r.objective - 0.04).abs() < 1e-6,
+            "{backend}: {}",
+            r.objective
+        );
+        iterations.push(r.iterations);
+    }
+    assert_eq!(iterations[0], iterations[1], "the same iterates");
 }

@@ -69,6 +69,8 @@ fn from_col_major(nrows: usize, ncols: usize, data: &[f64]) -> Mat<f64> {
 }
 
 impl LinAlg for FaerBackend {
+    altdiff_core::dense_op_grads!();
+
     type Real = f64;
     type Mat = Mat<f64>;
     type Op = Mat<f64>;

@@ -1,10 +1,15 @@
-//! # altdiff-faer: the faer backend of altdiff (dense CPU)
+//! # altdiff-faer: the faer backends of altdiff (dense and sparse CPU)
 //!
 //! [`FaerBackend`] implements [`altdiff_core::LinAlg`] on faer's `Mat<f64>`: products with
 //! faer's `matmul`, `H = P + rho (A'A + G'G)` factored once by faer's Cholesky (LL'), and
 //! solves with the factor. Parallelism is a setting of the backend value
 //! ([`FaerBackend::with_par`]); the default is [`Par::Seq`], which is fastest on small
 //! machines (rayon threads are available with this crate's `rayon` feature).
+//!
+//! [`FaerSparseBackend`] is the sparse peer: `P`, `A`, `G` in CSC, `H` factored by faer's
+//! sparse Cholesky ([`SparseCholesky`]: AMD ordering and symbolic analysis once per
+//! pattern, dense rows as a low-rank correction), gradients wrt `P`, `A`, `G` on their
+//! patterns; it scales to problems with 100 000 variables.
 //!
 //! [`DenseCholesky`] is the factorization on faer views; the ndarray backend reuses it on
 //! zero-copy views of its arrays.
@@ -28,7 +33,13 @@
 
 mod cholesky;
 mod dense;
+mod sparse;
+mod sparse_cholesky;
 
 pub use cholesky::DenseCholesky;
 pub use dense::FaerBackend;
 pub use faer::Par;
+pub use sparse::FaerSparseBackend;
+pub use sparse_cholesky::{
+    DenseRows, SparseCholesky, SparseMat, sparse_from_dense, sparse_is_psd_with_shift,
+};

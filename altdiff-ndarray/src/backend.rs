@@ -93,6 +93,8 @@ fn column_major_view(m: &Array2<f64>) -> faer::MatRef<'_, f64> {
 }
 
 impl LinAlg for NdarrayBackend {
+    altdiff_core::dense_op_grads!();
+
     type Real = f64;
     type Mat = Array2<f64>;
     type Op = Array2<f64>;

@@ -87,12 +87,12 @@ pub struct Grads<B: LinAlg> {
     pub b: B::Mat,
     /// `J_h'g` (m x 1).
     pub h: B::Mat,
-    /// Gradient wrt `P` (n x n), symmetric.
-    pub p: Option<B::Mat>,
-    /// Gradient wrt `A` (p x n).
-    pub a: Option<B::Mat>,
-    /// Gradient wrt `G` (m x n).
-    pub g: Option<B::Mat>,
+    /// Gradient wrt `P` (n x n, symmetric; on `P`'s pattern for a sparse backend).
+    pub p: Option<B::OpGrad>,
+    /// Gradient wrt `A` (p x n; on `A`'s pattern for a sparse backend).
+    pub a: Option<B::OpGrad>,
+    /// Gradient wrt `G` (m x n; on `G`'s pattern for a sparse backend).
+    pub g: Option<B::OpGrad>,
 }
 
 /// What the forward solve recorded for the unrolled VJP.
@@ -255,24 +255,22 @@ impl<B: LinAlg> Reverse<'_, B> {
         &self,
         adj: &Adjoint<B>,
         point: [&B::Mat; 3],
-        grads: &mut [B::Mat; 3],
+        grads: &mut [B::OpGrad; 3],
         work: &mut [B::Mat; 2],
     ) -> Result<()> {
         let (be, one, rho) = (self.backend, B::Real::one(), self.rho);
         let [x, u, w] = point;
         let [gp, ga, gg] = grads;
-        be.gemm_nt(gp, Accum::Add, &adj.y, x, one)?;
+        be.grad_add_outer(gp, &[(one, &adj.y, x)])?;
         let [ay, gy] = work;
         // A: u y' + (rho A y - b_bar) x'
         be.apply(ay, Accum::Replace, self.a, Trans::No, &adj.y, rho)?;
         be.axpby(-one, &adj.b_bar, one, ay)?;
-        be.gemm_nt(ga, Accum::Add, u, &adj.y, one)?;
-        be.gemm_nt(ga, Accum::Add, ay, x, one)?;
+        be.grad_add_outer(ga, &[(one, u, &adj.y), (one, ay, x)])?;
         // G: w y' + (rho G y - h_bar) x'
         be.apply(gy, Accum::Replace, self.g, Trans::No, &adj.y, rho)?;
         be.axpby(-one, &adj.h_bar, one, gy)?;
-        be.gemm_nt(gg, Accum::Add, w, &adj.y, one)?;
-        be.gemm_nt(gg, Accum::Add, gy, x, one)
+        be.grad_add_outer(gg, &[(one, w, &adj.y), (one, gy, x)])
     }
 
     /// The vector gradients from the sums: `q = sum y`, `b = sum b_bar - A sum rho_k y`,
@@ -300,35 +298,32 @@ impl<B: LinAlg> Reverse<'_, B> {
 }
 
 /// The OptNet closed forms at a solution `(x, lam, nu)` from the vector gradients:
-/// `P = (d x' + x d')/2`, `A = lam d' - gb x'`, `G = nu d' - gh x'` with `d = gq`.
+/// `P = (d x' + x d')/2`, `A = lam d' - gb x'`, `G = nu d' - gh x'` with `d = gq`, on the
+/// patterns of the operators `ops = [P, A, G]`. Blocks of `k` columns sum `k` elements.
 pub(crate) fn closed_forms<B: LinAlg>(
     backend: &B,
+    ops: [&B::Op; 3],
     point: [&B::Mat; 3],
     grads: [&B::Mat; 3],
-    dims: crate::QpDims,
-) -> Result<[B::Mat; 3]> {
+) -> Result<[B::OpGrad; 3]> {
     let (be, one, half) = (backend, B::Real::one(), B::Real::of(0.5));
     let [x, lam, nu] = point;
     let [d, gb, gh] = grads;
-    let mut p = be.zeros(dims.n, dims.n)?;
-    be.gemm_nt(&mut p, Accum::Replace, d, x, half)?;
-    be.gemm_nt(&mut p, Accum::Add, x, d, half)?;
-    let mut a = be.zeros(dims.p, dims.n)?;
-    be.gemm_nt(&mut a, Accum::Replace, lam, d, one)?;
-    be.gemm_nt(&mut a, Accum::Add, gb, x, -one)?;
-    let mut g = be.zeros(dims.m, dims.n)?;
-    be.gemm_nt(&mut g, Accum::Replace, nu, d, one)?;
-    be.gemm_nt(&mut g, Accum::Add, gh, x, -one)?;
+    let [p_op, a_op, g_op] = ops;
+    let mut p = be.grad_zeros(p_op)?;
+    be.grad_add_outer(&mut p, &[(half, d, x), (half, x, d)])?;
+    let mut a = be.grad_zeros(a_op)?;
+    be.grad_add_outer(&mut a, &[(one, lam, d), (-one, gb, x)])?;
+    let mut g = be.grad_zeros(g_op)?;
+    be.grad_add_outer(&mut g, &[(one, nu, d), (-one, gh, x)])?;
     Ok([p, a, g])
 }
 
-/// `(M + M')/2` of a square block, on the host.
-pub(crate) fn symmetrize<B: LinAlg>(backend: &B, m: &B::Mat) -> Result<B::Mat> {
-    let (n, _) = backend.shape(m);
-    let v = backend.to_col_major(m)?;
-    let half = B::Real::of(0.5);
-    let sym: Vec<B::Real> = (0..n * n)
-        .map(|idx| (v[idx] + v[(idx % n) * n + idx / n]) * half)
-        .collect();
-    backend.mat_from_col_major(n, n, &sym)
+/// `(M + M')/2` of a square gradient, on the host (a sparse one on its pattern: an entry
+/// whose mirror is not stored is halved).
+pub(crate) fn symmetrize<B: LinAlg>(backend: &B, m: &B::OpGrad) -> Result<B::OpGrad> {
+    let host = backend.grad_to_host(m, crate::Field::P)?;
+    let mut sym = host.clone();
+    sym.map_entries(|i, j, v| 0.5 * (v + host.get(j, i)));
+    backend.grad_from_host(&sym)
 }

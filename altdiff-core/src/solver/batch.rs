@@ -708,7 +708,7 @@ impl<B: LinAlg> AltDiff<B> {
         let dual = match self.settings.iteration {
             crate::IterationSpace::Primal => false,
             crate::IterationSpace::Dual => true,
-            crate::IterationSpace::Auto => r > 0 && r <= dims.n,
+            crate::IterationSpace::Auto => r > 0 && r <= dims.n && be.dense_dual_space(),
         };
         if dual {
             let kernel = DualKernel {
@@ -811,10 +811,18 @@ impl<B: LinAlg> AltDiff<B> {
         };
         let (q, b, h) = match mode {
             VjpMode::Kkt => self.kkt_adjoints(&it.s, &it.nu, &seed, &usable)?,
-            VjpMode::Limit => self.limit_adjoints(&it.s, &seed, &usable)?,
+            // without a dense dual space (sparse backends) the limit is iterated instead
+            VjpMode::Limit if self.dual.is_some() || be.dense_dual_space() => {
+                self.limit_adjoints(&it.s, &seed, &usable)?
+            }
             _ => self.implicit_adjoint(&self.batch_mask(&it.s)?, &seed)?,
         };
-        let [p, a, gm] = closed_forms(be, [&x, &lam, &nu], [&q, &b, &h], dims)?;
+        let [p, a, gm] = closed_forms(
+            be,
+            [&self.p, &self.a, &self.g],
+            [&x, &lam, &nu],
+            [&q, &b, &h],
+        )?;
         let grads = Grads {
             q,
             b,

@@ -54,11 +54,16 @@ impl<B: LinAlg> AltDiff<B> {
         let mut tape = self.new_tape();
         let rule = self.settings.stopping;
         let (limit, mut status) = self.iteration_limit();
+        let deadline = self.deadline();
         let mut iterations = 0;
         let mut monitor = Monitor::new();
         let certifier = self.certifier();
         let mut certificate = None;
         while iterations < limit {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                status = Status::TimeLimit;
+                break;
+            }
             iterations += 1;
             // with the polish on, the residual test (two products with C') runs every few
             // iterations only: the polish, tried once the mask settles, usually ends first
@@ -173,7 +178,10 @@ impl<B: LinAlg> AltDiff<B> {
             && !specs.is_empty()
             && matches!(
                 status,
-                Status::Solved | Status::MaxIterations | Status::FixedIterations
+                Status::Solved
+                    | Status::MaxIterations
+                    | Status::TimeLimit
+                    | Status::FixedIterations
             );
         if limit_tangents {
             let system = match limit_system {

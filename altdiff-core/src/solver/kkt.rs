@@ -40,34 +40,13 @@ impl<B: LinAlg> KktSystem<B> {
         dims: QpDims,
     ) -> Result<Self> {
         let [p, a, g] = ops;
-        let (n, r) = (dims.n, dims.p + active.len());
-        let a_data = backend.op_to_col_major(a)?;
-        let g_data = backend.op_to_col_major(g)?;
-        let entry = |row: usize, col: usize| -> B::Real {
-            if row < dims.p {
-                a_data[col * dims.p + row]
-            } else {
-                g_data[col * dims.m + active[row - dims.p]]
-            }
-        };
-        let mut c_data = Vec::with_capacity(r * n);
-        let mut g_act = Vec::with_capacity(active.len() * n);
-        for col in 0..n {
-            c_data.extend((0..r).map(|row| entry(row, col)));
-            g_act.extend((dims.p..r).map(|row| entry(row, col)));
-        }
-        let c = backend.op_from_col_major(r, n, &c_data)?;
-        let g_act = backend.op_from_col_major(active.len(), n, &g_act)?;
+        let r = dims.p + active.len();
+        // C = [A; G_act] and H_C stay in the backend's operator format (sparse stays sparse)
+        let g_act = backend.op_select_rows(g, &active)?;
+        let c = backend.op_stack_rows(a, &g_act)?;
         let h_c = backend.factor(p, a, &g_act, rho)?;
-        // S = C H_C^-1 C'
-        let ct: Vec<B::Real> = (0..r)
-            .flat_map(|row| (0..n).map(move |col| (row, col)))
-            .map(|(row, col)| entry(row, col))
-            .collect();
-        let mut x = backend.mat_from_col_major(n, r, &ct)?;
-        backend.solve_in_place(&h_c, &mut x)?;
-        let mut s = backend.zeros(r, r)?;
-        backend.apply(&mut s, Accum::Replace, &c, Trans::No, &x, B::Real::one())?;
+        // S = C H_C^-1 C' (r x r, dense)
+        let (s, _) = backend.gram_inverse(&h_c, &c, false)?;
         let s_op = backend.op_from_col_major(r, r, &backend.to_col_major(&s)?)?;
         let none = backend.op_from_col_major(0, r, &[])?;
         let schur = backend

@@ -162,9 +162,10 @@ impl<B: LinAlg> AltDiff<B> {
             IterationSpace::Primal => false,
             IterationSpace::Dual => true,
             // worth its setup when Jacobian blocks are carried and r is not much above n
-            IterationSpace::Auto if settings.limit => r > 0,
+            IterationSpace::Auto if settings.limit => r > 0 && backend.dense_dual_space(),
             IterationSpace::Auto => {
-                settings.method == Method::AltDiff
+                backend.dense_dual_space()
+                    && settings.method == Method::AltDiff
                     && !specs.is_empty()
                     && specs.iter().all(|(_, s)| !s.has_matrices())
                     && settings.tape != Tape::Full
@@ -219,6 +220,12 @@ impl<B: LinAlg> AltDiff<B> {
     /// The backend.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The factorization of `H = P + rho (A'A + G'G)` made at setup (of the scaled problem
+    /// when scaling is on).
+    pub fn factor(&self) -> &B::Factor {
+        &self.factor
     }
 
     /// The problem sizes.
@@ -513,12 +520,17 @@ impl<B: LinAlg> AltDiff<B> {
         let alpha = B::Real::of(self.settings.alpha);
         let rule = self.settings.stopping;
         let (limit, mut status) = self.iteration_limit();
+        let deadline = self.deadline();
         let mut iterations = 0;
         let mut last: Option<Measures<B::Real>> = None;
         let mut monitor = Monitor::new();
         let certifier = self.certifier();
         let mut certificate = None;
         while iterations < limit {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                status = Status::TimeLimit;
+                break;
+            }
             iterations += 1;
             let check = self.is_check(iterations, limit);
             let prev = if check {
@@ -609,7 +621,9 @@ impl<B: LinAlg> AltDiff<B> {
                 {
                     // refactor H with the new penalty; the affine terms follow it
                     rho = proposal;
-                    let factor = std::sync::Arc::new(be.factor(&self.p, &self.a, &self.g, rho)?);
+                    let previous = refactored.as_deref().unwrap_or(&self.factor);
+                    let factor = be.refactor(previous, &self.p, &self.a, &self.g, rho)?;
+                    let factor = std::sync::Arc::new(factor);
                     if let Some(tape) = &mut tape {
                         tape.segments.push((iterations, rho, factor.clone()));
                     }
@@ -710,7 +724,10 @@ impl<B: LinAlg> AltDiff<B> {
             && !specs.is_empty()
             && matches!(
                 status,
-                Status::Solved | Status::MaxIterations | Status::FixedIterations
+                Status::Solved
+                    | Status::MaxIterations
+                    | Status::TimeLimit
+                    | Status::FixedIterations
             )
         {
             solution.tangents = self.kkt_tangents(&solution, specs)?;
@@ -725,6 +742,13 @@ impl<B: LinAlg> AltDiff<B> {
             StoppingRule::Fixed(k) => (k, Status::FixedIterations),
             _ => (self.settings.max_iter, Status::MaxIterations),
         }
+    }
+
+    /// When the iterations must stop ([`Settings::time_limit`] from now).
+    fn deadline(&self) -> Option<std::time::Instant> {
+        self.settings
+            .time_limit
+            .map(|limit| std::time::Instant::now() + limit)
     }
 
     /// Whether iteration `iterations` (1-based) checks convergence: every `check_every`

@@ -287,11 +287,16 @@ impl<B: LinAlg> Scaling<B> {
     /// The gradients of the scaled parameters mapped to the user's: `R grad_bar`.
     pub fn grads(&self, backend: &B, grads: Grads<B>) -> Result<Grads<B>> {
         let root_c = self.root_c_d();
-        let matrix = |m: &Option<B::Mat>, rows: &[f64], cols: &[f64]| -> Result<Option<B::Mat>> {
-            m.as_ref()
-                .map(|m| scaled(backend, m, rows, Some(cols)))
-                .transpose()
-        };
+        let matrix =
+            |m: &Option<B::OpGrad>, rows: &[f64], cols: &[f64]| -> Result<Option<B::OpGrad>> {
+                m.as_ref()
+                    .map(|m| {
+                        let mut host = backend.grad_to_host(m, crate::Field::P)?;
+                        host.map_entries(|i, j, v| rows[i] * v * cols[j]);
+                        backend.grad_from_host(&host)
+                    })
+                    .transpose()
+            };
         Ok(Grads {
             q: scaled(backend, &grads.q, &self.param_scale(Param::Q), None)?,
             b: scaled(backend, &grads.b, &self.e_a, None)?,

@@ -28,6 +28,9 @@ pub enum Status {
     /// The objective is unbounded below on the feasible set; see
     /// [`Solution::certificate`](crate::Solution::certificate).
     DualInfeasible,
+    /// [`Settings::time_limit`](crate::Settings::time_limit) passed before the stopping rule
+    /// was met (the last iterate is returned, as for [`Status::MaxIterations`]).
+    TimeLimit,
 }
 
 impl Status {
@@ -40,7 +43,14 @@ impl Status {
             Status::NumericalError => "numerical_error",
             Status::PrimalInfeasible => "primal_infeasible",
             Status::DualInfeasible => "dual_infeasible",
+            Status::TimeLimit => "time_limit",
         }
+    }
+
+    /// Whether the iteration was cut short by a bound (iterations or time): the last iterate
+    /// is usable, but not converged.
+    pub fn is_truncated(self) -> bool {
+        matches!(self, Status::MaxIterations | Status::TimeLimit)
     }
 
     /// Whether the stopping rule was met.

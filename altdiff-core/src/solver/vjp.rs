@@ -55,9 +55,9 @@ impl<B: LinAlg> AltDiff<B> {
         let full = !tape.points.is_empty();
         let mut mats = if full {
             Some([
-                be.zeros(dims.n, dims.n)?,
-                be.zeros(dims.p, dims.n)?,
-                be.zeros(dims.m, dims.n)?,
+                be.grad_zeros(&self.p)?,
+                be.grad_zeros(&self.a)?,
+                be.grad_zeros(&self.g)?,
             ])
         } else {
             None
@@ -146,6 +146,10 @@ impl<B: LinAlg> AltDiff<B> {
     /// `q: -zeta`, `b: rho A zeta + w_b`, `h: rho G zeta + w_h` (see [`limit`](super::limit)).
     fn vjp_limit(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
         let Some(dual) = &self.dual else {
+            // a sparse backend has no dense dual space: the limit by iteration
+            if !self.backend.dense_dual_space() {
+                return self.vjp_implicit(solution, g);
+            }
             return self.vjp_kkt(solution, g);
         };
         let (be, dims, one) = (&self.backend, self.dims, B::Real::one());
@@ -201,9 +205,9 @@ impl<B: LinAlg> AltDiff<B> {
     ) -> Result<Grads<B>> {
         let [p, a, g] = closed_forms(
             &self.backend,
+            [&self.p, &self.a, &self.g],
             [solution.x(), solution.lam(), solution.nu()],
             [&q, &b, &h],
-            self.dims,
         )?;
         Ok(Grads {
             q,

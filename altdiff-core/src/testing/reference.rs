@@ -62,6 +62,8 @@ pub struct RefFactor {
 pub struct RefBackend;
 
 impl LinAlg for RefBackend {
+    crate::dense_op_grads!();
+
     type Real = f64;
     type Mat = RefMat;
     type Op = RefMat;

@@ -47,6 +47,12 @@ enum Command {
     /// A batch of the classification layer's QP (shared P, A, G; one q per element): forward
     /// + VJP solved as one block against a loop of single solves, per backend.
     BatchBench(BatchBenchArgs),
+    /// The Maros-Meszaros test set (a directory of MAT-files): every problem solved with a
+    /// time limit, a derivative check (implicit vs KKT VJP), a markdown summary and JSON.
+    Suite(altdiff_examples::suite::SuiteArgs),
+    /// A softmax / sparsemax layer (or their constrained variants, x <= u) solved by
+    /// Newton-ADMM, with the Jacobians wrt y (and u) or a VJP, as JSON.
+    Layer(altdiff_examples::layer_cli::LayerArgs),
     /// The paper's classification experiment: FC - ReLU - QP layer - FC (or without the QP
     /// layer) trained with Adam on digits, MNIST or CIFAR-10; per-epoch loss and accuracy.
     #[cfg(feature = "candle")]
@@ -306,6 +312,8 @@ fn main() -> ExitCode {
         Command::Derivatives(args) => derivatives(args),
         Command::Bench(args) => bench(args),
         Command::BatchBench(args) => batch_bench(args),
+        Command::Suite(args) => altdiff_examples::suite::run_cli(&args),
+        Command::Layer(args) => altdiff_examples::layer_cli::run(&args),
         #[cfg(feature = "candle")]
         Command::Classify(args) => classify(args),
     };
@@ -336,38 +344,25 @@ impl BackendJob for SolveJob<'_> {
                 let n = g.len();
                 let g = backend.mat_from_col_major(n, 1, g)?;
                 let grads = solver.vjp(&solution, &g, mode)?;
-                let dims = problem_dims(self.qp);
                 let vector = |m: &B::Mat| backend.to_col_major(m);
+                // matrix gradients as rows (a sparse backend's: zero off the pattern)
                 let rows =
-                    |m: &Option<B::Mat>, r: usize| -> Result<Option<Vec<Vec<f64>>>, CliError> {
+                    |m: &Option<B::OpGrad>, field| -> Result<Option<Vec<Vec<f64>>>, CliError> {
                         let Some(m) = m else { return Ok(None) };
-                        let v = backend.to_col_major(m)?;
-                        Ok(Some(
-                            (0..r)
-                                .map(|i| (0..dims.n).map(|j| v[j * r + i]).collect())
-                                .collect(),
-                        ))
+                        Ok(Some(backend.grad_to_host(m, field)?.to_rows()))
                     };
                 Some(VjpFile {
                     q: vector(&grads.q)?,
                     b: vector(&grads.b)?,
                     h: vector(&grads.h)?,
-                    p: rows(&grads.p, dims.n)?,
-                    a: rows(&grads.a, dims.p)?,
-                    g: rows(&grads.g, dims.m)?,
+                    p: rows(&grads.p, altdiff_core::Field::P)?,
+                    a: rows(&grads.a, altdiff_core::Field::A)?,
+                    g: rows(&grads.g, altdiff_core::Field::G)?,
                 })
             }
             None => None,
         };
         Ok((solution.to_host(&backend)?, vjp))
-    }
-}
-
-fn problem_dims(qp: &HostQp) -> altdiff_core::QpDims {
-    altdiff_core::QpDims {
-        n: qp.q.len(),
-        p: qp.b.len(),
-        m: qp.h.len(),
     }
 }
 

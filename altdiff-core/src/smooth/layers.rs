@@ -1,0 +1,769 @@
+//! Ready-made objectives ([`Entropy`], [`SquaredDistance`], [`Quadratic`]) and layers
+//! ([`Layer`]: softmax, sparsemax and their constrained variants) with their constraints.
+//!
+//! | layer | objective | constraints | closed form |
+//! |---|---|---|---|
+//! | [`LayerKind::Softmax`] | `sum x_i log x_i - y'x` | `1'x = 1` | `softmax(y)`, Jacobian `diag(s) - s s'` |
+//! | [`LayerKind::CSoftmax`] | `sum x_i log x_i - y'x` | `1'x = 1`, `x <= u` (`x > 0` is the domain) | none |
+//! | [`LayerKind::Sparsemax`] | `|x - y|^2` | `1'x = 1`, `x >= 0` | projection onto the simplex, Jacobian `diag(1_S) - 1_S 1_S'/|S|` |
+//! | [`LayerKind::CSparsemax`] | `|x - y|^2` | `1'x = 1`, `0 <= x <= u` | none |
+//!
+//! The parameter `y` is the objective's (`theta`); `u` is the right-hand side of the
+//! upper-bound rows of `G` (`dx/du` is those columns of `dx/dh`). The sparsemax objective is
+//! quadratic: its `H` is factored once per solve.
+
+use num_traits::{Float, One, Zero};
+
+use crate::smooth::{
+    Hessian, InputProblem, SmoothGrads, SmoothObjective, SmoothParam, SmoothSettings,
+    SmoothSolution, SmoothSolver, check_vector, to_real,
+};
+use crate::{Accum, Error, Field, HostMatrix, LinAlg, Real, Result, Status, Trans};
+
+/// The first problem of `y` as a vector parameter: empty or non-finite.
+fn check_parameter(name: &'static str, y: &[f64]) -> Result<()> {
+    if y.is_empty() {
+        return Err(Error::Input {
+            name,
+            problem: InputProblem::Empty,
+        });
+    }
+    check_vector(name, y, y.len())
+}
+
+/// The entropy objective `f(x) = sum_i x_i log x_i - y'x` on the domain `x > 0`, with
+/// parameter `y` (`E = d_y grad f = -I`).
+///
+/// Its Hessian is `diag(1/x)`; `log` and `1/x` go through the host (`O(n)` per call).
+/// With the constraint `1'x = 1` alone the minimizer is `softmax(y)`.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{LinAlg, smooth::{SmoothObjective, layers::Entropy}, testing::RefBackend};
+/// let be = RefBackend;
+/// let f = Entropy::new(vec![1.0, 0.0])?;
+/// let x = be.mat_from_col_major(2, 1, &[1.0, 0.5])?;
+/// let mut g = be.zeros(2, 1)?;
+/// f.gradient(&be, &x, &mut g)?;                                 // 1 + log x - y
+/// let g = be.to_col_major(&g)?;
+/// assert!(g[0].abs() < 1e-15 && (g[1] - (1.0 + 0.5_f64.ln())).abs() < 1e-15);
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entropy {
+    y: Vec<f64>,
+}
+
+impl Entropy {
+    /// The entropy objective with parameter `y` (its length is `n`).
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming `y` when it is empty or has a NaN or infinite entry.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::{Error, smooth::layers::Entropy};
+    /// assert_eq!(Entropy::new(vec![1.0, 2.0])?.y(), &[1.0, 2.0]);
+    /// assert!(matches!(Entropy::new(vec![f64::NAN]), Err(Error::Input { name: "y", .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn new(y: Vec<f64>) -> Result<Self> {
+        check_parameter("y", &y)?;
+        Ok(Self { y })
+    }
+
+    /// The parameter `y`.
+    pub fn y(&self) -> &[f64] {
+        &self.y
+    }
+}
+
+impl<B: LinAlg> SmoothObjective<B> for Entropy {
+    fn dim(&self) -> usize {
+        self.y.len()
+    }
+
+    fn n_params(&self) -> usize {
+        self.y.len()
+    }
+
+    fn value(&self, be: &B, x: &B::Mat) -> Result<B::Real> {
+        let x = be.to_col_major(x)?;
+        let mut sum = B::Real::zero();
+        for (&xi, &yi) in x.iter().zip(&self.y) {
+            if xi.is_nan() || xi < B::Real::zero() {
+                return Ok(B::Real::infinity());
+            }
+            let entropy = if xi > B::Real::zero() {
+                xi * xi.ln()
+            } else {
+                B::Real::zero()
+            };
+            sum = sum + entropy - B::Real::of(yi) * xi;
+        }
+        Ok(sum)
+    }
+
+    fn gradient(&self, be: &B, x: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        let x = be.to_col_major(x)?;
+        let g: Vec<B::Real> = x
+            .iter()
+            .zip(&self.y)
+            .map(|(&xi, &yi)| B::Real::one() + xi.ln() - B::Real::of(yi))
+            .collect();
+        *out = be.mat_from_col_major(g.len(), 1, &g)?;
+        Ok(())
+    }
+
+    fn hessian(&self, be: &B, x: &B::Mat) -> Result<Hessian<B>> {
+        let x = be.to_col_major(x)?;
+        Ok(Hessian::Diagonal(
+            x.iter().map(|&xi| B::Real::one() / xi).collect(),
+        ))
+    }
+
+    fn mixed_apply(&self, be: &B, _x: &B::Mat, v: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        be.axpby(-B::Real::one(), v, B::Real::zero(), out)
+    }
+
+    fn mixed_apply_t(&self, be: &B, _x: &B::Mat, w: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        be.axpby(-B::Real::one(), w, B::Real::zero(), out)
+    }
+
+    fn max_step(&self, be: &B, x: &B::Mat, dx: &B::Mat) -> Result<B::Real> {
+        let (x, dx) = (be.to_col_major(x)?, be.to_col_major(dx)?);
+        Ok(x.iter()
+            .zip(&dx)
+            .filter(|(_, d)| **d < B::Real::zero())
+            .map(|(&xi, &di)| -xi / di)
+            .fold(B::Real::infinity(), B::Real::min))
+    }
+
+    fn initial_point(&self, be: &B) -> Result<B::Mat> {
+        let n = self.y.len();
+        be.mat_from_col_major(n, 1, &vec![B::Real::of(1.0 / n as f64); n])
+    }
+}
+
+/// The sparsemax objective `f(x) = |x - y|^2` with parameter `y` (`E = -2 I`): quadratic,
+/// Hessian `2 I`, no domain.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{LinAlg, smooth::{SmoothObjective, layers::SquaredDistance}, testing::RefBackend};
+/// let be = RefBackend;
+/// let f = SquaredDistance::new(vec![1.0, 2.0])?;
+/// let x = be.mat_from_col_major(2, 1, &[0.0, 0.0])?;
+/// assert_eq!(SmoothObjective::<RefBackend>::value(&f, &be, &x)?, 5.0);
+/// assert!(SmoothObjective::<RefBackend>::is_quadratic(&f));
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct SquaredDistance {
+    y: Vec<f64>,
+}
+
+impl SquaredDistance {
+    /// The objective `|x - y|^2` (its length is `n`).
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming `y` when it is empty or has a NaN or infinite entry.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::{Error, smooth::layers::SquaredDistance};
+    /// assert_eq!(SquaredDistance::new(vec![0.5])?.y(), &[0.5]);
+    /// assert!(matches!(SquaredDistance::new(vec![]), Err(Error::Input { name: "y", .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn new(y: Vec<f64>) -> Result<Self> {
+        check_parameter("y", &y)?;
+        Ok(Self { y })
+    }
+
+    /// The parameter `y`.
+    pub fn y(&self) -> &[f64] {
+        &self.y
+    }
+}
+
+impl<B: LinAlg> SmoothObjective<B> for SquaredDistance {
+    fn dim(&self) -> usize {
+        self.y.len()
+    }
+
+    fn n_params(&self) -> usize {
+        self.y.len()
+    }
+
+    fn value(&self, be: &B, x: &B::Mat) -> Result<B::Real> {
+        let x = be.to_col_major(x)?;
+        Ok(x.iter()
+            .zip(&self.y)
+            .fold(B::Real::zero(), |acc, (&xi, &yi)| {
+                let d = xi - B::Real::of(yi);
+                acc + d * d
+            }))
+    }
+
+    fn gradient(&self, be: &B, x: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        let y = be.mat_from_col_major(self.y.len(), 1, &to_real::<B::Real>(&self.y))?;
+        let two = B::Real::of(2.0);
+        be.copy_from(out, &y)?;
+        be.axpby(two, x, -two, out)
+    }
+
+    fn hessian(&self, _be: &B, _x: &B::Mat) -> Result<Hessian<B>> {
+        Ok(Hessian::Diagonal(vec![B::Real::of(2.0); self.y.len()]))
+    }
+
+    fn is_quadratic(&self) -> bool {
+        true
+    }
+
+    fn mixed_apply(&self, be: &B, _x: &B::Mat, v: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        be.axpby(B::Real::of(-2.0), v, B::Real::zero(), out)
+    }
+
+    fn mixed_apply_t(&self, be: &B, _x: &B::Mat, w: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        be.axpby(B::Real::of(-2.0), w, B::Real::zero(), out)
+    }
+}
+
+/// The QP objective `f(x) = 1/2 x'Px + q'x` with parameter `q` (`E = I`): the QP as a
+/// special case of [`SmoothSolver`] (constant Hessian, factored once per solve). For QPs the
+/// dedicated [`AltDiff`](crate::AltDiff) has more: scaling, infeasibility detection,
+/// batches, derivatives wrt `P`, `A`, `G`.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{LinAlg, smooth::{SmoothObjective, layers::Quadratic}, testing::RefBackend};
+/// let be = RefBackend;
+/// let p = be.op_from_col_major(1, 1, &[2.0])?;
+/// let f = Quadratic::<RefBackend>::new(&be, p, &[-2.0])?;           // x^2 - 2x
+/// let x = be.mat_from_col_major(1, 1, &[1.0])?;
+/// assert_eq!(f.value(&be, &x)?, -1.0);
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Quadratic<B: LinAlg> {
+    n: usize,
+    p: B::Op,
+    q: B::Mat,
+}
+
+impl<B: LinAlg> Quadratic<B> {
+    /// `1/2 x'Px + q'x` for a symmetric positive semidefinite `P` (n x n).
+    ///
+    /// # Errors
+    /// [`Error::Dimension`] when `P` is not `n x n` for `n = q.len()`, [`Error::NonFinite`]
+    /// for a NaN or infinite entry of `q`, or a backend error.
+    pub fn new(backend: &B, p: B::Op, q: &[f64]) -> Result<Self> {
+        let n = q.len();
+        let got = backend.op_shape(&p);
+        if got != (n, n) {
+            return Err(Error::Dimension {
+                field: Field::P,
+                expected: (n, n),
+                got,
+            });
+        }
+        if let Some(row) = q.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                field: Field::Q,
+                row,
+                col: 0,
+                value: q[row],
+            });
+        }
+        let q = backend.mat_from_col_major(n, 1, &to_real::<B::Real>(q))?;
+        Ok(Self { n, p, q })
+    }
+}
+
+impl<B: LinAlg> SmoothObjective<B> for Quadratic<B> {
+    fn dim(&self) -> usize {
+        self.n
+    }
+
+    fn n_params(&self) -> usize {
+        self.n
+    }
+
+    fn value(&self, be: &B, x: &B::Mat) -> Result<B::Real> {
+        let mut px = be.zeros(self.n, 1)?;
+        be.apply(
+            &mut px,
+            Accum::Replace,
+            &self.p,
+            Trans::No,
+            x,
+            B::Real::one(),
+        )?;
+        Ok(B::Real::of(0.5) * be.dot(&px, x)? + be.dot(&self.q, x)?)
+    }
+
+    fn gradient(&self, be: &B, x: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        be.copy_from(out, &self.q)?;
+        be.apply(out, Accum::Add, &self.p, Trans::No, x, B::Real::one())
+    }
+
+    fn hessian(&self, _be: &B, _x: &B::Mat) -> Result<Hessian<B>> {
+        Ok(Hessian::Matrix(self.p.clone()))
+    }
+
+    fn is_quadratic(&self) -> bool {
+        true
+    }
+
+    fn mixed_apply(&self, be: &B, _x: &B::Mat, v: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        be.copy_from(out, v)
+    }
+
+    fn mixed_apply_t(&self, be: &B, _x: &B::Mat, w: &B::Mat, out: &mut B::Mat) -> Result<()> {
+        be.copy_from(out, w)
+    }
+}
+
+/// A ready-made layer. See the [module docs](self) for the table.
+///
+/// # Example
+/// ```
+/// use altdiff_core::smooth::layers::LayerKind;
+/// assert_eq!(LayerKind::CSparsemax.name(), "csparsemax");
+/// assert!(LayerKind::CSoftmax.has_upper_bound() && !LayerKind::Sparsemax.has_upper_bound());
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LayerKind {
+    /// `min sum x log x - y'x s.t. 1'x = 1`: `softmax(y)`.
+    Softmax,
+    /// `min |x - y|^2 s.t. 1'x = 1, x >= 0`: the projection onto the simplex.
+    Sparsemax,
+    /// The constrained softmax: the entropy layer with `x <= u`.
+    CSoftmax,
+    /// The constrained sparsemax: sparsemax with `x <= u`.
+    CSparsemax,
+}
+
+impl LayerKind {
+    /// Every layer.
+    pub const ALL: [LayerKind; 4] = [
+        LayerKind::Softmax,
+        LayerKind::Sparsemax,
+        LayerKind::CSoftmax,
+        LayerKind::CSparsemax,
+    ];
+
+    /// The layer's name (`"softmax"`, `"sparsemax"`, `"csoftmax"`, `"csparsemax"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerKind::Softmax => "softmax",
+            LayerKind::Sparsemax => "sparsemax",
+            LayerKind::CSoftmax => "csoftmax",
+            LayerKind::CSparsemax => "csparsemax",
+        }
+    }
+
+    /// Whether the layer takes upper bounds `u`.
+    pub fn has_upper_bound(self) -> bool {
+        matches!(self, LayerKind::CSoftmax | LayerKind::CSparsemax)
+    }
+
+    /// Whether the objective is the entropy (domain `x > 0`).
+    pub fn is_entropic(self) -> bool {
+        matches!(self, LayerKind::Softmax | LayerKind::CSoftmax)
+    }
+
+    /// The constraints of the layer with `n` variables: `A = 1'` (1 x n) and `G`: none
+    /// (softmax), `I` (csoftmax: `x <= u`), `-I` (sparsemax: `x >= 0`) or `[-I; I]`
+    /// (csparsemax), stored sparse (dense backends expand them, sparse ones keep the
+    /// pattern). The right-hand sides are `b = 1` and [`LayerKind::h`].
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::smooth::layers::LayerKind;
+    /// let (a, g) = LayerKind::CSparsemax.constraints(3);
+    /// assert_eq!((a.nrows(), g.nrows(), g.get(4, 1)), (1, 6, 1.0));
+    /// ```
+    pub fn constraints(self, n: usize) -> (HostMatrix, HostMatrix) {
+        let sparse = |rows: usize, entries: Vec<(usize, usize, f64)>, field| {
+            HostMatrix::from_triplets(field, rows, n, &entries).expect("indices in range")
+        };
+        let a = sparse(1, (0..n).map(|j| (0, j, 1.0)).collect(), Field::A);
+        let diagonal = |offset: usize, v: f64| (0..n).map(move |i| (offset + i, i, v));
+        let g = match self {
+            LayerKind::Softmax => sparse(0, Vec::new(), Field::G),
+            LayerKind::CSoftmax => sparse(n, diagonal(0, 1.0).collect(), Field::G),
+            LayerKind::Sparsemax => sparse(n, diagonal(0, -1.0).collect(), Field::G),
+            LayerKind::CSparsemax => sparse(
+                2 * n,
+                diagonal(0, -1.0).chain(diagonal(n, 1.0)).collect(),
+                Field::G,
+            ),
+        };
+        (a, g)
+    }
+
+    /// The inequality right-hand side for the upper bounds `u` (ignored by the layers
+    /// without): none, `u`, `0` or `[0; u]`.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::smooth::layers::LayerKind;
+    /// assert_eq!(LayerKind::CSparsemax.h(2, Some(&[0.7, 0.8])), vec![0.0, 0.0, 0.7, 0.8]);
+    /// assert_eq!(LayerKind::Sparsemax.h(2, None), vec![0.0, 0.0]);
+    /// ```
+    pub fn h(self, n: usize, u: Option<&[f64]>) -> Vec<f64> {
+        let u = || u.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+        match self {
+            LayerKind::Softmax => Vec::new(),
+            LayerKind::CSoftmax => u(),
+            LayerKind::Sparsemax => vec![0.0; n],
+            LayerKind::CSparsemax => {
+                let mut h = vec![0.0; n];
+                h.extend(u());
+                h
+            }
+        }
+    }
+
+    /// The first row of `G` holding the upper bounds `u`.
+    fn upper_offset(self, n: usize) -> usize {
+        match self {
+            LayerKind::CSparsemax => n,
+            _ => 0,
+        }
+    }
+}
+
+/// A parameter of a [`Layer`].
+///
+/// # Example
+/// ```
+/// use altdiff_core::smooth::layers::LayerParam;
+/// assert_eq!(LayerParam::U.name(), "u");
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum LayerParam {
+    /// The scores `y` (Jacobian `n x n`).
+    Y,
+    /// The upper bounds `u` of the constrained layers (Jacobian `n x n`).
+    U,
+}
+
+impl LayerParam {
+    /// The name (`"y"`, `"u"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerParam::Y => "y",
+            LayerParam::U => "u",
+        }
+    }
+}
+
+/// A softmax / sparsemax layer of fixed width `n` on a backend: the constraints are set up
+/// once, each [`Layer::forward`] solves for its `y` (and `u`), with Jacobians, and
+/// [`Layer::vjp`] pulls a gradient back.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::smooth::{SmoothSettings, layers::{Layer, LayerKind, LayerParam}};
+/// use altdiff_core::testing::RefBackend;
+/// let layer = Layer::new(RefBackend, LayerKind::Sparsemax, 3, SmoothSettings::default())?;
+/// let out = layer.forward(&[1.0, 0.8, -1.0], None, &[LayerParam::Y])?;
+/// // the projection of y onto the simplex: (0.6, 0.4, 0), support {0, 1} (residuals 1e-6)
+/// assert!((out.x[0] - 0.6).abs() < 1e-5 && (out.x[1] - 0.4).abs() < 1e-5 && out.x[2].abs() < 1e-5);
+/// let j = out.jacobian(LayerParam::Y).unwrap();              // diag(1_S) - 1_S 1_S'/2
+/// assert!((j.get(0, 0) - 0.5).abs() < 1e-5 && (j.get(0, 1) + 0.5).abs() < 1e-5);
+/// let grads = layer.vjp(&out, &[1.0, 0.0, 0.0])?;             // row 0 of that Jacobian
+/// assert!((grads.y[0] - 0.5).abs() < 1e-9 && grads.y[2].abs() < 1e-9);
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Layer<B: LinAlg> {
+    kind: LayerKind,
+    n: usize,
+    solver: SmoothSolver<B>,
+}
+
+/// The result of [`Layer::forward`]: `x` on the host, the status, the Jacobians asked for,
+/// and the solver's solution (for [`Layer::vjp`]).
+#[derive(Clone, Debug)]
+pub struct LayerOutput<B: LinAlg> {
+    /// The layer's output.
+    pub x: Vec<f64>,
+    /// How the iteration ended.
+    pub status: Status,
+    /// ADMM iterations run.
+    pub iterations: usize,
+    /// The Jacobians asked for (`n x n` each).
+    pub jacobians: Vec<(LayerParam, HostMatrix)>,
+    y: Vec<f64>,
+    solution: SmoothSolution<B>,
+}
+
+impl<B: LinAlg> LayerOutput<B> {
+    /// `dx/dparam`, when it was asked for.
+    pub fn jacobian(&self, param: LayerParam) -> Option<&HostMatrix> {
+        self.jacobians
+            .iter()
+            .find(|(p, _)| *p == param)
+            .map(|(_, j)| j)
+    }
+
+    /// The solver's solution (duals, residuals, Newton counts).
+    pub fn solution(&self) -> &SmoothSolution<B> {
+        &self.solution
+    }
+}
+
+/// The gradients of [`Layer::vjp`]: `(dx/dy)'g` and, for the constrained layers,
+/// `(dx/du)'g`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerGrads {
+    /// `(dx/dy)' g`.
+    pub y: Vec<f64>,
+    /// `(dx/du)' g` (constrained layers only).
+    pub u: Option<Vec<f64>>,
+}
+
+impl<B: LinAlg> Layer<B> {
+    /// A layer of width `n`.
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming `y` when `n == 0`, [`Error::Settings`], or a backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::smooth::{SmoothSettings, layers::{Layer, LayerKind}};
+    /// use altdiff_core::testing::RefBackend;
+    /// let layer = Layer::new(RefBackend, LayerKind::CSoftmax, 4, SmoothSettings::default())?;
+    /// assert_eq!((layer.n(), layer.kind()), (4, LayerKind::CSoftmax));
+    /// assert_eq!(layer.solver().dims().m, 4);                     // x <= u
+    /// assert!(Layer::new(RefBackend, LayerKind::Softmax, 0, SmoothSettings::default()).is_err());
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn new(backend: B, kind: LayerKind, n: usize, settings: SmoothSettings) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::Input {
+                name: "y",
+                problem: InputProblem::Empty,
+            });
+        }
+        let (a, g) = kind.constraints(n);
+        let a = backend.op_from_host(&a)?;
+        let g = backend.op_from_host(&g)?;
+        Ok(Self {
+            kind,
+            n,
+            solver: SmoothSolver::new(backend, a, g, settings)?,
+        })
+    }
+
+    /// The layer's kind.
+    pub fn kind(&self) -> LayerKind {
+        self.kind
+    }
+
+    /// The width `n`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The solver (for its settings and dims).
+    pub fn solver(&self) -> &SmoothSolver<B> {
+        &self.solver
+    }
+
+    /// Checks `u` for this layer: present exactly for the constrained layers, length `n`,
+    /// finite, `u >= 0` (`u > 0` for the entropy, whose domain is `x > 0`), `sum(u) >= 1`.
+    fn check_u(&self, u: Option<&[f64]>) -> Result<()> {
+        match (self.kind.has_upper_bound(), u) {
+            (false, None) => Ok(()),
+            (false, Some(_)) => Err(Error::Request(
+                "softmax and sparsemax take no upper bounds u (use csoftmax or csparsemax)",
+            )),
+            (true, None) => Err(Error::Request(
+                "csoftmax and csparsemax need the upper bounds u",
+            )),
+            (true, Some(u)) => {
+                check_vector("u", u, self.n)?;
+                let entropic = self.kind.is_entropic();
+                let bad = |v: f64| if entropic { v <= 0.0 } else { v < 0.0 };
+                if let Some(index) = u.iter().position(|&v| bad(v)) {
+                    return Err(Error::Input {
+                        name: "u",
+                        problem: InputProblem::OutOfRange {
+                            index,
+                            value: u[index],
+                            requirement: if entropic {
+                                "> 0 (the entropy's domain is x > 0)"
+                            } else {
+                                ">= 0"
+                            },
+                        },
+                    });
+                }
+                let sum: f64 = u.iter().sum();
+                if sum < 1.0 - 1e-12 {
+                    return Err(Error::Input {
+                        name: "u",
+                        problem: InputProblem::Infeasible { sum },
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Solves the layer for `y` (and `u` for the constrained layers), with the Jacobians
+    /// `dx/dparam` for `wrt`. Not converging is a [`Status`], not an error.
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming `y` or `u` (wrong length, NaN, `u` out of range,
+    /// `sum(u) < 1`); [`Error::Request`] when `u` is missing or not expected, or `dx/du` is
+    /// asked of a layer without `u`; a backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::smooth::{SmoothSettings, layers::{Layer, LayerKind, LayerParam}};
+    /// use altdiff_core::testing::RefBackend;
+    /// let settings = SmoothSettings::default().with_tolerances(1e-9, 1e-9);
+    /// let layer = Layer::new(RefBackend, LayerKind::CSoftmax, 3, settings)?;
+    /// // softmax(0, 0, 0) = 1/3 each, but x_0 <= 0.2: x = (0.2, 0.4, 0.4)
+    /// let out = layer.forward(&[0.0, 0.0, 0.0], Some(&[0.2, 1.0, 1.0]), &[LayerParam::U])?;
+    /// assert!((out.x[0] - 0.2).abs() < 1e-7 && (out.x[1] - 0.4).abs() < 1e-7);
+    /// let j = out.jacobian(LayerParam::U).unwrap();              // x_1 = x_2 = (1 - u_0)/2
+    /// assert!((j.get(0, 0) - 1.0).abs() < 1e-6 && (j.get(1, 0) + 0.5).abs() < 1e-6);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn forward(
+        &self,
+        y: &[f64],
+        u: Option<&[f64]>,
+        wrt: &[LayerParam],
+    ) -> Result<LayerOutput<B>> {
+        check_vector("y", y, self.n)?;
+        self.check_u(u)?;
+        if wrt.contains(&LayerParam::U) && !self.kind.has_upper_bound() {
+            return Err(Error::Request(
+                "dx/du needs a layer with upper bounds (csoftmax, csparsemax)",
+            ));
+        }
+        let be = self.solver.backend();
+        let b = be.mat_from_col_major(1, 1, &[B::Real::one()])?;
+        let h = self.kind.h(self.n, u);
+        let h = be.mat_from_col_major(h.len(), 1, &to_real::<B::Real>(&h))?;
+        let params: Vec<SmoothParam> = wrt
+            .iter()
+            .map(|p| match p {
+                LayerParam::Y => SmoothParam::Theta,
+                LayerParam::U => SmoothParam::H,
+            })
+            .collect();
+        let solution = if self.kind.is_entropic() {
+            self.solver
+                .solve(&Entropy::new(y.to_vec())?, &b, &h, &params)?
+        } else {
+            self.solver
+                .solve(&SquaredDistance::new(y.to_vec())?, &b, &h, &params)?
+        };
+        let host = |m: &B::Mat| -> Result<Vec<f64>> {
+            Ok(be
+                .to_col_major(m)?
+                .into_iter()
+                .map(Real::to_f64_lossy)
+                .collect())
+        };
+        let n = self.n;
+        let mut wrt = wrt.to_vec();
+        wrt.sort_unstable();
+        wrt.dedup();
+        let mut jacobians = Vec::with_capacity(wrt.len());
+        for param in wrt {
+            let (smooth, offset) = match param {
+                LayerParam::Y => (SmoothParam::Theta, 0),
+                LayerParam::U => (SmoothParam::H, self.kind.upper_offset(n)),
+            };
+            let j = solution
+                .jacobian(smooth)
+                .ok_or(Error::Request("internal: a Jacobian was not computed"))?;
+            let data = host(j)?;
+            let cols = data[offset * n..(offset + n) * n].to_vec();
+            jacobians.push((param, HostMatrix::from_col_major(Field::Q, n, n, cols)?));
+        }
+        Ok(LayerOutput {
+            x: host(solution.x())?,
+            status: solution.status(),
+            iterations: solution.iterations(),
+            jacobians,
+            y: y.to_vec(),
+            solution,
+        })
+    }
+
+    /// The gradients `(dx/dy)'g` (and `(dx/du)'g`) of a loss with `dloss/dx = g` at a
+    /// forward result, by the KKT adjoint at its active set.
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming `g` (wrong length, NaN); [`Error::SingularKkt`] at a
+    /// degenerate active set (e.g. `sum(u) = 1`: every bound active); a backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::smooth::{SmoothSettings, layers::{Layer, LayerKind}};
+    /// use altdiff_core::testing::RefBackend;
+    /// let layer = Layer::new(RefBackend, LayerKind::CSoftmax, 3, SmoothSettings::default())?;
+    /// let out = layer.forward(&[0.0, 0.0, 0.0], Some(&[0.2, 1.0, 1.0]), &[])?;
+    /// let grads = layer.vjp(&out, &[0.0, 1.0, 0.0])?;             // d x_1 / d (y, u)
+    /// let gu = grads.u.unwrap();
+    /// assert!((gu[0] + 0.5).abs() < 1e-9 && gu[1].abs() < 1e-9);
+    /// assert!((grads.y[1] - 0.2).abs() < 1e-5);                    // x_1 x_2 / (x_1 + x_2)
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn vjp(&self, output: &LayerOutput<B>, g: &[f64]) -> Result<LayerGrads> {
+        check_vector("g", g, self.n)?;
+        let be = self.solver.backend();
+        let seed = be.mat_from_col_major(self.n, 1, &to_real::<B::Real>(g))?;
+        let grads: SmoothGrads<B> = if self.kind.is_entropic() {
+            let f = Entropy::new(output.y.clone())?;
+            self.solver.vjp(&f, &output.solution, &seed)?
+        } else {
+            let f = SquaredDistance::new(output.y.clone())?;
+            self.solver.vjp(&f, &output.solution, &seed)?
+        };
+        let host = |m: &B::Mat| -> Result<Vec<f64>> {
+            Ok(be
+                .to_col_major(m)?
+                .into_iter()
+                .map(Real::to_f64_lossy)
+                .collect())
+        };
+        let u = if self.kind.has_upper_bound() {
+            let offset = self.kind.upper_offset(self.n);
+            Some(host(&grads.h)?[offset..offset + self.n].to_vec())
+        } else {
+            None
+        };
+        Ok(LayerGrads {
+            y: host(&grads.theta)?,
+            u,
+        })
+    }
+}
