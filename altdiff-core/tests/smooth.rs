@@ -10,6 +10,7 @@ use altdiff_core::smooth::{
     InputProblem, NewtonSystem, SmoothParam, SmoothSettings, SmoothSolution, SmoothSolver,
 };
 use altdiff_core::testing::{RefBackend, tiny_qp};
+use altdiff_core::testing::{max_abs_diff, simplex_projection, softmax};
 use altdiff_core::{
     AltDiff, Error, Field, HostMatrix, LinAlg, Method, Param, Qp, Settings, Status, StoppingRule,
     Wrt,
@@ -39,36 +40,6 @@ impl Rng {
     fn vec(&mut self, n: usize, scale: f64) -> Vec<f64> {
         (0..n).map(|_| scale * self.normal()).collect()
     }
-}
-
-fn softmax(y: &[f64]) -> Vec<f64> {
-    let m = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = y.iter().map(|v| (v - m).exp()).collect();
-    let z: f64 = e.iter().sum();
-    e.iter().map(|v| v / z).collect()
-}
-
-/// The Euclidean projection onto the simplex by sorting (Held, Wolfe, Crowder; Duchi et al.).
-fn simplex_projection(y: &[f64]) -> Vec<f64> {
-    let mut sorted = y.to_vec();
-    sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
-    let (mut cumsum, mut tau) = (0.0, 0.0);
-    for (j, v) in sorted.iter().enumerate() {
-        cumsum += v;
-        let t = (cumsum - 1.0) / (j + 1) as f64;
-        if v - t > 0.0 {
-            tau = t;
-        }
-    }
-    y.iter().map(|v| (v - tau).max(0.0)).collect()
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 fn jac_diff(j: &HostMatrix, expected: impl Fn(usize, usize) -> f64) -> f64 {

@@ -18,6 +18,7 @@
 //!
 //! Residual rule 1e-6 (the library default) for every solve.
 
+use altdiff_core::testing::{simplex_projection, softmax};
 use std::time::Instant;
 
 use altdiff_core::smooth::layers::{Entropy, Layer, LayerKind, LayerParam};
@@ -70,28 +71,6 @@ fn rel_err(got: &[f64], want: &[f64]) -> f64 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max)
         / scale
-}
-
-fn softmax(y: &[f64]) -> Vec<f64> {
-    let m = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = y.iter().map(|v| (v - m).exp()).collect();
-    let z: f64 = e.iter().sum();
-    e.iter().map(|v| v / z).collect()
-}
-
-/// The projection onto the simplex by sorting.
-fn simplex_projection(y: &[f64]) -> Vec<f64> {
-    let mut sorted = y.to_vec();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let (mut cumsum, mut tau) = (0.0, 0.0);
-    for (j, v) in sorted.iter().enumerate() {
-        cumsum += v;
-        let t = (cumsum - 1.0) / (j + 1) as f64;
-        if v - t > 0.0 {
-            tau = t;
-        }
-    }
-    y.iter().map(|v| (v - tau).max(0.0)).collect()
 }
 
 fn normal(rng: &mut StdRng, n: usize) -> Vec<f64> {

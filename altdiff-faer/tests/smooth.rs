@@ -5,41 +5,12 @@
 use altdiff_core::smooth::layers::{Entropy, Layer, LayerKind, LayerParam};
 use altdiff_core::smooth::{NewtonSystem, SmoothParam, SmoothSettings, SmoothSolver};
 use altdiff_core::testing::RefBackend;
+use altdiff_core::testing::{max_abs_diff, simplex_projection, softmax};
 use altdiff_core::{HostMatrix, LinAlg, Status};
 use altdiff_faer::{FaerBackend, FaerSparseBackend};
 
 fn tight() -> SmoothSettings {
     SmoothSettings::default().with_tolerances(1e-11, 1e-11)
-}
-
-fn softmax(y: &[f64]) -> Vec<f64> {
-    let m = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = y.iter().map(|v| (v - m).exp()).collect();
-    let z: f64 = e.iter().sum();
-    e.iter().map(|v| v / z).collect()
-}
-
-/// The projection onto the simplex by sorting.
-fn simplex_projection(y: &[f64]) -> Vec<f64> {
-    let mut sorted = y.to_vec();
-    sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
-    let (mut cumsum, mut tau) = (0.0, 0.0);
-    for (j, v) in sorted.iter().enumerate() {
-        cumsum += v;
-        let t = (cumsum - 1.0) / (j + 1) as f64;
-        if v - t > 0.0 {
-            tau = t;
-        }
-    }
-    y.iter().map(|v| (v - tau).max(0.0)).collect()
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 /// Deterministic data without a generator crate.

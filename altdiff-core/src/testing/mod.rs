@@ -7,9 +7,11 @@
 //!   the active set (nalgebra LU), independent of the ADMM code.
 //! * [`clarabel_solve`]: solutions and duals from the interior-point solver clarabel.
 //! * [`central_diff`]: central finite differences of any solution map.
+//! * [`softmax`], [`simplex_projection`]: the closed forms of the smooth layers.
 //! * [`conformance`] and [`conformance_tests!`](crate::conformance_tests): the suite.
 
 mod clarabel_oracle;
+mod closed_forms;
 pub mod conformance;
 mod finite_diff;
 mod kkt;
@@ -17,6 +19,7 @@ mod problems;
 mod reference;
 
 pub use clarabel_oracle::{OracleSolution, clarabel_solve};
+pub use closed_forms::{max_abs_diff, simplex_projection, softmax};
 pub use finite_diff::{central_diff, central_diff_along, perturbed, zero_direction};
 pub use kkt::{active_set, dual_active_set, kkt_jacobian, kkt_jvp, rel_diff};
 pub use problems::{
