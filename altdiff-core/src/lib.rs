@@ -142,7 +142,7 @@ pub use linalg::{Accum, LinAlg, Trans};
 pub use problem::{Qp, QpParams, QpProblem};
 pub use real::Real;
 pub use settings::{
-    AdaptiveRho, IterationSpace, Method, Param, Ruiz, Settings, StoppingRule, Tape, Wrt,
+    AdaptiveRho, Anderson, IterationSpace, Method, Param, Ruiz, Settings, StoppingRule, Tape, Wrt,
 };
 pub use smooth::{SmoothObjective, SmoothSolver};
 pub use solver::{

@@ -222,6 +222,61 @@ pub struct AdaptiveRho {
     pub max_updates: usize,
 }
 
+/// Anderson acceleration (type II, Walker and Ni) of the forward ADMM map on its state
+/// `z = (s, lam, nu)`: after each plain step `F(z_k)` (the iterate that is measured and
+/// returned), the next state is `F(z_k) - (dZ + dF) gamma`, with `gamma` the least-squares
+/// fit of the last `memory` residual differences `dF` to the residual `F(z_k) - z_k` (a
+/// small regularized normal-equations solve on the host). Safeguard: when a residual comes
+/// out larger than [`Anderson::safeguard`] times the smallest seen since the last restart,
+/// the memory is cleared and that step stays plain; a new penalty (adaptive rho) clears it
+/// as well. The fixed point, hence the solution, the implicit / KKT / limit derivatives and
+/// the stopping rule, are those of plain ADMM; solves that carry forward-mode Jacobians or a
+/// tape, and the dual-space iteration, run plain.
+///
+/// # Example
+/// ```
+/// use altdiff_core::{Anderson, Settings};
+/// let s = Settings::default().with_anderson(Some(Anderson::default().with_memory(5)));
+/// assert!(s.validate().is_ok());
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Anderson {
+    /// Residual differences kept, `>= 1` (default 10).
+    pub memory: usize,
+    /// Restart when a residual exceeds this factor times the best since the last restart
+    /// (default 2, `>= 1`).
+    pub safeguard: f64,
+    /// Tikhonov term of the least-squares fit, relative to its scale (default 1e-10).
+    pub regularization: f64,
+}
+
+impl Default for Anderson {
+    fn default() -> Self {
+        Self {
+            memory: 10,
+            safeguard: 2.0,
+            regularization: 1e-10,
+        }
+    }
+}
+
+impl Anderson {
+    /// Sets [`Anderson::memory`].
+    #[must_use]
+    pub fn with_memory(mut self, memory: usize) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// Sets [`Anderson::safeguard`].
+    #[must_use]
+    pub fn with_safeguard(mut self, safeguard: f64) -> Self {
+        self.safeguard = safeguard;
+        self
+    }
+}
+
 /// Ruiz equilibration of the data (as OSQP): `x = D x_bar`, the constraint rows scaled by
 /// `E`, the cost by `c`, chosen so that the rows and columns of the KKT matrix
 /// `[P C'; C 0]` (`C = [A; G]`) have infinity norms near 1. The solver iterates on the
@@ -440,6 +495,17 @@ pub struct Settings {
     /// Equilibration of the data (default [`Ruiz::default`]: where the data are badly
     /// scaled; `None` never; see [`Ruiz`]).
     pub scaling: Option<Ruiz>,
+    /// Memory of the restarted GMRES that solves the implicit adjoint
+    /// ([`VjpMode::Implicit`](crate::VjpMode::Implicit), and the sparse backends'
+    /// [`VjpMode::Limit`](crate::VjpMode::Limit)): the fixed point of the reverse iteration
+    /// at the final mask, whose plain repetition converges only at ADMM's linear rate
+    /// (default 30; lowered so that the Krylov vectors hold at most 2^25 numbers). 0 repeats
+    /// the reverse step until its sums settle, as the forward recursion would. Measured
+    /// (example `sparse_scaling`, banded QP, n = 1e4, eps 1e-4): one VJP 0.17 s instead of
+    /// 0.33 s, and 11x closer to the exact fixed point.
+    pub krylov_restart: usize,
+    /// Anderson acceleration of the forward iteration (default off; see [`Anderson`]).
+    pub anderson: Option<Anderson>,
 }
 
 impl Default for Settings {
@@ -459,6 +525,8 @@ impl Default for Settings {
             check_convexity: true,
             limit: false,
             scaling: Some(Ruiz::default()),
+            krylov_restart: 30,
+            anderson: None,
         }
     }
 }
@@ -496,6 +564,20 @@ impl Settings {
     #[must_use]
     pub fn with_stopping(mut self, stopping: StoppingRule) -> Self {
         self.stopping = stopping;
+        self
+    }
+
+    /// Sets [`Settings::anderson`].
+    #[must_use]
+    pub fn with_anderson(mut self, anderson: Option<Anderson>) -> Self {
+        self.anderson = anderson;
+        self
+    }
+
+    /// Sets [`Settings::krylov_restart`].
+    #[must_use]
+    pub fn with_krylov_restart(mut self, krylov_restart: usize) -> Self {
+        self.krylov_restart = krylov_restart;
         self
     }
 
@@ -592,6 +674,21 @@ impl Settings {
         }
         if self.max_iter == 0 {
             return invalid("max_iter", ">= 1", 0.0);
+        }
+        if let Some(anderson) = self.anderson {
+            if anderson.memory == 0 {
+                return invalid("anderson.memory", ">= 1", 0.0);
+            }
+            if anderson.safeguard.is_nan() || anderson.safeguard < 1.0 {
+                return invalid("anderson.safeguard", ">= 1", anderson.safeguard);
+            }
+            if !(anderson.regularization >= 0.0 && anderson.regularization.is_finite()) {
+                return invalid(
+                    "anderson.regularization",
+                    "finite and >= 0",
+                    anderson.regularization,
+                );
+            }
         }
         if self.check_every == 0 {
             return invalid("check_every", ">= 1", 0.0);

@@ -14,8 +14,9 @@
 use std::time::Instant;
 
 use altdiff_core::{AltDiff, HostQp, LinAlg, Qp, Settings, StoppingRule, VjpMode};
+use altdiff_examples::cli::anderson;
 use altdiff_examples::sparse_gen::SparseKind;
-use altdiff_faer::{FaerBackend, FaerSparseBackend};
+use altdiff_faer::{DenseRows, FaerBackend, FaerSparseBackend};
 use clap::Parser;
 
 /// Options.
@@ -45,6 +46,19 @@ struct Args {
     /// Adaptive penalty (residual balancing, refactoring with the kept symbolic analysis).
     #[arg(long)]
     adaptive: bool,
+    /// Anderson acceleration of the solve with this memory (0: plain ADMM).
+    #[arg(long, default_value_t = 0)]
+    anderson: usize,
+    /// Iterations between convergence checks (each check costs four products).
+    #[arg(long, default_value_t = 1)]
+    check_every: usize,
+    /// Memory of the GMRES that solves the implicit adjoint (0: repeat the reverse step).
+    #[arg(long, default_value_t = 30)]
+    krylov_restart: usize,
+    /// Rows of `A`, `G` with more entries than this are split off `H` as a low-rank
+    /// correction (default: `max(100, 10 sqrt(n))`).
+    #[arg(long)]
+    dense_rows: Option<usize>,
     /// Seed of the generator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -77,7 +91,10 @@ fn run<B: LinAlg<Real = f64>>(
         })
         .with_max_iter(args.max_iter)
         .with_rho(args.rho)
-        .with_adaptive_rho(args.adaptive.then(altdiff_core::AdaptiveRho::default));
+        .with_adaptive_rho(args.adaptive.then(altdiff_core::AdaptiveRho::default))
+        .with_anderson(anderson(args.anderson))
+        .with_check_every(args.check_every)
+        .with_krylov_restart(args.krylov_restart);
     let start = Instant::now();
     let qp = Qp::from_host(&backend, host)?;
     let solver = AltDiff::new(backend.clone(), &qp, settings)?;
@@ -124,10 +141,13 @@ fn main() -> altdiff_core::Result<()> {
             "generated n = {n} in {:.2} s",
             start.elapsed().as_secs_f64()
         );
-        run(FaerSparseBackend::default(), &host, &args, |s| {
+        let dense_rows = args.dense_rows.map_or(DenseRows::Auto, DenseRows::Above);
+        let sparse = FaerSparseBackend::default().with_dense_rows(dense_rows);
+        run(sparse, &host, &args, |s| {
             format!(
-                "{} (+{} dense rows)",
+                "{} ({:?}, +{} dense rows)",
                 s.factor().nnz_l(),
+                s.factor().form(),
                 s.factor().dense_rows()
             )
         })?;

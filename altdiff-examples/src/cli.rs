@@ -143,6 +143,18 @@ impl std::str::FromStr for StopArg {
     }
 }
 
+/// Anderson acceleration with `memory` (0: none), the command lines' `--anderson`.
+///
+/// # Example
+/// ```
+/// use altdiff_examples::cli::anderson;
+/// assert!(anderson(0).is_none());
+/// assert_eq!(anderson(5).unwrap().memory, 5);
+/// ```
+pub fn anderson(memory: usize) -> Option<altdiff_core::Anderson> {
+    (memory > 0).then(|| altdiff_core::Anderson::default().with_memory(memory))
+}
+
 /// The solver options of `solve` and `demo`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SolverArgs {
@@ -171,6 +183,10 @@ pub struct SolverArgs {
     /// Adapt rho by residual balancing (refactoring H when it moves 5x).
     #[arg(long)]
     pub adaptive_rho: bool,
+    /// Anderson acceleration of the solve with this memory (0: plain ADMM; solves that
+    /// carry Jacobians always run plain).
+    #[arg(long, default_value_t = 0)]
+    pub anderson: usize,
     /// Over-relaxation alpha in (0, 2) (1: none, the paper's plain ADMM).
     #[arg(long, default_value_t = 1.6)]
     pub alpha: f64,
@@ -206,6 +222,7 @@ impl SolverArgs {
             .with_stopping(stopping)
             .with_method(self.method.into())
             .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
+            .with_anderson(anderson(self.anderson))
             .with_alpha(self.alpha)
             .with_limit(self.limit)
             .with_scaling(self.scaling.ruiz())

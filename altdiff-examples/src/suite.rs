@@ -36,6 +36,7 @@ use altdiff_core::{AdaptiveRho, AltDiff, LinAlg, Qp, Settings, Status, StoppingR
 
 use crate::CliError;
 use crate::backends::{BackendJob, BackendKind};
+use crate::cli::anderson;
 use crate::maros::{MarosProblem, list_mat_files, panic_message, read_maros};
 
 /// The options of `altdiff suite`.
@@ -79,6 +80,9 @@ pub struct SuiteArgs {
     /// Keep rho fixed (default: residual balancing, as OSQP on this test set).
     #[arg(long)]
     pub no_adaptive_rho: bool,
+    /// Anderson acceleration of the solves with this memory (0: plain ADMM).
+    #[arg(long, default_value_t = 0)]
+    pub anderson: usize,
     /// Write one JSON object per problem: name, n, n_eq, n_ineq, status, iterations, time_s,
     /// objective (with the constant r), derivative_check.
     #[arg(long)]
@@ -142,6 +146,8 @@ pub struct SuiteConfig {
     pub rho: f64,
     /// Residual balancing of the penalty.
     pub adaptive_rho: bool,
+    /// Anderson acceleration memory (0: off).
+    pub anderson: usize,
 }
 
 impl SuiteConfig {
@@ -168,6 +174,7 @@ impl SuiteConfig {
             seed: 0,
             rho: 1.0,
             adaptive_rho: true,
+            anderson: 0,
         }
     }
 
@@ -222,6 +229,7 @@ impl SuiteConfig {
             seed: args.seed,
             rho: args.rho,
             adaptive_rho: !args.no_adaptive_rho,
+            anderson: args.anderson,
         })
     }
 
@@ -237,6 +245,7 @@ impl SuiteConfig {
             .with_max_iter(self.max_iter)
             .with_time_limit(self.time_limit)
             .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
+            .with_anderson(anderson(self.anderson))
     }
 
     /// The derivative check's tolerance on the relative error: `max(1e-3, 100 eps)`.
@@ -616,7 +625,14 @@ pub fn markdown(records: &[SuiteRecord], config: &SuiteConfig, with_problems: bo
         config.time_limit.as_secs_f64(),
         config.max_iter,
         config.rho,
-        if config.adaptive_rho { " (adaptive)" } else { "" },
+        match (config.adaptive_rho, config.anderson) {
+            (true, 0) => " (adaptive)".to_string(),
+            (false, 0) => String::new(),
+            (adaptive, memory) => format!(
+                "{}, Anderson acceleration (memory {memory})",
+                if adaptive { " (adaptive)" } else { "" }
+            ),
+        },
         config.derivative_tolerance(),
         config.check_max_dim,
     ));

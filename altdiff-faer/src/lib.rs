@@ -7,9 +7,10 @@
 //! machines (rayon threads are available with this crate's `rayon` feature).
 //!
 //! [`FaerSparseBackend`] is the sparse peer: `P`, `A`, `G` in CSC, `H` factored by faer's
-//! sparse Cholesky ([`SparseCholesky`]: AMD ordering and symbolic analysis once per
-//! pattern, dense rows as a low-rank correction), gradients wrt `P`, `A`, `G` on their
-//! patterns; it scales to problems with 100 000 variables.
+//! sparse Cholesky ([`SparseCholesky`]: AMD or the natural order, whichever fills less,
+//! symbolic analysis once per pattern, dense rows as a low-rank correction; or the
+//! quasi-definite KKT form where `C'C` would fill, [`SparseForm`]), gradients wrt `P`, `A`,
+//! `G` on their patterns; it scales to problems with 100 000 variables.
 //!
 //! [`DenseCholesky`] is the factorization on faer views; the ndarray backend reuses it on
 //! zero-copy views of its arrays.
@@ -35,11 +36,12 @@ mod cholesky;
 mod dense;
 mod sparse;
 mod sparse_cholesky;
+mod sparse_kkt;
 
 pub use cholesky::DenseCholesky;
 pub use dense::FaerBackend;
 pub use faer::Par;
 pub use sparse::FaerSparseBackend;
 pub use sparse_cholesky::{
-    DenseRows, SparseCholesky, SparseMat, sparse_from_dense, sparse_is_psd_with_shift,
+    DenseRows, SparseCholesky, SparseForm, SparseMat, sparse_from_dense, sparse_is_psd_with_shift,
 };

@@ -5,7 +5,9 @@ use faer::sparse::SymbolicSparseColMat;
 use faer::{Mat, Par};
 
 use crate::sparse_cholesky::{SparseMat, sparse_apply, transposed};
-use crate::{DenseRows, FaerBackend, SparseCholesky, sparse_from_dense, sparse_is_psd_with_shift};
+use crate::{
+    DenseRows, FaerBackend, SparseCholesky, SparseForm, sparse_from_dense, sparse_is_psd_with_shift,
+};
 
 /// The faer sparse backend: `P`, `A`, `G` as CSC matrices ([`SparseMat`]), dense `Mat<f64>`
 /// blocks for `x`, `s`, `lam`, `nu` and the Jacobian / adjoint blocks, `H` factored by
@@ -42,6 +44,7 @@ use crate::{DenseRows, FaerBackend, SparseCholesky, sparse_from_dense, sparse_is
 pub struct FaerSparseBackend {
     dense: FaerBackend,
     dense_rows: DenseRows,
+    form: SparseForm,
 }
 
 impl Default for FaerSparseBackend {
@@ -49,6 +52,7 @@ impl Default for FaerSparseBackend {
         Self {
             dense: FaerBackend::default(),
             dense_rows: DenseRows::Auto,
+            form: SparseForm::Auto,
         }
     }
 }
@@ -80,6 +84,25 @@ impl FaerSparseBackend {
     /// The dense-row rule.
     pub fn dense_rows(&self) -> DenseRows {
         self.dense_rows
+    }
+
+    /// Sets which system the factorization of `H` works on (see [`SparseForm`]).
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{FaerSparseBackend, SparseForm};
+    /// let be = FaerSparseBackend::default().with_form(SparseForm::Kkt);
+    /// assert_eq!(be.form(), SparseForm::Kkt);
+    /// ```
+    #[must_use]
+    pub fn with_form(mut self, form: SparseForm) -> Self {
+        self.form = form;
+        self
+    }
+
+    /// The factorization's form rule.
+    pub fn form(&self) -> SparseForm {
+        self.form
     }
 
     /// The parallelism of products, factorizations and solves.
@@ -327,7 +350,7 @@ impl LinAlg for FaerSparseBackend {
         g: &SparseMat,
         rho: f64,
     ) -> Result<SparseCholesky> {
-        SparseCholesky::new(p, &[a, g], rho, self.dense_rows, self.par())
+        SparseCholesky::with_form(p, &[a, g], rho, self.dense_rows, self.form, self.par())
     }
 
     fn refactor(

@@ -1,13 +1,13 @@
 //! [`SparseCholesky`]: the sparse factorization of `H = P + rho (A'A + G'G)`.
 //!
 //! `H` is assembled once on the union pattern of `P` and `C'C` (`C = [A; G]`, the product
-//! formed by faer's sparse-sparse product), the fill-reducing (AMD) symbolic analysis runs
-//! once per pattern, and a new penalty only redoes the numeric factorization
-//! ([`SparseCholesky::refactor`]). Rows of `C` with many entries (a budget row `1'x = 1`, a
-//! dense row of a Maros-Meszaros problem) would make `C'C` dense: they are kept out of the
-//! sparse part and added back as a low-rank correction (Woodbury):
-//! `H^-1 = Hs^-1 - W (I/rho + D W)^-1 W'` with `Hs` the sparse part, `D` the dense rows and
-//! `W = Hs^-1 D'` (`n x k`).
+//! formed by faer's sparse-sparse product), the fill-reducing symbolic analysis (AMD, or
+//! the natural order where that fills less) runs once per pattern, and a new penalty only
+//! redoes the numeric factorization ([`SparseCholesky::refactor`]). Rows of `C` with many
+//! entries (a budget row `1'x = 1`, a dense row of a Maros-Meszaros problem) would make
+//! `C'C` dense: they are kept out of the sparse part and added back as a low-rank
+//! correction (Woodbury): `H^-1 = Hs^-1 - W (I/rho + D W)^-1 W'` with `Hs` the sparse part,
+//! `D` the dense rows and `W = Hs^-1 D'` (`n x k`).
 
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ use faer::sparse::{SparseColMat, SparseColMatRef, SymbolicSparseColMat, Triplet}
 use faer::{Conj, Mat, MatMut, Par, Side};
 
 use crate::DenseCholesky;
+use crate::sparse_kkt::KktFactor;
 
 /// A sparse matrix of the backend: CSC with `usize` indices.
 pub type SparseMat = SparseColMat<usize, f64>;
@@ -83,6 +84,40 @@ const MAX_DENSE_ROWS: usize = 256;
 /// ```
 #[derive(Clone, Debug)]
 pub struct SparseCholesky {
+    inner: Inner,
+}
+
+/// The two forms of the factorization.
+#[derive(Clone, Debug)]
+enum Inner {
+    Normal(Normal),
+    Kkt(KktFactor),
+}
+
+/// Which system [`SparseCholesky`] factors.
+///
+/// # Example
+/// ```
+/// use altdiff_faer::SparseForm;
+/// assert_eq!(SparseForm::default(), SparseForm::Auto);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum SparseForm {
+    /// The normal form unless `C'C` would have more than 8 times the entries of the KKT
+    /// matrix (estimated from the row lengths, before forming it), or more rows are dense
+    /// than the low-rank correction takes (the default).
+    #[default]
+    Auto,
+    /// `LL'` of `H = P + rho C'C` (dense rows as a low-rank correction).
+    Normal,
+    /// `LDL'` of the quasi-definite `[P + sigma I, C'; C, -I/rho]`, refined against `H`
+    /// (see the module `sparse_kkt`).
+    Kkt,
+}
+
+/// The normal-form factor: `LL'` of `H_s` and the low-rank correction.
+#[derive(Clone, Debug)]
+struct Normal {
     pattern: Arc<Pattern>,
     rho: f64,
     /// The values of `H_s` on its lower pattern.
@@ -110,16 +145,11 @@ struct LowRank {
 }
 
 impl SparseCholesky {
-    /// Assembles `H = P + rho sum_i C_i'C_i` (lower triangle) from `P` (both triangles
-    /// stored, only the lower one is read) and the constraint blocks, analyses its pattern
-    /// and factors it.
+    /// Assembles and factors `H = P + rho sum_i C_i'C_i` in the [`SparseForm::Auto`] form;
+    /// see [`SparseCholesky::with_form`].
     ///
     /// # Errors
-    /// [`Error::NotPositiveDefinite`] when `H` is not positive definite; a backend error
-    /// when faer cannot allocate.
-    ///
-    /// # Panics
-    /// When the shapes disagree.
+    /// As [`SparseCholesky::with_form`].
     pub fn new(
         p: &SparseMat,
         blocks: &[&SparseMat],
@@ -127,22 +157,41 @@ impl SparseCholesky {
         dense_rows: DenseRows,
         par: Par,
     ) -> Result<Self> {
+        Self::with_form(p, blocks, rho, dense_rows, SparseForm::Auto, par)
+    }
+
+    /// Factors `H = P + rho sum_i C_i'C_i` (`P` with both triangles stored, only the lower
+    /// one read) in the given form.
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`] when `H` is not positive definite (the KKT form:
+    /// when `K` has no quasi-definite `LDL'`); a backend error when faer cannot allocate.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    pub fn with_form(
+        p: &SparseMat,
+        blocks: &[&SparseMat],
+        rho: f64,
+        dense_rows: DenseRows,
+        form: SparseForm,
+        par: Par,
+    ) -> Result<Self> {
         let n = p.nrows();
         assert_eq!(p.ncols(), n, "P must be square");
-        let threshold = dense_rows.threshold(n);
         let rows = constraint_rows(blocks, n)?;
-        let dense: Vec<usize> = (0..rows.ncols())
-            .filter(|&r| row_len(&rows, r) > threshold)
-            .take(MAX_DENSE_ROWS)
-            .collect();
-        if !dense.is_empty() {
-            match Self::assemble(p, &rows, &dense, rho, par) {
-                Err(Error::NotPositiveDefinite { .. }) => {}
-                other => return other,
-            }
-        }
-        // without a split (or when the sparse part alone is singular)
-        Self::assemble(p, &rows, &[], rho, par)
+        let threshold = dense_rows.threshold(n);
+        let kkt = match form {
+            SparseForm::Normal => false,
+            SparseForm::Kkt => true,
+            SparseForm::Auto => prefers_kkt(p, &rows, threshold),
+        };
+        let inner = if kkt {
+            Inner::Kkt(KktFactor::new(p, &rows, rho, par)?)
+        } else {
+            Inner::Normal(Normal::new(p, &rows, threshold, rho, par)?)
+        };
+        Ok(Self { inner })
     }
 
     /// The factor for a new penalty: the same pattern and symbolic analysis, a new numeric
@@ -151,31 +200,100 @@ impl SparseCholesky {
     /// # Errors
     /// [`Error::NotPositiveDefinite`].
     pub fn refactor(&self, rho: f64, par: Par) -> Result<Self> {
-        Self::numeric(self.pattern.clone(), rho, par)
+        let inner = match &self.inner {
+            Inner::Normal(f) => Inner::Normal(f.refactor(rho, par)?),
+            Inner::Kkt(f) => Inner::Kkt(f.refactor(rho, par)?),
+        };
+        Ok(Self { inner })
     }
 
     /// The penalty of this factorization.
     pub fn rho(&self) -> f64 {
-        self.rho
+        match &self.inner {
+            Inner::Normal(f) => f.rho,
+            Inner::Kkt(f) => f.rho(),
+        }
     }
 
-    /// The number of stored entries of `L` (of the sparse part).
+    /// The form in use ([`SparseForm::Normal`] or [`SparseForm::Kkt`]).
+    pub fn form(&self) -> SparseForm {
+        match &self.inner {
+            Inner::Normal(_) => SparseForm::Normal,
+            Inner::Kkt(_) => SparseForm::Kkt,
+        }
+    }
+
+    /// The number of stored entries of the factor (`L` of the sparse part of `H`, or of
+    /// the `LDL'` of the KKT matrix).
     pub fn nnz_l(&self) -> usize {
-        self.l_values.len()
+        match &self.inner {
+            Inner::Normal(f) => f.l_values.len(),
+            Inner::Kkt(f) => f.nnz_l(),
+        }
     }
 
-    /// The number of dense rows handled by the low-rank correction.
+    /// The number of dense rows handled by the low-rank correction (0 in the KKT form).
     pub fn dense_rows(&self) -> usize {
-        self.pattern.dense_rows.as_ref().map_or(0, Mat::nrows)
+        match &self.inner {
+            Inner::Normal(f) => f.pattern.dense_rows.as_ref().map_or(0, Mat::nrows),
+            Inner::Kkt(_) => 0,
+        }
     }
 
     /// `rhs = H^-1 rhs` for a block of right-hand sides. With dense rows split off, the
     /// Woodbury solve is followed by one step of iterative refinement (the low-rank
-    /// correction loses digits when `rho |D|^2` dominates `H_s`).
+    /// correction loses digits when `rho |D|^2` dominates `H_s`); the KKT form refines
+    /// until the residual stops shrinking.
     ///
     /// # Panics
     /// When `rhs` does not have `n` rows.
-    pub fn solve_in_place(&self, mut rhs: MatMut<'_, f64>, par: Par) {
+    pub fn solve_in_place(&self, rhs: MatMut<'_, f64>, par: Par) {
+        match &self.inner {
+            Inner::Normal(f) => f.solve_in_place(rhs, par),
+            Inner::Kkt(f) => f.solve_in_place(rhs, par),
+        }
+    }
+}
+
+/// Whether the KKT form is the better one: `C'C` (its sparse rows) would hold more than 8
+/// times the entries of `K`, estimated from the row lengths (`len (len + 1) / 2` each, an
+/// upper bound), or more rows are dense than the low-rank correction takes.
+fn prefers_kkt(p: &SparseMat, rows: &SparseMat, threshold: usize) -> bool {
+    let lengths = (0..rows.ncols()).map(|r| row_len(rows, r));
+    let dense = lengths.clone().filter(|&len| len > threshold).count();
+    let ctc: usize = lengths
+        .filter(|&len| len <= threshold)
+        .map(|len| len * (len + 1) / 2)
+        .sum();
+    let k = p.compute_nnz() / 2 + rows.compute_nnz() + p.nrows() + rows.ncols();
+    dense > MAX_DENSE_ROWS || ctc > 8 * k
+}
+
+impl Normal {
+    /// Assembles `H = P + rho C'C` (lower triangle) from `P` and the rows `rows` (`C'`,
+    /// `n x r`), rows with more than `threshold` entries split off, analyses its pattern
+    /// and factors it.
+    fn new(p: &SparseMat, rows: &SparseMat, threshold: usize, rho: f64, par: Par) -> Result<Self> {
+        let dense: Vec<usize> = (0..rows.ncols())
+            .filter(|&r| row_len(rows, r) > threshold)
+            .take(MAX_DENSE_ROWS)
+            .collect();
+        if !dense.is_empty() {
+            match Self::assemble(p, rows, &dense, rho, par) {
+                Err(Error::NotPositiveDefinite { .. }) => {}
+                other => return other,
+            }
+        }
+        // without a split (or when the sparse part alone is singular)
+        Self::assemble(p, rows, &[], rho, par)
+    }
+
+    fn refactor(&self, rho: f64, par: Par) -> Result<Self> {
+        Self::numeric(self.pattern.clone(), rho, par)
+    }
+
+    /// `rhs = H^-1 rhs` (see [`SparseCholesky::solve_in_place`]).
+    fn solve_in_place(&self, mut rhs: MatMut<'_, f64>, par: Par) {
         if self.low_rank.is_none() {
             self.solve_sparse(rhs, par);
             return;
@@ -265,13 +383,7 @@ impl SparseCholesky {
             .map_err(|e| Error::backend("faer-sparse", e))?;
         let p_values = scatter(&h, p.as_ref());
         let ctc_values = scatter(&h, ctc.as_ref());
-        let symbolic = factorize_symbolic_cholesky(
-            h.as_ref(),
-            Side::Lower,
-            SymmetricOrdering::Amd,
-            CholeskySymbolicParams::default(),
-        )
-        .map_err(|e| Error::backend("faer-sparse", e))?;
+        let symbolic = symbolic_with_least_fill(h.as_ref())?;
         let dense_rows = (!dense.is_empty()).then(|| dense_block(rows, dense, n));
         let pattern = Arc::new(Pattern {
             h,
@@ -323,6 +435,66 @@ impl SparseCholesky {
         }
         Ok(factor)
     }
+}
+
+/// The symbolic factorization of `H` (lower triangle stored) under the ordering with the
+/// least fill: AMD, or the natural order when its factor has fewer than 0.9 times AMD's
+/// entries (banded and other profile matrices, where AMD's local choices fill more than the
+/// band; CHOLMOD likewise tries several orderings and keeps the least fill). The natural
+/// order's fill is counted from its elimination tree and column counts, `O(nnz(H))`,
+/// without building its structure.
+fn symbolic_with_least_fill(
+    h: faer::sparse::SymbolicSparseColMatRef<'_, usize>,
+) -> Result<SymbolicCholesky<usize>> {
+    let backend = |e| Error::backend("faer-sparse", e);
+    let amd = factorize_symbolic_cholesky(
+        h,
+        Side::Lower,
+        SymmetricOrdering::Amd,
+        CholeskySymbolicParams::default(),
+    )
+    .map_err(backend)?;
+    if (natural_fill(h)? as f64) >= 0.9 * amd.len_val() as f64 {
+        return Ok(amd);
+    }
+    let identity: Vec<usize> = (0..h.nrows()).collect();
+    factorize_symbolic_cholesky(
+        h,
+        Side::Lower,
+        SymmetricOrdering::Custom(faer::perm::PermRef::new_checked(
+            &identity,
+            &identity,
+            h.nrows(),
+        )),
+        CholeskySymbolicParams::default(),
+    )
+    .map_err(backend)
+}
+
+/// The entries of the Cholesky factor of `H` (lower triangle stored) in its natural order.
+fn natural_fill(h: faer::sparse::SymbolicSparseColMatRef<'_, usize>) -> Result<usize> {
+    use faer::sparse::linalg::cholesky::simplicial::{
+        prefactorize_symbolic_cholesky, prefactorize_symbolic_cholesky_scratch,
+    };
+    let n = h.nrows();
+    // the analysis reads the upper triangle: the transpose of the stored lower one
+    let upper = h
+        .transpose()
+        .to_col_major()
+        .map_err(|e| Error::backend("faer-sparse", e))?;
+    let mut etree = vec![0isize; n];
+    let mut counts = vec![0usize; n];
+    let mut mem = MemBuffer::new(prefactorize_symbolic_cholesky_scratch::<usize>(
+        n,
+        upper.compute_nnz(),
+    ));
+    prefactorize_symbolic_cholesky(
+        &mut etree,
+        &mut counts,
+        upper.as_ref(),
+        MemStack::new(&mut mem),
+    );
+    Ok(counts.iter().sum())
 }
 
 /// Tests that `P + shift I` has a sparse Cholesky factor (lower triangle of `P` read).
@@ -432,7 +604,7 @@ fn dense_block(m: &SparseMat, dense: &[usize], n: usize) -> Mat<f64> {
 }
 
 /// The entries `(row, col, value)` with `row >= col`.
-fn lower_entries(
+pub(crate) fn lower_entries(
     m: SparseColMatRef<'_, usize, f64>,
 ) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
     (0..m.ncols()).flat_map(move |j| {
@@ -472,5 +644,88 @@ pub(crate) fn sparse_apply(
         sparse_dense_matmul(dst, accum, op.as_ref().transpose(), rhs, alpha, par);
     } else {
         sparse_dense_matmul(dst, accum, op.as_ref(), rhs, alpha, par);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lower-triangle pattern of the `n x n` matrix with entries at `entries` (and the
+    /// diagonal).
+    fn pattern(
+        n: usize,
+        entries: impl Iterator<Item = (usize, usize)>,
+    ) -> SymbolicSparseColMat<usize> {
+        let mut triplets: Vec<Triplet<usize, usize, f64>> =
+            (0..n).map(|j| Triplet::new(j, j, 1.0)).collect();
+        triplets.extend(entries.map(|(i, j)| Triplet::new(i.max(j), i.min(j), 1.0)));
+        SparseMat::try_new_from_triplets(n, n, &triplets)
+            .unwrap()
+            .symbolic()
+            .to_owned()
+            .unwrap()
+    }
+
+    #[test]
+    fn natural_fill_counts_the_factor() {
+        let n = 40;
+        // an arrow with its dense row first fills completely in the natural order
+        let arrow = pattern(n, (1..n).map(|i| (i, 0)));
+        assert_eq!(natural_fill(arrow.as_ref()).unwrap(), n * (n + 1) / 2);
+        // tridiagonal: no fill
+        let tri = pattern(n, (1..n).map(|i| (i, i - 1)));
+        assert_eq!(natural_fill(tri.as_ref()).unwrap(), 2 * n - 1);
+    }
+
+    #[test]
+    fn least_fill_keeps_the_better_ordering() {
+        let n = 40;
+        // the arrow: AMD moves the dense node last (no fill); the natural order is refused
+        let arrow = pattern(n, (1..n).map(|i| (i, 0)));
+        let chosen = symbolic_with_least_fill(arrow.as_ref()).unwrap();
+        assert!(chosen.len_val() <= 2 * n, "{}", chosen.len_val());
+        // C'C of rows with 10 random columns within sliding windows of 100 (the pattern of
+        // the banded QP generator): AMD's local choices fill 2.0 M entries, the natural
+        // order 1.4 M, and the natural order is kept
+        let (n, window): (usize, usize) = (20_000, 100);
+        let mut state = 7u64;
+        let mut next = move |k: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % k
+        };
+        let mut entries = Vec::new();
+        for r in 0..n / 2 {
+            let start = (2 * r).saturating_sub(window / 2).min(n - window);
+            let cols: Vec<usize> = (0..10).map(|_| start + next(window)).collect();
+            entries.extend(
+                cols.iter()
+                    .flat_map(|&a| cols.iter().map(move |&b| (a, b)))
+                    .filter(|(a, b)| a != b),
+            );
+        }
+        let local = pattern(n, entries.into_iter());
+        let amd = factorize_symbolic_cholesky(
+            local.as_ref(),
+            Side::Lower,
+            SymmetricOrdering::Amd,
+            CholeskySymbolicParams::default(),
+        )
+        .unwrap();
+        let natural = natural_fill(local.as_ref()).unwrap();
+        assert!(
+            (natural as f64) < 0.9 * amd.len_val() as f64,
+            "natural {natural}, AMD {}",
+            amd.len_val()
+        );
+        let chosen = symbolic_with_least_fill(local.as_ref()).unwrap();
+        assert!(
+            chosen.len_val() < amd.len_val() && chosen.len_val() >= natural,
+            "kept {}, natural {natural}, AMD {}",
+            chosen.len_val(),
+            amd.len_val()
+        );
     }
 }

@@ -5,7 +5,9 @@ use altdiff_core::testing::conformance::backends_agree;
 use altdiff_core::{
     AltDiff, Field, HostMatrix, HostQp, IterationSpace, LinAlg, Qp, Settings, StoppingRule, VjpMode,
 };
-use altdiff_faer::{DenseRows, FaerBackend, FaerSparseBackend, SparseCholesky, sparse_from_dense};
+use altdiff_faer::{
+    DenseRows, FaerBackend, FaerSparseBackend, SparseCholesky, SparseForm, sparse_from_dense,
+};
 use faer::{Mat, Par};
 
 fn tight() -> Settings {
@@ -163,4 +165,101 @@ fn matrix_gradients_live_on_the_patterns() {
     }
     // the primal space is what the sparse backend picks by itself
     assert_eq!(ssolver.iteration_space(), IterationSpace::Primal);
+}
+
+/// The KKT form solves with the same `H^-1` as the normal form (1e-12), also after a new
+/// penalty, and the automatic rule takes it where `C'C` would fill: a factor model (the
+/// portfolio generator's pattern) in the KKT form, a budget row in the normal one.
+#[test]
+fn kkt_form_equals_the_normal_form_and_is_chosen_where_c_c_fills() {
+    let host = budget_qp(40);
+    let [p, a, g] = [&host.p, &host.a, &host.g].map(|m| sparse_from_dense(dense_of(m).as_ref()));
+    let rhs = Mat::<f64>::from_fn(40, 3, |i, j| ((i * 5 + j) as f64).sin());
+    for rho in [1.0, 0.05] {
+        let normal = SparseCholesky::with_form(
+            &p,
+            &[&a, &g],
+            1.0,
+            DenseRows::Never,
+            SparseForm::Normal,
+            Par::Seq,
+        )
+        .unwrap()
+        .refactor(rho, Par::Seq)
+        .unwrap();
+        let kkt = SparseCholesky::with_form(
+            &p,
+            &[&a, &g],
+            1.0,
+            DenseRows::Never,
+            SparseForm::Kkt,
+            Par::Seq,
+        )
+        .unwrap()
+        .refactor(rho, Par::Seq)
+        .unwrap();
+        assert_eq!(
+            (normal.form(), kkt.form()),
+            (SparseForm::Normal, SparseForm::Kkt)
+        );
+        let (mut x1, mut x2) = (rhs.clone(), rhs.clone());
+        normal.solve_in_place(x1.as_mut(), Par::Seq);
+        kkt.solve_in_place(x2.as_mut(), Par::Seq);
+        let diff = (&x1 - &x2).norm_max();
+        assert!(diff < 1e-12 * x1.norm_max(), "rho {rho}: {diff:e}");
+    }
+    // a budget row alone: the normal form (with the row split off)
+    let auto = SparseCholesky::new(&p, &[&a, &g], 1.0, DenseRows::Auto, Par::Seq).unwrap();
+    assert_eq!(auto.form(), SparseForm::Normal);
+    // 100 factors over 2000 assets, 10 loadings per asset: factor rows of 200 entries (not
+    // dense) whose C'C would hold 100 cliques of 200 assets (2 M entries), the KKT matrix
+    // about 26 000
+    let portfolio = factor_model(2000, 100);
+    let be = FaerSparseBackend::default();
+    let qp = Qp::from_host(&be, &portfolio).unwrap();
+    let solver = AltDiff::new(be.clone(), &qp, tight()).unwrap();
+    assert_eq!(solver.factor().form(), SparseForm::Kkt);
+    let sol = solver.solve(qp.params()).unwrap();
+    let normal_be = be.clone().with_form(SparseForm::Normal);
+    let normal = AltDiff::new(
+        normal_be.clone(),
+        &Qp::from_host(&normal_be, &portfolio).unwrap(),
+        tight(),
+    )
+    .unwrap()
+    .solve(qp.params())
+    .unwrap();
+    assert_eq!(sol.iterations(), normal.iterations());
+    assert!((sol.x() - normal.x()).norm_max() < 1e-9);
+}
+
+/// A factor-model portfolio QP: `min x'Dx + y'y - mu'x` s.t. `y = F'x`, `1'x = 1`, `x >= 0`
+/// (`assets` x, `factors` y, every asset loading on a tenth of the factors).
+fn factor_model(assets: usize, factors: usize) -> HostQp {
+    let n = assets + factors;
+    let mut p: Vec<(usize, usize, f64)> = (0..assets)
+        .map(|i| (i, i, 0.5 + (i as f64 * 0.37).fract()))
+        .collect();
+    p.extend((assets..n).map(|i| (i, i, 1.0)));
+    let mut a = Vec::new();
+    for i in 0..assets {
+        for f in (0..factors).filter(|f| (i + f) % 10 == 0) {
+            a.push((f, i, ((i * 13 + f * 7) as f64).sin()));
+        }
+        a.push((factors, i, 1.0));
+    }
+    a.extend((0..factors).map(|f| (f, assets + f, -1.0)));
+    let mut b = vec![0.0; factors + 1];
+    b[factors] = 1.0;
+    let g: Vec<_> = (0..assets).map(|i| (i, i, -1.0)).collect();
+    HostQp {
+        p: HostMatrix::from_triplets(Field::P, n, n, &p).unwrap(),
+        q: (0..n)
+            .map(|i| if i < assets { -((i as f64).cos()) } else { 0.0 })
+            .collect(),
+        a: HostMatrix::from_triplets(Field::A, factors + 1, n, &a).unwrap(),
+        b,
+        g: HostMatrix::from_triplets(Field::G, assets, n, &g).unwrap(),
+        h: vec![0.0; assets],
+    }
 }

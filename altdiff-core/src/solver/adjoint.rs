@@ -21,9 +21,9 @@
 //! `P += y x'`, `A += u y' + (rho A y - db_bar) x'`, `G += w y' + (rho G y - dh_bar) x'`.
 //!
 //! * [`VjpMode::Unrolled`]: the exact adjoint of the iterations run, from the tape.
-//! * [`VjpMode::Implicit`]: the same reverse iteration repeated at the final mask until it
-//!   converges: the adjoint of the fixed point, with the OptNet closed forms for `P`, `A`,
-//!   `G` (`P: (d x' + x d')/2`, `A: lam d' - (J_b'g) x'`, `G: nu d' - (J_h'g) x'`,
+//! * [`VjpMode::Implicit`]: the fixed point of the same reverse iteration at the final
+//!   mask (by GMRES over its steps, see `krylov.rs`, or by repeating it): the adjoint of the
+//!   fixed point, with the OptNet closed forms for `P`, `A`, `G` (`P: (d x' + x d')/2`, `A: lam d' - (J_b'g) x'`, `G: nu d' - (J_h'g) x'`,
 //!   `d = J_q'g`).
 //! * [`VjpMode::Kkt`]: the adjoint of the reduced KKT system (see [`Method::Kkt`](crate::Method::Kkt)).
 //! * [`VjpMode::Limit`]: the adjoint of the limit system of `solver/limit.rs`, solved directly.
@@ -46,8 +46,10 @@ pub enum VjpMode {
     /// or [`Tape::Full`](crate::Tape::Full) for `P`, `A`, `G`); equals `J'g` of forward mode
     /// for the same iterations, truncated or not. The start is treated as constant.
     Unrolled,
-    /// The adjoint of the fixed point at the final active set (no tape; `O(n^2)` per
-    /// adjoint iteration, as many as the reverse iteration needs to converge).
+    /// The adjoint of the fixed point at the final active set (no tape): the fixed point of
+    /// the reverse iteration at the final mask, solved by restarted GMRES over its steps
+    /// ([`Settings::krylov_restart`](crate::Settings::krylov_restart); one step, `O(n^2)`
+    /// dense or `O(nnz(L) + nnz(A, G))` sparse, per GMRES iteration).
     Implicit,
     /// The adjoint of the KKT conditions on the final active set, by one factorization of
     /// the reduced KKT system.
@@ -193,6 +195,36 @@ impl<B: LinAlg> Adjoint<B> {
             b_bar: backend.zeros(p, k)?,
             h_bar: backend.zeros(m, k)?,
         })
+    }
+}
+
+impl<B: LinAlg> Adjoint<B> {
+    /// The state `(L, N, S)` the reverse iteration carries (copies).
+    pub fn state(&self) -> Vec<B::Mat> {
+        vec![self.l.clone(), self.n.clone(), self.s.clone()]
+    }
+
+    /// Replaces the state `(L, N, S)` by `z` (same shapes).
+    pub fn set_state(&mut self, backend: &B, z: &[B::Mat]) -> Result<()> {
+        backend.copy_from(&mut self.l, &z[0])?;
+        backend.copy_from(&mut self.n, &z[1])?;
+        backend.copy_from(&mut self.s, &z[2])
+    }
+
+    /// Writes the state `(L, N, S)` into `out` (same shapes).
+    pub fn write_state(&self, backend: &B, out: &mut [B::Mat]) -> Result<()> {
+        backend.copy_from(&mut out[0], &self.l)?;
+        backend.copy_from(&mut out[1], &self.n)?;
+        backend.copy_from(&mut out[2], &self.s)
+    }
+
+    /// Adds the accumulated sums of `other` to these.
+    pub fn add_sums(&mut self, backend: &B, other: &Self) -> Result<()> {
+        let one = B::Real::one();
+        backend.axpby(one, &other.c_sum, one, &mut self.c_sum)?;
+        backend.axpby(one, &other.c_rho_sum, one, &mut self.c_rho_sum)?;
+        backend.axpby(one, &other.b_sum, one, &mut self.b_sum)?;
+        backend.axpby(one, &other.h_sum, one, &mut self.h_sum)
     }
 }
 

@@ -2,12 +2,14 @@
 //! differentiate: Jacobians (forward mode), JVPs, VJPs (reverse mode), by Alt-Diff or KKT.
 
 mod adjoint;
+mod anderson;
 mod batch;
 mod dual;
 mod dual_loop;
 mod infeasibility;
 mod iteration;
 mod kkt;
+mod krylov;
 mod limit;
 mod scaling;
 mod solution;
@@ -28,10 +30,12 @@ use num_traits::{Float, One, Zero};
 use crate::solver::adjoint::{
     Adjoint, Reverse, TapeData, closed_forms, mask_bits, mask_values, symmetrize,
 };
+use crate::solver::anderson::Accelerator;
 use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps, unstack};
 use crate::solver::infeasibility::{Certifier, Monitor};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
+use crate::solver::krylov::Gmres;
 use crate::solver::limit::Limit;
 use crate::solver::scaling::Scaling;
 use crate::solver::solution::Derivative;
@@ -55,7 +59,7 @@ use crate::{
 /// | Jacobian wrt q, b, h (forward) | `O(n^2 d)`, `d` = parameter size | `n d` |
 /// | JVP, `k` directions | `O(n^2 k)` | `n k` |
 /// | VJP unrolled (reverse) | `O(n^2)` (+ `O(n^2)` for P, A, G) | tape: `m` bits (+ `n + p + m` numbers) per iteration |
-/// | VJP implicit | `O(n^2)` per adjoint iteration | `O(n)` |
+/// | VJP implicit | `O(n^2)` per GMRES iteration over the reverse step | `O(n)` per Krylov vector ([`Settings::krylov_restart`]) |
 /// | KKT (Jacobian or VJP) | one factorization of the reduced KKT system, then `O(n^2)` per column | `O(n^2)` |
 ///
 /// # Example
@@ -526,12 +530,20 @@ impl<B: LinAlg> AltDiff<B> {
         let mut monitor = Monitor::new();
         let certifier = self.certifier();
         let mut certificate = None;
+        // Anderson acceleration moves the state off the plain map: not with tangents or tapes
+        let mut accelerator = match self.settings.anderson {
+            Some(anderson) if runs.is_empty() && tape.is_none() => Some(Accelerator::new(anderson)),
+            _ => None,
+        };
         while iterations < limit {
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 status = Status::TimeLimit;
                 break;
             }
             iterations += 1;
+            if let Some(accelerator) = &mut accelerator {
+                accelerator.next(be, &mut iterate)?;
+            }
             let check = self.is_check(iterations, limit);
             let prev = if check {
                 Some(self.snapshot(rule, &ops, &iterate, params, &mut scratch)?)
@@ -634,6 +646,9 @@ impl<B: LinAlg> AltDiff<B> {
                     }
                     last_change = iterations;
                     changes += 1;
+                    if let Some(accelerator) = &mut accelerator {
+                        accelerator.clear();
+                    }
                 }
                 if monitor.due()
                     && let Some(found) =

@@ -106,9 +106,13 @@ impl<B: LinAlg> AltDiff<B> {
         self.with_closed_forms(solution, q, b, h)
     }
 
-    /// The reverse iteration repeated at the fixed mask (`0/1`, m x 1, or m x k with one
-    /// column per seed) until its sums settle: `(J_q'g, J_b'g, J_h'g)` for the seeds `g`
-    /// (n x k), column by column.
+    /// The fixed point of the reverse iteration at the fixed mask (`0/1`, m x 1, or m x k
+    /// with one column per seed): `(J_q'g, J_b'g, J_h'g)` for the seeds `g` (n x k). After
+    /// the seeded first step the iteration is linear in its state, `z_{k+1} = T z_k`, and
+    /// the adjoint sums `z_1 + z_2 + ... = (I - T)^-1 z_1`: solved by restarted GMRES
+    /// ([`Settings::krylov_restart`](crate::Settings::krylov_restart) vectors, see
+    /// [`krylov`](super::krylov)), or with memory 0 by repeating the step until its sums
+    /// settle.
     pub(super) fn implicit_adjoint(
         &self,
         mask: &B::Mat,
@@ -116,17 +120,47 @@ impl<B: LinAlg> AltDiff<B> {
     ) -> Result<(B::Mat, B::Mat, B::Mat)> {
         let be = &self.backend;
         let rev = self.reverse();
-        let mut adj = Adjoint::new(be, self.dims, be.shape(g).1)?;
+        let k = be.shape(g).1;
+        let mut adj = Adjoint::new(be, self.dims, k)?;
         let (abs, rel) = self.adjoint_tolerance();
-        let mut first = true;
-        for _ in 0..self.settings.max_iter.max(1) {
-            rev.step(&mut adj, mask, first.then_some(g))?;
-            if !first && rev.settled(&adj, abs, rel)? {
-                break;
+        rev.step(&mut adj, mask, Some(g))?;
+        let memory = self.krylov_memory(k);
+        if memory == 0 {
+            for _ in 1..self.settings.max_iter.max(1) {
+                rev.step(&mut adj, mask, None)?;
+                if rev.settled(&adj, abs, rel)? {
+                    break;
+                }
             }
-            first = false;
+            return rev.vector_grads(&adj);
         }
+        let gmres = Gmres {
+            restart: memory,
+            tol: (0.5 * rel.to_f64_lossy()).max(1e-13),
+            max_applications: self.settings.max_iter.max(1),
+        };
+        let mut scratch = Adjoint::new(be, self.dims, k)?;
+        let (z, _) = gmres.solve(be, &adj.state(), |v, out| {
+            scratch.set_state(be, v)?;
+            rev.step(&mut scratch, mask, None)?;
+            scratch.write_state(be, out)
+        })?;
+        // the sums of every step after the first: one step from their state sum
+        let mut tail = Adjoint::new(be, self.dims, k)?;
+        tail.set_state(be, &z)?;
+        rev.step(&mut tail, mask, None)?;
+        adj.add_sums(be, &tail)?;
         rev.vector_grads(&adj)
+    }
+
+    /// The GMRES memory of an implicit adjoint with `k` seeds: the setting, lowered so that
+    /// the Krylov vectors hold at most 2^25 numbers.
+    fn krylov_memory(&self, k: usize) -> usize {
+        let state = ((self.dims.p + 2 * self.dims.m) * k).max(1);
+        match self.settings.krylov_restart {
+            0 => 0,
+            restart => restart.min((1 << 25) / state).max(2),
+        }
     }
 
     fn vjp_kkt(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {

@@ -490,6 +490,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
         stop: args.stop,
         method: altdiff_examples::cli::MethodArg::Altdiff,
         adaptive_rho: false,
+        anderson: 0,
         alpha: 1.6,
         limit: false,
         scaling: altdiff_examples::cli::ScalingArg::Auto,
