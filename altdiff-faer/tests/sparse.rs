@@ -175,29 +175,18 @@ fn kkt_form_equals_the_normal_form_and_is_chosen_where_c_c_fills() {
     let host = budget_qp(40);
     let [p, a, g] = [&host.p, &host.a, &host.g].map(|m| sparse_from_dense(dense_of(m).as_ref()));
     let rhs = Mat::<f64>::from_fn(40, 3, |i, j| ((i * 5 + j) as f64).sin());
+    // factored at rho = 1, then refactored
+    let factor = |form, rho| {
+        SparseCholesky::with_form(&p, &[&a, &g], 1.0, DenseRows::Never, form, Par::Seq)
+            .unwrap()
+            .refactor(rho, Par::Seq)
+            .unwrap()
+    };
     for rho in [1.0, 0.05] {
-        let normal = SparseCholesky::with_form(
-            &p,
-            &[&a, &g],
-            1.0,
-            DenseRows::Never,
-            SparseForm::Normal,
-            Par::Seq,
-        )
-        .unwrap()
-        .refactor(rho, Par::Seq)
-        .unwrap();
-        let kkt = SparseCholesky::with_form(
-            &p,
-            &[&a, &g],
-            1.0,
-            DenseRows::Never,
-            SparseForm::Kkt,
-            Par::Seq,
-        )
-        .unwrap()
-        .refactor(rho, Par::Seq)
-        .unwrap();
+        let (normal, kkt) = (
+            factor(SparseForm::Normal, rho),
+            factor(SparseForm::Kkt, rho),
+        );
         assert_eq!(
             (normal.form(), kkt.form()),
             (SparseForm::Normal, SparseForm::Kkt)
