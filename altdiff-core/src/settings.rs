@@ -502,7 +502,7 @@ pub struct Settings {
     /// (default 30; lowered so that the Krylov vectors hold at most 2^25 numbers). 0 repeats
     /// the reverse step until its sums settle, as the forward recursion would. Measured
     /// (example `sparse_scaling`, banded QP, n = 1e4, eps 1e-4): one VJP 0.17 s instead of
-    /// 0.33 s, and 11x closer to the exact fixed point.
+    /// 0.33 s, relative error 3.5e-4 instead of 5.6e-4 (against a converged GMRES).
     pub krylov_restart: usize,
     /// Anderson acceleration of the forward iteration (default off; see [`Anderson`]).
     pub anderson: Option<Anderson>,
