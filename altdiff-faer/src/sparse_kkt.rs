@@ -186,7 +186,7 @@ impl KktFactor {
         self.solve_in_place(x.as_mut(), par);
         let mut residual = b.clone();
         self.apply_h(x.as_ref(), residual.as_mut(), -1.0, par);
-        if max_abs(residual.as_ref()) <= 1e-8 * max_abs(b.as_ref()) {
+        if residual.norm_max() <= 1e-8 * b.norm_max() {
             Ok(())
         } else {
             Err(Error::NotPositiveDefinite { pivot: None })
@@ -197,11 +197,11 @@ impl KktFactor {
     /// stops shrinking (at most [`MAX_REFINEMENT`] steps).
     pub fn solve_in_place(&self, mut rhs: MatMut<'_, f64>, par: Par) {
         let b = rhs.rb().to_owned();
-        let b_norm = max_abs(b.as_ref());
+        let b_norm = b.norm_max();
         let mut x = self.solve_k(b.as_ref(), par);
         let mut residual = b.clone();
         self.apply_h(x.as_ref(), residual.as_mut(), -1.0, par);
-        let mut norm = max_abs(residual.as_ref());
+        let mut norm = residual.norm_max();
         for _ in 0..MAX_REFINEMENT {
             if norm <= REFINED * b_norm {
                 break;
@@ -210,7 +210,7 @@ impl KktFactor {
             let candidate = &x + &dx;
             let mut next = b.clone();
             self.apply_h(candidate.as_ref(), next.as_mut(), -1.0, par);
-            let next_norm = max_abs(next.as_ref());
+            let next_norm = next.norm_max();
             if next_norm.is_nan() || next_norm >= norm {
                 break;
             }
@@ -260,16 +260,6 @@ impl KktFactor {
             par,
         );
     }
-}
-
-fn max_abs(m: MatRef<'_, f64>) -> f64 {
-    let mut out = 0.0f64;
-    for j in 0..m.ncols() {
-        for i in 0..m.nrows() {
-            out = out.max(m[(i, j)].abs());
-        }
-    }
-    out
 }
 
 #[cfg(test)]
