@@ -320,6 +320,65 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         Ok((m, with_k.then_some(k)))
     }
 
+    /// [`LinAlg::gram_inverse`] for a factor `H = L L'` that keeps its half `W = L^-1 C'`
+    /// (n x r): returns `(M, W)`. Then `K y = H^-1 C' y = L^-T (W y)`
+    /// ([`LinAlg::half_solve_transposed`]) costs one product and one triangular solve per
+    /// block instead of a product with `C'` and two triangular solves (the Jacobians wrt `b`
+    /// and `h` of the dual space are such blocks). `None`, the default, where the factor is
+    /// not of that form; then [`LinAlg::half_solve_transposed`] is never called.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let h = be.op_from_col_major(1, 1, &[4.0])?;
+    /// let none = be.op_from_col_major(0, 1, &[])?;
+    /// let factor = be.factor(&h, &none, &none, 0.0)?;
+    /// let c = be.op_from_col_major(1, 1, &[2.0])?;
+    /// assert!(be.gram_inverse_with_half(&factor, &c)?.is_none()); // the reference keeps none
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn gram_inverse_with_half(
+        &self,
+        factor: &Self::Factor,
+        c: &Self::Op,
+    ) -> Result<Option<(Self::Mat, Self::Op)>> {
+        let _ = (factor, c);
+        Ok(None)
+    }
+
+    /// `rhs = L^-T rhs` for the factor `H = L L'` of a backend whose
+    /// [`LinAlg::gram_inverse_with_half`] keeps a half. The default is an error: a backend
+    /// without halves is never asked.
+    ///
+    /// # Errors
+    /// [`crate::Error::Request`] by default; a backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let h = be.op_from_col_major(1, 1, &[4.0])?;
+    /// let none = be.op_from_col_major(0, 1, &[])?;
+    /// let factor = be.factor(&h, &none, &none, 0.0)?;
+    /// let mut rhs = be.mat_from_col_major(1, 1, &[1.0])?;
+    /// assert!(be.half_solve_transposed(&factor, &mut rhs).is_err());
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn half_solve_transposed(&self, factor: &Self::Factor, rhs: &mut Self::Mat) -> Result<()> {
+        let _ = (factor, rhs);
+        Err(crate::Error::Request(
+            "this backend keeps no half L of H = LL' (gram_inverse_with_half is None)",
+        ))
+    }
+
     /// `diag(rows) m diag(cols)` in place; `None` leaves that side alone. The default goes
     /// through the host (one copy each way).
     ///

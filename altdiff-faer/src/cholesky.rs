@@ -181,6 +181,31 @@ impl DenseCholesky {
         with_k: bool,
         par: Par,
     ) -> (Mat<f64>, Option<Mat<f64>>) {
+        let (m, mut w) = self.gram_inverse_with_half(c, par);
+        let k = with_k.then(|| {
+            self.solve_lower_transposed_in_place(w.as_mut(), par);
+            w
+        });
+        (m, k)
+    }
+
+    /// `M = C H^-1 C'` and the half `W = L^-1 C'` (n x r) it is formed from: `K = H^-1 C'` is
+    /// `L^-T W` ([`DenseCholesky::solve_lower_transposed_in_place`]).
+    ///
+    /// # Panics
+    /// When `C` does not have `n` columns.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let chol = DenseCholesky::new(faer::mat![[4.0, 0.0], [0.0, 1.0]].as_ref(), Par::Seq)?;
+    /// let (m, mut w) = chol.gram_inverse_with_half(faer::mat![[2.0, 1.0]].as_ref(), Par::Seq);
+    /// assert!((m[(0, 0)] - 2.0).abs() < 1e-12); // 4/4 + 1/1
+    /// chol.solve_lower_transposed_in_place(w.as_mut(), Par::Seq); // K = H^-1 C'
+    /// assert!((w[(0, 0)] - 0.5).abs() < 1e-12 && (w[(1, 0)] - 1.0).abs() < 1e-12);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn gram_inverse_with_half(&self, c: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Mat<f64>) {
         assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
         let mut w = c.transpose().to_owned();
         triangular_solve::solve_lower_triangular_in_place(self.l.as_ref(), w.as_mut(), par);
@@ -188,11 +213,16 @@ impl DenseCholesky {
         let mut m = Mat::zeros(r, r);
         lower_gram(m.as_mut(), w.as_ref(), 1.0, par);
         mirror_lower(m.as_mut());
-        let k = with_k.then(|| {
-            triangular_solve::solve_upper_triangular_in_place(self.l.transpose(), w.as_mut(), par);
-            w
-        });
-        (m, k)
+        (m, w)
+    }
+
+    /// `rhs = L^-T rhs` (one triangular solve, any number of columns).
+    ///
+    /// # Panics
+    /// When `rhs` does not have `n` rows.
+    pub fn solve_lower_transposed_in_place(&self, rhs: MatMut<'_, f64>, par: Par) {
+        assert_eq!(rhs.nrows(), self.dim(), "DenseCholesky: rhs rows");
+        triangular_solve::solve_upper_triangular_in_place(self.l.transpose(), rhs, par);
     }
 
     /// The order `n` of `H`.

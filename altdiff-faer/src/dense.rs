@@ -188,6 +188,19 @@ impl LinAlg for FaerBackend {
         Ok(factor.gram_inverse(c.as_ref(), with_k, self.par))
     }
 
+    fn gram_inverse_with_half(
+        &self,
+        factor: &DenseCholesky,
+        c: &Mat<f64>,
+    ) -> Result<Option<(Mat<f64>, Mat<f64>)>> {
+        Ok(Some(factor.gram_inverse_with_half(c.as_ref(), self.par)))
+    }
+
+    fn half_solve_transposed(&self, factor: &DenseCholesky, rhs: &mut Mat<f64>) -> Result<()> {
+        factor.solve_lower_transposed_in_place(rhs.as_mut(), self.par);
+        Ok(())
+    }
+
     fn is_psd_with_shift(&self, p: &Mat<f64>, shift: f64) -> Result<bool> {
         DenseCholesky::is_psd_with_shift(p.as_ref(), shift, self.par)
     }

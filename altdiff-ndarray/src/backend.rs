@@ -88,6 +88,24 @@ fn fortran(m: &Array2<f64>) -> std::borrow::Cow<'_, Array2<f64>> {
 }
 
 /// The faer view of a column-major matrix (see [`fortran`]).
+/// A column-major `Array2` copy of a faer matrix.
+fn from_faer(m: &faer::Mat<f64>) -> Array2<f64> {
+    Array2::from_shape_fn((m.nrows(), m.ncols()).f(), |(i, j)| m[(i, j)])
+}
+
+/// Runs `f` on `rhs` as a faer view: in place when its layout allows, else on a
+/// column-major copy written back.
+fn in_place(rhs: &mut Array2<f64>, f: impl Fn(faer::MatMut<'_, f64>)) {
+    match as_faer_mut(rhs.view_mut()) {
+        Some(view) => f(view),
+        None => {
+            let mut copy = fortran(rhs).into_owned();
+            f(as_faer_mut(copy.view_mut()).expect("contiguous"));
+            rhs.assign(&copy);
+        }
+    }
+}
+
 fn column_major_view(m: &Array2<f64>) -> faer::MatRef<'_, f64> {
     as_faer(m.view()).expect("column-major")
 }
@@ -182,21 +200,28 @@ impl LinAlg for NdarrayBackend {
     ) -> Result<(Array2<f64>, Option<Array2<f64>>)> {
         let c = fortran(c);
         let (m, k) = factor.gram_inverse(column_major_view(&c), with_k, self.par.0);
-        let owned = |m: faer::Mat<f64>| {
-            Array2::from_shape_fn((m.nrows(), m.ncols()).f(), |(i, j)| m[(i, j)])
-        };
-        Ok((owned(m), k.map(owned)))
+        Ok((from_faer(&m), k.as_ref().map(from_faer)))
+    }
+
+    fn gram_inverse_with_half(
+        &self,
+        factor: &DenseCholesky,
+        c: &Array2<f64>,
+    ) -> Result<Option<(Array2<f64>, Array2<f64>)>> {
+        let c = fortran(c);
+        let (m, w) = factor.gram_inverse_with_half(column_major_view(&c), self.par.0);
+        Ok(Some((from_faer(&m), from_faer(&w))))
+    }
+
+    fn half_solve_transposed(&self, factor: &DenseCholesky, rhs: &mut Array2<f64>) -> Result<()> {
+        in_place(rhs, |view| {
+            factor.solve_lower_transposed_in_place(view, self.par.0);
+        });
+        Ok(())
     }
 
     fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Array2<f64>) -> Result<()> {
-        match as_faer_mut(rhs.view_mut()) {
-            Some(view) => factor.solve_in_place(view, self.par.0),
-            None => {
-                let mut f = fortran(rhs).into_owned();
-                factor.solve_in_place(as_faer_mut(f.view_mut()).expect("contiguous"), self.par.0);
-                rhs.assign(&f);
-            }
-        }
+        in_place(rhs, |view| factor.solve_in_place(view, self.par.0));
         Ok(())
     }
 

@@ -943,6 +943,7 @@ impl<B: LinAlg> AltDiff<B> {
             &self.factor,
             self.dims,
             false,
+            false,
         )?;
         Ok(self.batch_dual.get_or_init(|| dual))
     }

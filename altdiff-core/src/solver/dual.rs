@@ -34,12 +34,18 @@ pub(crate) struct DualOps<B: LinAlg> {
     /// `K = H^-1 C'` (n x r), when formed: then `x = -H^-1 c - K v`, a product instead of
     /// a solve (worth its `O(n^2 r)` when `x` is needed often or for many columns).
     pub k: Option<B::Op>,
+    /// The half `W = L^-1 C'` of `K = L^-T W` (`H = L L'`), when kept
+    /// ([`LinAlg::gram_inverse_with_half`]): for blocks whose `c` is `C' z`,
+    /// `x = -K (v + z) = -L^-T (W (v + z))`.
+    pub half: Option<B::Op>,
     /// `[0_p; 1_m]`: the rows that are slacks.
     pub slack_rows: B::Mat,
 }
 
 impl<B: LinAlg> DualOps<B> {
-    /// Forms `C`, `M = C H^-1 C'` and, when `with_k`, `K` ([`LinAlg::gram_inverse`]).
+    /// Forms `C`, `M = C H^-1 C'` and, when `with_k`, `K` ([`LinAlg::gram_inverse`]), or
+    /// else, when `keep_half` and the backend keeps one, the half of `K`
+    /// ([`LinAlg::gram_inverse_with_half`]).
     pub fn new(
         backend: &B,
         a: &B::Op,
@@ -47,10 +53,21 @@ impl<B: LinAlg> DualOps<B> {
         factor: &B::Factor,
         dims: QpDims,
         with_k: bool,
+        keep_half: bool,
     ) -> Result<Self> {
         let (n, r) = (dims.n, dims.p + dims.m);
         let c = backend.op_stack_rows(a, g)?;
-        let (m, k) = backend.gram_inverse(factor, &c, with_k)?;
+        let kept = match keep_half && !with_k {
+            true => backend.gram_inverse_with_half(factor, &c)?,
+            false => None,
+        };
+        let (m, k, half) = match kept {
+            Some((m, w)) => (m, None, Some(w)),
+            None => {
+                let (m, k) = backend.gram_inverse(factor, &c, with_k)?;
+                (m, k, None)
+            }
+        };
         let m_host = backend.to_col_major(&m)?;
         let m = backend.op_from_col_major(r, r, &m_host)?;
         let k = match k {
@@ -71,6 +88,7 @@ impl<B: LinAlg> DualOps<B> {
             m,
             m_host,
             k,
+            half,
             slack_rows: backend.mat_from_col_major(r, 1, &rows)?,
         })
     }
@@ -95,6 +113,8 @@ pub(crate) struct DualData<B: LinAlg> {
     pub chc: B::Mat,
     pub bh: B::Mat,
     pub c: B::Mat,
+    /// `z` with `c = C' z`, when known (the Jacobians wrt `b` and `h`).
+    pub cz: Option<B::Mat>,
 }
 
 /// The constants of the dual-space objective (see [`DualKernel::objective`]).
@@ -182,6 +202,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
             chc,
             bh: stack(be, b, h)?,
             c: c.clone(),
+            cz: None,
         })
     }
 
@@ -203,6 +224,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
             .collect();
         let mut bh = vec![B::Real::zero(); r * d];
         (0..d).for_each(|j| bh[j * r + rows.start + j] = B::Real::one());
+        let cz: Vec<B::Real> = bh.iter().map(|&e| minus_rho * e).collect();
         let hc = match &self.ops.k {
             Some(k) => {
                 let k = be.op_to_col_major(k)?;
@@ -219,6 +241,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
             chc: be.mat_from_col_major(r, d, &chc)?,
             bh: be.mat_from_col_major(r, d, &bh)?,
             c: be.mat_from_col_major(n, d, &ct)?,
+            cz: Some(be.mat_from_col_major(r, d, &cz)?),
         })
     }
 
@@ -315,13 +338,22 @@ impl<B: LinAlg> DualKernel<'_, B> {
         self.x_of(&blk.v, data)
     }
 
-    /// `x = -H^-1 (c + C'v)` for a given `v`: `-H^-1 c - K v` when `K` is formed.
+    /// `x = -H^-1 (c + C'v)` for a given `v`: `-H^-1 c - K v` when `K` is formed,
+    /// `-L^-T (W (v + z))` for `c = C'z` when the half `W` of `K` is kept.
     pub fn x_of(&self, v: &B::Mat, data: &DualData<B>) -> Result<B::Mat> {
         let (be, one) = (self.backend, B::Real::one());
         if let (Some(k), Some(hc)) = (&self.ops.k, &data.hc) {
             let mut x = hc.clone();
             be.axpby(-one, hc, B::Real::zero(), &mut x)?;
             be.apply(&mut x, Accum::Add, k, Trans::No, v, -one)?;
+            return Ok(x);
+        }
+        if let (Some(w), Some(z)) = (&self.ops.half, &data.cz) {
+            let mut vz = z.clone();
+            be.axpby(one, v, one, &mut vz)?;
+            let mut x = be.zeros(be.op_shape(w).0, be.shape(v).1)?;
+            be.apply(&mut x, Accum::Replace, w, Trans::No, &vz, -one)?;
+            be.half_solve_transposed(self.factor, &mut x)?;
             return Ok(x);
         }
         let mut x = data.c.clone();

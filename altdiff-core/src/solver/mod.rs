@@ -195,7 +195,12 @@ impl<B: LinAlg> AltDiff<B> {
             // Jacobian columns at least as many as C has rows
             let columns: usize = specs.iter().map(|(_, s)| s.k).sum();
             let with_k = matches!(settings.stopping, StoppingRule::RelativeX(_)) || columns >= r;
-            Some(DualOps::new(&backend, &a, &g, &factor, dims, with_k)?)
+            // the Jacobians wrt b and h then take a product with W and one triangular solve
+            // instead of a product with C' and a solve with H
+            let keep_half = specs.iter().any(|(p, _)| matches!(p, Param::B | Param::H));
+            Some(DualOps::new(
+                &backend, &a, &g, &factor, dims, with_k, keep_half,
+            )?)
         } else {
             None
         };
