@@ -319,7 +319,7 @@ fn bad_input_exits_2_with_one_line_and_no_panic() {
 
 #[test]
 fn demo_prints_a_table_row_per_backend() {
-    let out = altdiff(&[
+    let stdout = succeeds(&[
         "demo",
         "--n",
         "40",
@@ -328,13 +328,6 @@ fn demo_prints_a_table_row_per_backend() {
         "--timing-iterations",
         "2",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     for backend in ["faer", "ndarray"] {
         let row = stdout
             .lines()
@@ -436,12 +429,12 @@ fn kkt_method_matrix_jacobians_and_vjps() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("malformed"));
 }
 
-#[test]
-fn derivatives_table_lists_every_mode_with_small_errors() {
-    let out = altdiff(&[
-        "derivatives",
-        "--n",
-        "30",
+/// `altdiff derivatives` on `problem` (the arguments choosing it), 1 repeat on faer to 1e-9:
+/// its stdout, after checking the exit code.
+fn derivatives(problem: &[&str]) -> String {
+    let mut args = vec!["derivatives"];
+    args.extend_from_slice(problem);
+    args.extend([
         "--repeats",
         "1",
         "--backend",
@@ -451,13 +444,34 @@ fn derivatives_table_lists_every_mode_with_small_errors() {
         "--eps-rel",
         "1e-9",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    succeeds(&args)
+}
+
+/// The stdout of `altdiff args`, after checking that it exits with 0.
+fn succeeds(args: &[&str]) -> String {
+    let out = altdiff(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),
         Some(0),
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+/// The J'g error (last column) of the `derivatives` row containing `what`.
+fn row_error(stdout: &str, what: &str) -> f64 {
+    let row = stdout
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no {what} row in {stdout}"));
+    row.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+#[test]
+fn derivatives_table_lists_every_mode_with_small_errors() {
+    let stdout = derivatives(&["--n", "30"]);
     for what in [
         "Alt-Diff forward",
         "Jacobian q,b,h: KKT",
@@ -467,12 +481,8 @@ fn derivatives_table_lists_every_mode_with_small_errors() {
         "Alt-Diff limit",
         "VJP: limit",
     ] {
-        let row = stdout
-            .lines()
-            .find(|l| l.contains(what))
-            .unwrap_or_else(|| panic!("no {what} row in {stdout}"));
-        let err: f64 = row.split_whitespace().last().unwrap().parse().unwrap();
-        assert!(err < 1e-5, "{what}: J'g error {err} in {row}");
+        let err = row_error(&stdout, what);
+        assert!(err < 1e-5, "{what}: J'g error {err}");
     }
 }
 
@@ -596,34 +606,11 @@ fn bench_reads_a_problem_file() {
 fn derivatives_and_demo_read_a_problem_file() {
     let path = write("derivatives-tiny.json", TINY);
     let path = path.to_str().unwrap();
-    let out = altdiff(&[
-        "derivatives",
-        "--problem",
-        path,
-        "--repeats",
-        "1",
-        "--backend",
-        "faer",
-        "--eps-abs",
-        "1e-9",
-        "--eps-rel",
-        "1e-9",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = derivatives(&["--problem", path]);
     assert!(stdout.contains("n = 3, n_eq = 1, n_ineq = 2"), "{stdout}");
-    let row = stdout
-        .lines()
-        .find(|l| l.contains("Jacobian q,b,h: Alt-Diff limit"))
-        .unwrap_or_else(|| panic!("no limit row in {stdout}"));
-    let err: f64 = row.split_whitespace().last().unwrap().parse().unwrap();
-    assert!(err < 1e-8, "J'g error {err} in {row}");
-    let out = altdiff(&[
+    let err = row_error(&stdout, "Jacobian q,b,h: Alt-Diff limit");
+    assert!(err < 1e-8, "J'g error {err}");
+    let stdout = succeeds(&[
         "demo",
         "--problem",
         path,
@@ -632,13 +619,6 @@ fn derivatives_and_demo_read_a_problem_file() {
         "--repeats",
         "1",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("n = 3, n_eq = 1, n_ineq = 2"), "{stdout}");
     // a file and generated sizes together are a usage error
     let out = altdiff(&["derivatives", "--problem", path, "--n", "30"]);
