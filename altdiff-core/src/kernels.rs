@@ -33,6 +33,47 @@ pub fn axpby<T: Real>(alpha: T, x: &[T], beta: T, y: &mut [T]) {
     }
 }
 
+/// `dst = delta dst + a_1 x_1 + ... + a_N x_N` on slices of one length, in one pass over
+/// `dst` (in chunks that stay in cache); summed in that order, so the values equal those of
+/// [`axpby`] chained term by term. `dst` is not read when `delta == 0`.
+///
+/// # Panics
+/// When the lengths differ.
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// let mut y = [1.0, 2.0];
+/// kernels::lincomb([(2.0, &[1.0, 1.0][..]), (-1.0, &[0.5, 0.0][..])], 1.0, &mut y);
+/// assert_eq!(y, [2.5, 4.0]);
+/// ```
+pub fn lincomb<T: Real, const N: usize>(terms: [(T, &[T]); N], delta: T, dst: &mut [T]) {
+    const CHUNK: usize = 256;
+    for (_, x) in &terms {
+        assert_eq!(x.len(), dst.len(), "lincomb: lengths differ");
+    }
+    for (c, d) in dst.chunks_mut(CHUNK).enumerate() {
+        let start = c * CHUNK;
+        let mut rest = terms.iter();
+        if delta == T::zero() {
+            match rest.next() {
+                Some(&(a, x)) => d
+                    .iter_mut()
+                    .zip(&x[start..])
+                    .for_each(|(dv, &xv)| *dv = a * xv),
+                None => d.fill(T::zero()),
+            }
+        } else if delta != T::one() {
+            d.iter_mut().for_each(|v| *v = delta * *v);
+        }
+        for &(a, x) in rest {
+            d.iter_mut()
+                .zip(&x[start..])
+                .for_each(|(dv, &xv)| *dv = a * xv + *dv);
+        }
+    }
+}
+
 /// `max(x, 0)` for one entry.
 #[inline]
 pub fn proj_nonneg_one<T: Real>(x: T) -> T {
@@ -177,6 +218,45 @@ mod tests {
         let mut m = [1.0, 2.0, 3.0, 4.0];
         dproj_nonneg(&[1.0, 0.0, -1.0, f64::NAN], &mut m);
         assert_eq!(m, [1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn lincomb_equals_chained_axpby_bit_for_bit() {
+        // longer than one chunk, with a ragged tail
+        let len = 600;
+        let seq = |k: usize| -> Vec<f64> {
+            (0..len)
+                .map(|i| ((i * 31 + k * 17) % 23) as f64 / 7.0 - 1.3)
+                .collect()
+        };
+        let (x, y, z, d0) = (seq(1), seq(2), seq(3), seq(4));
+        for delta in [0.0, 1.0, -0.7] {
+            let mut chained = d0.clone();
+            if delta != 1.0 {
+                let copy = chained.clone();
+                axpby(delta, &copy, 0.0, &mut chained);
+                if delta == 0.0 {
+                    axpby(0.3, &x, 0.0, &mut chained);
+                } else {
+                    axpby(0.3, &x, 1.0, &mut chained);
+                }
+            } else {
+                axpby(0.3, &x, 1.0, &mut chained);
+            }
+            axpby(-1.1, &y, 1.0, &mut chained);
+            axpby(1.0 / 3.0, &z, 1.0, &mut chained);
+            let mut fused = d0.clone();
+            lincomb(
+                [(0.3, &x[..]), (-1.1, &y[..]), (1.0 / 3.0, &z[..])],
+                delta,
+                &mut fused,
+            );
+            let bits = |v: &[f64]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fused), bits(&chained), "delta {delta}");
+        }
+        let mut none = d0.clone();
+        lincomb::<f64, 0>([], 0.0, &mut none);
+        assert!(none.iter().all(|&v| v == 0.0));
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub mod testing;
 
 pub use error::{Error, Field, Result, SettingsError};
 pub use host::{CscRef, HostMatrix, HostQp, QpDims, SYMMETRY_TOL};
-pub use linalg::{Accum, LinAlg, Trans};
+pub use linalg::{Accum, LinAlg, Trans, lincomb_by_axpby};
 pub use problem::{Qp, QpParams, QpProblem};
 pub use real::Real;
 pub use settings::{

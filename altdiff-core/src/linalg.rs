@@ -234,6 +234,36 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         beta: Self::Real,
         y: &mut Self::Mat,
     ) -> Result<()>;
+    /// `dst = delta dst + a_1 x_1 + ... + a_N x_N`, summed in that order (`dst` not read when
+    /// `delta == 0`). The default chains [`LinAlg::axpby`], one pass per term; a backend with
+    /// host slices overrides it with one pass ([`kernels::lincomb`](crate::kernels::lincomb)),
+    /// with the same values.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let x = be.mat_from_col_major(2, 1, &[1.0, 1.0])?;
+    /// let z = be.mat_from_col_major(2, 1, &[0.5, 0.0])?;
+    /// let mut y = be.mat_from_col_major(2, 1, &[1.0, 2.0])?;
+    /// be.lincomb([(2.0, &x), (-1.0, &z)], 1.0, &mut y)?;
+    /// assert_eq!(be.to_col_major(&y)?, vec![2.5, 4.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn lincomb<const N: usize>(
+        &self,
+        terms: [(Self::Real, &Self::Mat); N],
+        delta: Self::Real,
+        dst: &mut Self::Mat,
+    ) -> Result<()> {
+        lincomb_by_axpby(self, terms, delta, dst)
+    }
+
     /// `x = max(x, 0)` elementwise: the projection onto the nonnegative orthant.
     fn proj_nonneg(&self, x: &mut Self::Mat) -> Result<()>;
     /// The derivative of [`LinAlg::proj_nonneg`] applied to a block: zeroes row `i` of `m`
@@ -649,4 +679,45 @@ fn scale_col_major<T: Real>(data: &mut [T], r: usize, rows: Option<&[T]>, cols: 
             *v = *v * (rows.map_or(T::one(), |d| d[i]) * cj);
         }
     }
+}
+
+/// [`LinAlg::lincomb`] by [`LinAlg::axpby`], one pass per term (the trait's default, for
+/// backends that override it only for some layouts).
+///
+/// # Errors
+/// A backend error.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use altdiff_core::{LinAlg, lincomb_by_axpby, testing::RefBackend};
+/// let be = RefBackend;
+/// let x = be.mat_from_col_major(1, 1, &[3.0])?;
+/// let mut y = be.mat_from_col_major(1, 1, &[1.0])?;
+/// lincomb_by_axpby(&be, [(2.0, &x)], 0.0, &mut y)?;
+/// assert_eq!(be.to_col_major(&y)?, vec![6.0]);
+/// # }
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+pub fn lincomb_by_axpby<B: LinAlg, const N: usize>(
+    backend: &B,
+    terms: [(B::Real, &B::Mat); N],
+    delta: B::Real,
+    dst: &mut B::Mat,
+) -> Result<()> {
+    let (zero, one) = (B::Real::zero(), B::Real::one());
+    let mut rest = terms.iter();
+    if delta == zero {
+        match rest.next() {
+            Some(&(a, x)) => backend.axpby(a, x, zero, dst)?,
+            None => *dst = backend.zeros(backend.shape(dst).0, backend.shape(dst).1)?,
+        }
+    } else if delta != one {
+        let copy = dst.clone();
+        backend.axpby(delta, &copy, zero, dst)?;
+    }
+    for &(a, x) in rest {
+        backend.axpby(a, x, one, dst)?;
+    }
+    Ok(())
 }

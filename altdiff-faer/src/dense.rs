@@ -218,6 +218,22 @@ impl LinAlg for FaerBackend {
         Ok(())
     }
 
+    fn lincomb<const N: usize>(
+        &self,
+        terms: [(f64, &Mat<f64>); N],
+        delta: f64,
+        dst: &mut Mat<f64>,
+    ) -> Result<()> {
+        for (_, x) in &terms {
+            assert_eq!(self.shape(x), self.shape(dst), "lincomb: shapes");
+        }
+        for j in 0..dst.ncols() {
+            let columns = terms.map(|(a, x)| (a, x.col_as_slice(j)));
+            kernels::lincomb(columns, delta, dst.col_as_slice_mut(j));
+        }
+        Ok(())
+    }
+
     fn proj_nonneg(&self, x: &mut Mat<f64>) -> Result<()> {
         for j in 0..x.ncols() {
             kernels::proj_nonneg(x.col_as_slice_mut(j));

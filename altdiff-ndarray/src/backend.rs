@@ -232,6 +232,29 @@ impl LinAlg for NdarrayBackend {
         Ok(())
     }
 
+    fn lincomb<const N: usize>(
+        &self,
+        terms: [(f64, &Array2<f64>); N],
+        delta: f64,
+        dst: &mut Array2<f64>,
+    ) -> Result<()> {
+        // one pass over flat slices when every block has dst's contiguous layout
+        let strides = dst.strides().to_vec();
+        let flat = terms.iter().all(|(_, x)| {
+            x.shape() == dst.shape()
+                && x.strides() == strides.as_slice()
+                && x.as_slice_memory_order().is_some()
+        });
+        match dst.as_slice_memory_order_mut() {
+            Some(out) if flat => {
+                let slices = terms.map(|(a, x)| (a, x.as_slice_memory_order().expect("flat")));
+                kernels::lincomb(slices, delta, out);
+                Ok(())
+            }
+            _ => altdiff_core::lincomb_by_axpby(self, terms, delta, dst),
+        }
+    }
+
     fn proj_nonneg(&self, x: &mut Array2<f64>) -> Result<()> {
         x.mapv_inplace(kernels::proj_nonneg_one);
         Ok(())

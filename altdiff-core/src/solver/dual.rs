@@ -57,9 +57,10 @@ impl<B: LinAlg> DualOps<B> {
     ) -> Result<Self> {
         let (n, r) = (dims.n, dims.p + dims.m);
         let c = backend.op_stack_rows(a, g)?;
-        let kept = match keep_half && !with_k {
-            true => backend.gram_inverse_with_half(factor, &c)?,
-            false => None,
+        let kept = if keep_half && !with_k {
+            backend.gram_inverse_with_half(factor, &c)?
+        } else {
+            None
         };
         let (m, k, half) = match kept {
             Some((m, w)) => (m, None, Some(w)),
@@ -255,8 +256,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
     ) -> Result<()> {
         let (be, one, zero, rho) = (self.backend, B::Real::one(), B::Real::zero(), self.rho);
         // v = y + rho s
-        be.copy_from(&mut blk.v, &blk.y)?;
-        be.axpby(rho, &blk.s, one, &mut blk.v)?;
+        be.lincomb([(one, &blk.y), (rho, &blk.s)], zero, &mut blk.v)?;
         // Cx = -C H^-1 c - M v
         be.axpby(-one, &data.chc, zero, &mut blk.cx)?;
         be.apply(
@@ -270,15 +270,16 @@ impl<B: LinAlg> DualKernel<'_, B> {
         // the relaxed Cx, with the slack before the step
         let relaxed = self.alpha != one;
         if relaxed {
-            be.copy_from(&mut blk.cr, &data.bh)?;
-            be.axpby(-one, &blk.s, one, &mut blk.cr)?;
+            be.lincomb([(one, &data.bh), (-one, &blk.s)], zero, &mut blk.cr)?;
             be.axpby(self.alpha, &blk.cx, one - self.alpha, &mut blk.cr)?;
         }
         let cr = if relaxed { &blk.cr } else { &blk.cx };
         // s = P(-y/rho - Cx + bh)
-        be.copy_from(&mut blk.s, &data.bh)?;
-        be.axpby(-one, cr, one, &mut blk.s)?;
-        be.axpby(-one / rho, &blk.y, one, &mut blk.s)?;
+        be.lincomb(
+            [(one, &data.bh), (-one, cr), (-one / rho, &blk.y)],
+            zero,
+            &mut blk.s,
+        )?;
         match mask {
             None => {
                 be.proj_nonneg(&mut blk.s)?;
@@ -288,9 +289,11 @@ impl<B: LinAlg> DualKernel<'_, B> {
         }
         // y += rho (Cx + s - bh)
         let cr = if relaxed { &blk.cr } else { &blk.cx };
-        be.axpby(rho, cr, one, &mut blk.y)?;
-        be.axpby(rho, &blk.s, one, &mut blk.y)?;
-        be.axpby(-rho, &data.bh, one, &mut blk.y)
+        be.lincomb(
+            [(rho, cr), (rho, &blk.s), (-rho, &data.bh)],
+            one,
+            &mut blk.y,
+        )
     }
 
     /// What [`DualKernel::objective`] needs of data `(q, c)`: `z = H^-1 (q - c/2)`, `u = Cz`
