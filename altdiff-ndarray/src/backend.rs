@@ -239,10 +239,9 @@ impl LinAlg for NdarrayBackend {
         dst: &mut Array2<f64>,
     ) -> Result<()> {
         // one pass over flat slices when every block has dst's contiguous layout
-        let strides = dst.strides().to_vec();
         let flat = terms.iter().all(|(_, x)| {
             x.shape() == dst.shape()
-                && x.strides() == strides.as_slice()
+                && x.strides() == dst.strides()
                 && x.as_slice_memory_order().is_some()
         });
         match dst.as_slice_memory_order_mut() {
