@@ -179,6 +179,32 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     ) -> Result<Self::Factor>;
     /// `rhs = H^-1 rhs` with the factorization of [`LinAlg::factor`].
     fn solve_in_place(&self, factor: &Self::Factor, rhs: &mut Self::Mat) -> Result<()>;
+    /// The Cholesky factorization of a small symmetric positive definite operator (the
+    /// limit system, the convexity test on `M`, the KKT Schur complement), at the backend's
+    /// full precision even when [`LinAlg::factor`] trades precision for speed. The default
+    /// is [`LinAlg::factor`] with no constraint blocks and `rho = 0`.
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`](crate::Error::NotPositiveDefinite) when `op` is not
+    /// positive definite.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let s = be.op_from_col_major(2, 2, &[4.0, 2.0, 2.0, 3.0])?;
+    /// let f = be.cholesky(&s)?;
+    /// let mut x = be.mat_from_col_major(2, 1, &[6.0, 5.0])?;
+    /// be.solve_in_place(&f, &mut x)?;
+    /// assert!((be.to_col_major(&x)?[0] - 1.0).abs() < 1e-12);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn cholesky(&self, op: &Self::Op) -> Result<Self::Factor> {
+        let none = self.op_from_col_major(0, self.op_shape(op).1, &[])?;
+        self.factor(op, &none, &none, Self::Real::zero())
+    }
 
     // ---- gradients wrt the operators ----
 
@@ -352,10 +378,10 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
 
     /// [`LinAlg::gram_inverse`] for a factor `H = L L'` that keeps its half `W = L^-1 C'`
     /// (n x r): returns `(M, W)`. Then `K y = H^-1 C' y = L^-T (W y)`
-    /// ([`LinAlg::half_solve_transposed`]) costs one product and one triangular solve per
+    /// ([`LinAlg::half_product_solve`]) costs one product and one triangular solve per
     /// block instead of a product with `C'` and two triangular solves (the Jacobians wrt `b`
     /// and `h` of the dual space are such blocks). `None`, the default, where the factor is
-    /// not of that form; then [`LinAlg::half_solve_transposed`] is never called.
+    /// not of that form; then [`LinAlg::half_product_solve`] is never called.
     ///
     /// # Errors
     /// A backend error.
@@ -382,9 +408,9 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         Ok(None)
     }
 
-    /// `rhs = L^-T rhs` for the factor `H = L L'` of a backend whose
-    /// [`LinAlg::gram_inverse_with_half`] keeps a half. The default is an error: a backend
-    /// without halves is never asked.
+    /// `alpha L^-T (W rhs)` for the factor `H = L L'` and the half `W = L^-1 C'` kept by
+    /// [`LinAlg::gram_inverse_with_half`] (so `alpha H^-1 C' rhs`: one product and one
+    /// triangular solve). The default is an error: a backend without halves is never asked.
     ///
     /// # Errors
     /// [`crate::Error::Request`] by default; a backend error.
@@ -395,15 +421,21 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// use altdiff_core::{LinAlg, testing::RefBackend};
     /// let be = RefBackend;
     /// let h = be.op_from_col_major(1, 1, &[4.0])?;
-    /// let none = be.op_from_col_major(0, 1, &[])?;
-    /// let factor = be.factor(&h, &none, &none, 0.0)?;
-    /// let mut rhs = be.mat_from_col_major(1, 1, &[1.0])?;
-    /// assert!(be.half_solve_transposed(&factor, &mut rhs).is_err());
+    /// let factor = be.cholesky(&h)?;
+    /// let w = be.op_from_col_major(1, 1, &[0.5])?;
+    /// let rhs = be.mat_from_col_major(1, 1, &[1.0])?;
+    /// assert!(be.half_product_solve(&factor, &w, &rhs, 1.0).is_err());
     /// # }
     /// # Ok::<(), altdiff_core::Error>(())
     /// ```
-    fn half_solve_transposed(&self, factor: &Self::Factor, rhs: &mut Self::Mat) -> Result<()> {
-        let _ = (factor, rhs);
+    fn half_product_solve(
+        &self,
+        factor: &Self::Factor,
+        half: &Self::Op,
+        rhs: &Self::Mat,
+        alpha: Self::Real,
+    ) -> Result<Self::Mat> {
+        let _ = (factor, half, rhs, alpha);
         Err(crate::Error::Request(
             "this backend keeps no half L of H = LL' (gram_inverse_with_half is None)",
         ))

@@ -16,6 +16,10 @@ use crate::CliError;
 pub enum BackendKind {
     /// `altdiff-faer`: dense faer matrices (feature `faer`).
     Faer,
+    /// `altdiff-faer`'s dense backend with `H` factored, its solves and the dual-space
+    /// operators in `f32` ([`altdiff_faer::Precision::Single`]; feature `faer`): about twice
+    /// as fast, accurate to about `1e-6 cond(H)`.
+    FaerF32,
     /// `altdiff-faer`'s sparse backend: CSC operators, sparse Cholesky (feature `faer`).
     FaerSparse,
     /// `altdiff-ndarray`: ndarray arrays, faer factorizations (feature `ndarray`).
@@ -29,6 +33,8 @@ pub enum BackendKind {
 const COMPILED: &[BackendKind] = &[
     #[cfg(feature = "faer")]
     BackendKind::Faer,
+    #[cfg(feature = "faer")]
+    BackendKind::FaerF32,
     #[cfg(feature = "faer")]
     BackendKind::FaerSparse,
     #[cfg(feature = "ndarray")]
@@ -65,6 +71,7 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Faer => "faer",
+            BackendKind::FaerF32 => "faer-f32",
             BackendKind::FaerSparse => "faer-sparse",
             BackendKind::Ndarray => "ndarray",
             BackendKind::Candle => "candle",
@@ -75,7 +82,7 @@ impl BackendKind {
     /// The Cargo feature that compiles this backend in.
     pub fn feature(self) -> &'static str {
         match self {
-            BackendKind::Faer | BackendKind::FaerSparse => "faer",
+            BackendKind::Faer | BackendKind::FaerF32 | BackendKind::FaerSparse => "faer",
             BackendKind::Ndarray => "ndarray",
             BackendKind::Candle => "candle",
             BackendKind::CandleCuda => "cuda",
@@ -107,6 +114,22 @@ impl BackendKind {
         }
     }
 
+    /// The same backend at full (`f64`) precision: `faer-f32` is `faer`; the others are
+    /// themselves (references are computed there).
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_examples::backends::BackendKind;
+    /// assert_eq!(BackendKind::FaerF32.full_precision(), BackendKind::Faer);
+    /// assert_eq!(BackendKind::Ndarray.full_precision(), BackendKind::Ndarray);
+    /// ```
+    pub fn full_precision(self) -> Self {
+        match self {
+            BackendKind::FaerF32 => BackendKind::Faer,
+            other => other,
+        }
+    }
+
     /// Runs `job` on this backend, sequential (`faer::Par::Seq`, the default: on 2-core
     /// machines threads often cost more than they give).
     ///
@@ -131,6 +154,11 @@ impl BackendKind {
         match self {
             #[cfg(feature = "faer")]
             BackendKind::Faer => job.run(altdiff_faer::FaerBackend::with_par(par)),
+            #[cfg(feature = "faer")]
+            BackendKind::FaerF32 => job.run(
+                altdiff_faer::FaerBackend::with_par(par)
+                    .with_precision(altdiff_faer::Precision::Single),
+            ),
             #[cfg(feature = "faer")]
             BackendKind::FaerSparse => job.run(altdiff_faer::FaerSparseBackend::with_par(par)),
             #[cfg(feature = "ndarray")]

@@ -112,7 +112,11 @@ pub fn default_backend() -> BackendKind {
 fn is_dense(backend: BackendKind) -> bool {
     matches!(
         backend,
-        BackendKind::Faer | BackendKind::Ndarray | BackendKind::Candle | BackendKind::CandleCuda
+        BackendKind::Faer
+            | BackendKind::FaerF32
+            | BackendKind::Ndarray
+            | BackendKind::Candle
+            | BackendKind::CandleCuda
     )
 }
 

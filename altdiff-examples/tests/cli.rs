@@ -574,6 +574,33 @@ fn bench_writes_table_json_csv_and_plot() {
 }
 
 #[test]
+fn bench_measures_the_single_precision_backend_against_an_f64_reference() {
+    let json = write("bench-f32.json", "");
+    succeeds(&[
+        "bench",
+        "--n",
+        "40",
+        "--repeats",
+        "1",
+        "--backend",
+        "faer-f32",
+        "--methods",
+        "altdiff-limit,kkt",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["backend"], "faer-f32");
+        // single precision's error, measured against the f64 reference (not against itself)
+        let err = row["jac_rel_err"].as_f64().unwrap();
+        assert!(err < 1e-4 && err > 1e-12, "{row:?}");
+    }
+}
+
+#[test]
 fn bench_reads_a_problem_file() {
     let path = write("bench-tiny.json", TINY);
     let out = altdiff(&[
@@ -608,6 +635,12 @@ fn derivatives_and_demo_read_a_problem_file() {
     let path = path.to_str().unwrap();
     let stdout = derivatives(&["--problem", path]);
     assert!(stdout.contains("n = 3, n_eq = 1, n_ineq = 2"), "{stdout}");
+    // the header names the file, not a generator it did not use
+    let header = stdout.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("derivatives-tiny.json") && !header.contains("generator"),
+        "{header}"
+    );
     let err = row_error(&stdout, "Jacobian q,b,h: Alt-Diff limit");
     assert!(err < 1e-8, "J'g error {err}");
     let stdout = succeeds(&[
@@ -620,6 +653,7 @@ fn derivatives_and_demo_read_a_problem_file() {
         "1",
     ]);
     assert!(stdout.contains("n = 3, n_eq = 1, n_ineq = 2"), "{stdout}");
+    assert!(stdout.contains("problem ") && !stdout.contains("generator, seed"));
     // a file and generated sizes together are a usage error
     let out = altdiff(&["derivatives", "--problem", path, "--n", "30"]);
     assert_eq!(out.status.code(), Some(2));

@@ -1,14 +1,16 @@
-//! [`DenseCholesky`]: faer's LL' of a dense symmetric positive definite matrix.
+//! [`DenseCholesky`]: faer's LL' of a dense symmetric positive definite matrix, in `f64` or,
+//! with [`Precision::Single`], in `f32`.
 
 use altdiff_core::{Error, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::triangular_solve;
+use faer::traits::ComplexField;
 use faer::{Mat, MatMut, MatRef, Par};
 
 /// `dst += alpha W'W` on the lower triangle of `dst` only (a symmetric rank-k update).
-fn lower_gram(dst: MatMut<'_, f64>, w: MatRef<'_, f64>, alpha: f64, par: Par) {
+fn lower_gram<T: ComplexField>(dst: MatMut<'_, T>, w: MatRef<'_, T>, alpha: T, par: Par) {
     triangular::matmul(
         dst,
         BlockStructure::TriangularLower,
@@ -23,12 +25,125 @@ fn lower_gram(dst: MatMut<'_, f64>, w: MatRef<'_, f64>, alpha: f64, par: Par) {
 }
 
 /// Copies the strict lower triangle onto the upper one.
-pub(crate) fn mirror_lower(mut m: MatMut<'_, f64>) {
+pub(crate) fn mirror_lower<T: Copy>(mut m: MatMut<'_, T>) {
     for j in 0..m.ncols() {
         for i in 0..j {
             m[(i, j)] = m[(j, i)];
         }
     }
+}
+
+/// Factors `l` in place (its lower triangle): `L` with `H = L L'`.
+fn cholesky_in_place<T: ComplexField>(mut l: MatMut<'_, T>, par: Par) -> Result<()> {
+    let n = l.nrows();
+    let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<T>(
+        n,
+        par,
+        Default::default(),
+    ));
+    llt::factor::cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map(|_| ())
+    .map_err(
+        |llt::factor::LltError::NonPositivePivot { index }| Error::NotPositiveDefinite {
+            pivot: Some(index),
+        },
+    )
+}
+
+/// `W = L^-1 C'` and the lower half of `M = W'W`, mirrored.
+fn gram_with_half<T: ComplexField + Copy>(
+    l: MatRef<'_, T>,
+    c: MatRef<'_, T>,
+    one: T,
+    par: Par,
+) -> (Mat<T>, Mat<T>) {
+    let mut w = c.transpose().to_owned();
+    triangular_solve::solve_lower_triangular_in_place(l, w.as_mut(), par);
+    let r = c.nrows();
+    let mut m = Mat::zeros(r, r);
+    lower_gram(m.as_mut(), w.as_ref(), one, par);
+    mirror_lower(m.as_mut());
+    (m, w)
+}
+
+/// `alpha L^-T (W rhs)`.
+fn product_solve<T: ComplexField>(
+    l: MatRef<'_, T>,
+    w: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    alpha: T,
+    par: Par,
+) -> Mat<T> {
+    let mut x = Mat::zeros(w.nrows(), rhs.ncols());
+    faer::linalg::matmul::matmul(x.as_mut(), faer::Accum::Replace, w, rhs, alpha, par);
+    triangular_solve::solve_upper_triangular_in_place(l.transpose(), x.as_mut(), par);
+    x
+}
+
+/// The `f32` copy of an `f64` matrix.
+fn narrow(m: MatRef<'_, f64>) -> Mat<f32> {
+    #[allow(clippy::cast_possible_truncation)] // the point: single precision
+    Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)] as f32)
+}
+
+/// The `f64` copy of an `f32` matrix.
+fn widen(m: MatRef<'_, f32>) -> Mat<f64> {
+    Mat::from_fn(m.nrows(), m.ncols(), |i, j| f64::from(m[(i, j)]))
+}
+
+/// Runs `solve` on an `f32` copy of `rhs` and writes the result back.
+fn through_single(mut rhs: MatMut<'_, f64>, solve: impl FnOnce(MatMut<'_, f32>)) {
+    let mut single = narrow(rhs.as_ref());
+    solve(single.as_mut());
+    for j in 0..rhs.ncols() {
+        for i in 0..rhs.nrows() {
+            rhs[(i, j)] = f64::from(single[(i, j)]);
+        }
+    }
+}
+
+/// The arithmetic of a [`DenseCholesky`] (and so of [`FaerBackend`](crate::FaerBackend)'s
+/// factorization, its solves and the dual-space operators formed from it).
+///
+/// # Example
+/// ```
+/// use altdiff_faer::{DenseCholesky, Par, Precision};
+/// let p = faer::mat![[4.0, 2.0], [2.0, 3.0]];
+/// let chol = DenseCholesky::penalized_in(p.as_ref(), &[], 0.0, Par::Seq, Precision::Single)?;
+/// let mut x = faer::mat![[6.0], [5.0]];
+/// chol.solve_in_place(x.as_mut(), Par::Seq);
+/// assert!((x[(0, 0)] - 1.0).abs() < 1e-5 && (x[(1, 0)] - 1.0).abs() < 1e-5);
+/// assert_eq!(chol.precision(), Precision::Single);
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// `f64` throughout (the default).
+    #[default]
+    Double,
+    /// `H` formed and factored in `f32`, and the solves, `W = L^-1 C'` and `M = W'W` run in
+    /// `f32`, about twice the throughput of `f64` (AVX2 holds 8 `f32` per register, 4 `f64`);
+    /// inputs and outputs stay `f64`. A solve is then accurate to about
+    /// `cond(H) * 6e-8` relative, not to `1e-15`: for the paper's loose stopping rules and
+    /// Jacobians wanted to about `1e-4`, not for residuals of `1e-6` and below. The small
+    /// factorizations of the solver (the limit system, the convexity test on `M`:
+    /// [`LinAlg::cholesky`](altdiff_core::LinAlg::cholesky)) stay `f64`; where the
+    /// convexity test on the single-precision `M` cannot decide, the solver runs the exact
+    /// `f64` test on `P`.
+    Single,
+}
+
+/// The factor in its precision.
+#[derive(Clone, Debug)]
+enum Lower {
+    Double(Mat<f64>),
+    Single(Mat<f32>),
 }
 
 /// The lower Cholesky factor `L` of `H = L L'`, computed once and reused for every solve.
@@ -45,7 +160,7 @@ pub(crate) fn mirror_lower(mut m: MatMut<'_, f64>) {
 /// ```
 #[derive(Clone, Debug)]
 pub struct DenseCholesky {
-    l: Mat<f64>,
+    l: Lower,
 }
 
 impl DenseCholesky {
@@ -87,11 +202,66 @@ impl DenseCholesky {
         rho: f64,
         par: Par,
     ) -> Result<Self> {
-        let mut h = p.to_owned();
-        for block in blocks {
-            lower_gram(h.as_mut(), *block, rho, par);
+        Self::penalized_in(p, blocks, rho, par, Precision::Double)
+    }
+
+    /// [`DenseCholesky::penalized`] in the given [`Precision`]: with
+    /// [`Precision::Single`], `H` is formed from `f32` copies of `P` and the blocks and
+    /// factored in `f32`.
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`] with the failing pivot.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par, Precision};
+    /// let p = faer::mat![[1.0, 0.0], [0.0, 1.0]];
+    /// let a = faer::mat![[1.0, 1.0]];
+    /// let chol = DenseCholesky::penalized_in(p.as_ref(), &[a.as_ref()], 2.0, Par::Seq, Precision::Single)?;
+    /// let mut x = faer::mat![[3.0], [3.0]];
+    /// chol.solve_in_place(x.as_mut(), Par::Seq);
+    /// assert!((x[(0, 0)] - 0.6).abs() < 1e-6);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn penalized_in(
+        p: MatRef<'_, f64>,
+        blocks: &[MatRef<'_, f64>],
+        rho: f64,
+        par: Par,
+        precision: Precision,
+    ) -> Result<Self> {
+        match precision {
+            Precision::Double => {
+                let mut h = p.to_owned();
+                for block in blocks {
+                    lower_gram(h.as_mut(), *block, rho, par);
+                }
+                Self::from_owned(h, par)
+            }
+            Precision::Single => {
+                let mut h = narrow(p);
+                #[allow(clippy::cast_possible_truncation)] // single precision
+                let rho = rho as f32;
+                for block in blocks {
+                    lower_gram(h.as_mut(), narrow(*block).as_ref(), rho, par);
+                }
+                cholesky_in_place(h.as_mut(), par)?;
+                Ok(Self {
+                    l: Lower::Single(h),
+                })
+            }
         }
-        Self::from_owned(h, par)
+    }
+
+    /// The arithmetic of the factor.
+    pub fn precision(&self) -> Precision {
+        match self.l {
+            Lower::Double(_) => Precision::Double,
+            Lower::Single(_) => Precision::Single,
+        }
     }
 
     /// Whether `p + shift I` has a Cholesky factor (the convexity test of
@@ -139,24 +309,11 @@ impl DenseCholesky {
     /// ```
     pub fn from_owned(h: Mat<f64>, par: Par) -> Result<Self> {
         assert_eq!(h.nrows(), h.ncols(), "DenseCholesky: H must be square");
-        let n = h.nrows();
         let mut l = h;
-        let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
-            n,
-            par,
-            Default::default(),
-        ));
-        llt::factor::cholesky_in_place(
-            l.as_mut(),
-            Default::default(),
-            par,
-            MemStack::new(&mut mem),
-            Default::default(),
-        )
-        .map_err(|llt::factor::LltError::NonPositivePivot { index }| {
-            Error::NotPositiveDefinite { pivot: Some(index) }
-        })?;
-        Ok(Self { l })
+        cholesky_in_place(l.as_mut(), par)?;
+        Ok(Self {
+            l: Lower::Double(l),
+        })
     }
 
     /// `M = C H^-1 C'` (r x r) for `C` (r x n), and `K = H^-1 C'` when `with_k`:
@@ -207,13 +364,57 @@ impl DenseCholesky {
     /// ```
     pub fn gram_inverse_with_half(&self, c: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Mat<f64>) {
         assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
-        let mut w = c.transpose().to_owned();
-        triangular_solve::solve_lower_triangular_in_place(self.l.as_ref(), w.as_mut(), par);
-        let r = c.nrows();
-        let mut m = Mat::zeros(r, r);
-        lower_gram(m.as_mut(), w.as_ref(), 1.0, par);
-        mirror_lower(m.as_mut());
-        (m, w)
+        match &self.l {
+            Lower::Double(l) => gram_with_half(l.as_ref(), c, 1.0, par),
+            Lower::Single(l) => {
+                let (m, w) = gram_with_half(l.as_ref(), narrow(c).as_ref(), 1.0, par);
+                (widen(m.as_ref()), widen(w.as_ref()))
+            }
+        }
+    }
+
+    /// `alpha L^-T (W rhs)` (n x k) for a half `W` (n x r) of
+    /// [`DenseCholesky::gram_inverse_with_half`]: one product and one triangular solve, in
+    /// the factor's precision.
+    ///
+    /// # Panics
+    /// When `W` does not have `n` rows or `rhs` does not have `W`'s columns as rows.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let chol = DenseCholesky::new(faer::mat![[4.0, 0.0], [0.0, 1.0]].as_ref(), Par::Seq)?;
+    /// let c = faer::mat![[2.0, 1.0]];
+    /// let (_, w) = chol.gram_inverse_with_half(c.as_ref(), Par::Seq);
+    /// let x = chol.half_product_solve(w.as_ref(), faer::mat![[2.0]].as_ref(), 1.0, Par::Seq);
+    /// // H^-1 C' 2 = [2/4, 1/1] 2
+    /// assert!((x[(0, 0)] - 1.0).abs() < 1e-12 && (x[(1, 0)] - 2.0).abs() < 1e-12);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn half_product_solve(
+        &self,
+        w: MatRef<'_, f64>,
+        rhs: MatRef<'_, f64>,
+        alpha: f64,
+        par: Par,
+    ) -> Mat<f64> {
+        assert_eq!(w.nrows(), self.dim(), "DenseCholesky: W rows");
+        assert_eq!(w.ncols(), rhs.nrows(), "DenseCholesky: rhs rows");
+        match &self.l {
+            Lower::Double(l) => product_solve(l.as_ref(), w, rhs, alpha, par),
+            Lower::Single(l) => {
+                #[allow(clippy::cast_possible_truncation)] // single precision
+                let alpha = alpha as f32;
+                let x = product_solve(
+                    l.as_ref(),
+                    narrow(w).as_ref(),
+                    narrow(rhs).as_ref(),
+                    alpha,
+                    par,
+                );
+                widen(x.as_ref())
+            }
+        }
     }
 
     /// `rhs = L^-T rhs` (one triangular solve, any number of columns).
@@ -222,12 +423,22 @@ impl DenseCholesky {
     /// When `rhs` does not have `n` rows.
     pub fn solve_lower_transposed_in_place(&self, rhs: MatMut<'_, f64>, par: Par) {
         assert_eq!(rhs.nrows(), self.dim(), "DenseCholesky: rhs rows");
-        triangular_solve::solve_upper_triangular_in_place(self.l.transpose(), rhs, par);
+        match &self.l {
+            Lower::Double(l) => {
+                triangular_solve::solve_upper_triangular_in_place(l.transpose(), rhs, par);
+            }
+            Lower::Single(l) => through_single(rhs, |rhs| {
+                triangular_solve::solve_upper_triangular_in_place(l.transpose(), rhs, par);
+            }),
+        }
     }
 
     /// The order `n` of `H`.
     pub fn dim(&self) -> usize {
-        self.l.nrows()
+        match &self.l {
+            Lower::Double(l) => l.nrows(),
+            Lower::Single(l) => l.nrows(),
+        }
     }
 
     /// `rhs = H^-1 rhs` (two triangular solves, any number of columns).
@@ -241,6 +452,12 @@ impl DenseCholesky {
             rhs.ncols(),
             par,
         ));
-        llt::solve::solve_in_place(self.l.as_ref(), rhs, par, MemStack::new(&mut mem));
+        let stack = MemStack::new(&mut mem);
+        match &self.l {
+            Lower::Double(l) => llt::solve::solve_in_place(l.as_ref(), rhs, par, stack),
+            Lower::Single(l) => through_single(rhs, |rhs| {
+                llt::solve::solve_in_place(l.as_ref(), rhs, par, stack);
+            }),
+        }
     }
 }

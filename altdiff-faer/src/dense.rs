@@ -4,7 +4,7 @@ use altdiff_core::{Accum, LinAlg, Result, Trans, kernels};
 use faer::linalg::matmul::matmul;
 use faer::{Mat, MatRef, Par};
 
-use crate::DenseCholesky;
+use crate::{DenseCholesky, Precision};
 
 /// The faer dense backend: `Mat<f64>` blocks and operators, faer's Cholesky.
 ///
@@ -21,23 +21,56 @@ use crate::DenseCholesky;
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaerBackend {
     par: Par,
+    precision: Precision,
 }
 
 impl Default for FaerBackend {
     fn default() -> Self {
-        Self { par: Par::Seq }
+        Self::with_par(Par::Seq)
     }
 }
 
 impl FaerBackend {
     /// The backend with the given parallelism (`Par::Seq` by default).
     pub fn with_par(par: Par) -> Self {
-        Self { par }
+        Self {
+            par,
+            precision: Precision::Double,
+        }
+    }
+
+    /// The backend factoring `H` (and solving with it, and forming the dual-space operators
+    /// `M = C H^-1 C'`) in `precision`; everything else stays `f64`. See
+    /// [`Precision::Single`] for what single precision trades.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::{AltDiff, Param, Qp, Settings, StoppingRule, Wrt, testing::tiny_qp};
+    /// use altdiff_faer::{FaerBackend, Precision};
+    /// let be = FaerBackend::default().with_precision(Precision::Single);
+    /// let qp = Qp::from_host(&be, &tiny_qp())?;
+    /// let settings = Settings::default()
+    ///     .with_stopping(StoppingRule::RelativeObjective(1e-4))
+    ///     .with_wrt(Wrt::none().with(Param::B))
+    ///     .with_limit(true);
+    /// let sol = AltDiff::new(be, &qp, settings)?.solve(qp.params())?;
+    /// assert!((sol.jacobian(Param::B).unwrap()[(2, 0)] - 4.0 / 7.0).abs() < 1e-4);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// The parallelism used by products, the factorization and the solves.
     pub fn par(&self) -> Par {
         self.par
+    }
+
+    /// The arithmetic of the factorization and the solves.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 }
 
@@ -77,7 +110,10 @@ impl LinAlg for FaerBackend {
     type Factor = DenseCholesky;
 
     fn name(&self) -> &'static str {
-        "faer"
+        match self.precision {
+            Precision::Double => "faer",
+            Precision::Single => "faer-f32",
+        }
     }
 
     fn zeros(&self, nrows: usize, ncols: usize) -> Result<Mat<f64>> {
@@ -176,7 +212,18 @@ impl LinAlg for FaerBackend {
     }
 
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
-        DenseCholesky::penalized(p.as_ref(), &[a.as_ref(), g.as_ref()], rho, self.par)
+        DenseCholesky::penalized_in(
+            p.as_ref(),
+            &[a.as_ref(), g.as_ref()],
+            rho,
+            self.par,
+            self.precision,
+        )
+    }
+
+    fn cholesky(&self, op: &Mat<f64>) -> Result<DenseCholesky> {
+        // the small systems stay f64 whatever the precision of H
+        DenseCholesky::new(op.as_ref(), self.par)
     }
 
     fn gram_inverse(
@@ -196,9 +243,14 @@ impl LinAlg for FaerBackend {
         Ok(Some(factor.gram_inverse_with_half(c.as_ref(), self.par)))
     }
 
-    fn half_solve_transposed(&self, factor: &DenseCholesky, rhs: &mut Mat<f64>) -> Result<()> {
-        factor.solve_lower_transposed_in_place(rhs.as_mut(), self.par);
-        Ok(())
+    fn half_product_solve(
+        &self,
+        factor: &DenseCholesky,
+        half: &Mat<f64>,
+        rhs: &Mat<f64>,
+        alpha: f64,
+    ) -> Result<Mat<f64>> {
+        Ok(factor.half_product_solve(half.as_ref(), rhs.as_ref(), alpha, self.par))
     }
 
     fn is_psd_with_shift(&self, p: &Mat<f64>, shift: f64) -> Result<bool> {

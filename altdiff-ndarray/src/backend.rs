@@ -213,11 +213,21 @@ impl LinAlg for NdarrayBackend {
         Ok(Some((from_faer(&m), from_faer(&w))))
     }
 
-    fn half_solve_transposed(&self, factor: &DenseCholesky, rhs: &mut Array2<f64>) -> Result<()> {
-        in_place(rhs, |view| {
-            factor.solve_lower_transposed_in_place(view, self.par.0);
-        });
-        Ok(())
+    fn half_product_solve(
+        &self,
+        factor: &DenseCholesky,
+        half: &Array2<f64>,
+        rhs: &Array2<f64>,
+        alpha: f64,
+    ) -> Result<Array2<f64>> {
+        let [half, rhs] = [half, rhs].map(fortran);
+        let x = factor.half_product_solve(
+            column_major_view(&half),
+            column_major_view(&rhs),
+            alpha,
+            self.par.0,
+        );
+        Ok(from_faer(&x))
     }
 
     fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Array2<f64>) -> Result<()> {

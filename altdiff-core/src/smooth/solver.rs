@@ -1255,8 +1255,7 @@ impl<B: LinAlg> SmoothSolver<B> {
                 B::Real::one(),
             )?;
             let s = be.op_from_col_major(ra, ra, &be.to_col_major(&s)?)?;
-            let none = be.op_from_col_major(0, ra, &[])?;
-            let s_factor = match be.factor(&s, &none, &none, B::Real::zero()) {
+            let s_factor = match be.cholesky(&s) {
                 Err(Error::NotPositiveDefinite { .. }) => {
                     return Err(Error::SingularKkt { rows: ra });
                 }

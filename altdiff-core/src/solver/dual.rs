@@ -20,7 +20,7 @@
 use num_traits::{Float, One, Zero};
 
 use crate::solver::iteration::Iterate;
-use crate::{Accum, LinAlg, QpDims, Result, Trans};
+use crate::{Accum, Error, LinAlg, QpDims, Result, Trans};
 
 /// The operators of the dual-space iteration, formed once per solver.
 #[derive(Debug)]
@@ -113,7 +113,10 @@ pub(crate) struct DualData<B: LinAlg> {
     pub hc: Option<B::Mat>,
     pub chc: B::Mat,
     pub bh: B::Mat,
-    pub c: B::Mat,
+    /// `c`, when some product needs it (not when `x` comes from `K` or from the half).
+    pub c: Option<B::Mat>,
+    /// `|c|_inf` (the scale of the dual residual).
+    pub c_norm: B::Real,
     /// `z` with `c = C' z`, when known (the Jacobians wrt `b` and `h`).
     pub cz: Option<B::Mat>,
 }
@@ -202,23 +205,39 @@ impl<B: LinAlg> DualKernel<'_, B> {
             hc: Some(hc),
             chc,
             bh: stack(be, b, h)?,
-            c: c.clone(),
+            c: Some(c.clone()),
+            c_norm: be.norm_inf(c)?,
             cz: None,
         })
     }
 
     /// The constant terms of the Jacobian wrt `b` (`rows = 0..p`) or `h` (`rows = p..r`),
     /// read off `C` and `M`: there `c = -rho C_rows'`, so `C H^-1 c = -rho M[:, rows]`, and
-    /// `[b; h]` is the identity on `rows`. No solve.
+    /// `[b; h]` is the identity on `rows`. No solve; `c` itself is copied out of `C` only
+    /// when neither `K` nor the half gives `x`.
     pub fn data_of_rows(&self, rows: std::ops::Range<usize>) -> Result<DualData<B>> {
         let be = self.backend;
         let (r, n) = be.op_shape(&self.ops.c);
         let (d, minus_rho) = (rows.len(), -self.rho);
-        let c_rows = be.op_to_col_major(&self.ops.c)?;
-        let ct: Vec<B::Real> = (0..d)
-            .flat_map(|j| (0..n).map(move |col| (j, col)))
-            .map(|(j, col)| minus_rho * c_rows[col * r + rows.start + j])
-            .collect();
+        let c = if self.ops.k.is_none() && self.ops.half.is_none() {
+            let c_all = be.op_to_col_major(&self.ops.c)?;
+            // c = -rho C_rows' (n x d): each column of C read once, contiguously
+            let mut ct = vec![B::Real::zero(); n * d];
+            for (col, column) in c_all.chunks_exact(r.max(1)).enumerate() {
+                for (j, &v) in column[rows.clone()].iter().enumerate() {
+                    ct[j * n + col] = minus_rho * v;
+                }
+            }
+            Some(be.mat_from_col_major(n, d, &ct)?)
+        } else {
+            None
+        };
+        let ones = vec![B::Real::one(); r.max(n)];
+        let (row_max, _) = be.op_abs_max(&self.ops.c, &ones[..r], &ones[..n])?;
+        let c_norm = row_max[rows.clone()]
+            .iter()
+            .fold(B::Real::zero(), |m, &v| m.max(v))
+            * self.rho;
         let chc: Vec<B::Real> = self.ops.m_host[rows.start * r..rows.end * r]
             .iter()
             .map(|&e| minus_rho * e)
@@ -241,7 +260,8 @@ impl<B: LinAlg> DualKernel<'_, B> {
             hc,
             chc: be.mat_from_col_major(r, d, &chc)?,
             bh: be.mat_from_col_major(r, d, &bh)?,
-            c: be.mat_from_col_major(n, d, &ct)?,
+            c,
+            c_norm,
             cz: Some(be.mat_from_col_major(r, d, &cz)?),
         })
     }
@@ -301,13 +321,17 @@ impl<B: LinAlg> DualKernel<'_, B> {
     pub fn objective_data(&self, q: &B::Mat, data: &DualData<B>) -> Result<DualObjective<B>> {
         let (be, one) = (self.backend, B::Real::one());
         let half = one / (one + one);
+        let c = data
+            .c
+            .as_ref()
+            .ok_or(Error::Request("the objective needs c"))?;
         let mut z = q.clone();
-        be.axpby(-half, &data.c, one, &mut z)?;
+        be.axpby(-half, c, one, &mut z)?;
         be.solve_in_place(self.factor, &mut z)?;
         let mut u = be.zeros(be.op_shape(&self.ops.c).0, 1)?;
         be.apply(&mut u, Accum::Replace, &self.ops.c, Trans::No, &z, one)?;
         Ok(DualObjective {
-            offset: -be.dot(&data.c, &z)?,
+            offset: -be.dot(c, &z)?,
             u,
         })
     }
@@ -354,13 +378,14 @@ impl<B: LinAlg> DualKernel<'_, B> {
         if let (Some(w), Some(z)) = (&self.ops.half, &data.cz) {
             let mut vz = z.clone();
             be.axpby(one, v, one, &mut vz)?;
-            let mut x = be.zeros(be.op_shape(w).0, be.shape(v).1)?;
-            be.apply(&mut x, Accum::Replace, w, Trans::No, &vz, -one)?;
-            be.half_solve_transposed(self.factor, &mut x)?;
-            return Ok(x);
+            return be.half_product_solve(self.factor, w, &vz, -one);
         }
-        let mut x = data.c.clone();
-        be.axpby(-one, &data.c, B::Real::zero(), &mut x)?;
+        let c = data
+            .c
+            .as_ref()
+            .ok_or(Error::Request("x needs c, K or the half"))?;
+        let mut x = c.clone();
+        be.axpby(-one, c, B::Real::zero(), &mut x)?;
         be.apply(&mut x, Accum::Add, &self.ops.c, Trans::Yes, v, -one)?;
         be.solve_in_place(self.factor, &mut x)?;
         Ok(x)
@@ -393,7 +418,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
             be.axpby(-one, &blk.cx, one, &mut relax)?;
             be.axpby(one - self.alpha, &relax, one, &mut ds)?;
         }
-        let n = be.shape(&data.c).0;
+        let n = be.op_shape(&self.ops.c).1;
         let k = be.shape(&ds).1;
         let mut d = be.zeros(n, k)?;
         be.apply(
@@ -406,7 +431,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
         )?;
         let dual = norm(&d)?;
         be.apply(&mut d, Accum::Replace, &self.ops.c, Trans::Yes, &blk.y, one)?;
-        let dual_scale = norm(&d)?.max(norm(&data.c)?);
+        let dual_scale = norm(&d)?.max(data.c_norm);
         let small = primal <= abs + rel * primal_scale && dual <= abs + rel * dual_scale;
         Ok((small, primal, dual))
     }

@@ -48,13 +48,10 @@ impl<B: LinAlg> KktSystem<B> {
         // S = C H_C^-1 C' (r x r, dense)
         let (s, _) = backend.gram_inverse(&h_c, &c, false)?;
         let s_op = backend.op_from_col_major(r, r, &backend.to_col_major(&s)?)?;
-        let none = backend.op_from_col_major(0, r, &[])?;
-        let schur = backend
-            .factor(&s_op, &none, &none, B::Real::zero())
-            .map_err(|err| match err {
-                Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: r },
-                other => other,
-            })?;
+        let schur = backend.cholesky(&s_op).map_err(|err| match err {
+            Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: r },
+            other => other,
+        })?;
         Ok(Self {
             c,
             h_c,

@@ -83,13 +83,10 @@ impl<B: LinAlg> Limit<B> {
         };
         let cholesky = |data: &[B::Real], k: usize| -> Result<B::Factor> {
             let op = backend.op_from_col_major(k, k, data)?;
-            let none = backend.op_from_col_major(0, k, &[])?;
-            backend
-                .factor(&op, &none, &none, B::Real::zero())
-                .map_err(|err| match err {
-                    Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: k },
-                    other => other,
-                })
+            backend.cholesky(&op).map_err(|err| match err {
+                Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: k },
+                other => other,
+            })
         };
         let (a, i) = (active.len(), inactive.len());
         let t = if i > 0 {

@@ -971,8 +971,7 @@ fn convex_by_gram<B: LinAlg>(
     let mut t: Vec<B::Real> = dual.m_host.iter().map(|&v| -v).collect();
     (0..r).for_each(|i| t[i * r + i] = t[i * r + i] + diagonal);
     let t = backend.op_from_col_major(r, r, &t)?;
-    let none = backend.op_from_col_major(0, r, &[])?;
-    match backend.factor(&t, &none, &none, B::Real::zero()) {
+    match backend.cholesky(&t) {
         Ok(_) => Ok(true),
         Err(Error::NotPositiveDefinite { .. }) => Ok(false),
         Err(other) => Err(other),

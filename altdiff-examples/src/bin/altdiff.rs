@@ -422,13 +422,12 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
 
 fn derivatives(args: DemoArgs) -> Result<ExitCode, CliError> {
     let backends = backends_of(&args);
-    let (config, qp) = demo_config(args)?;
+    let (config, qp, source) = demo_config(args)?;
     println!(
-        "altdiff derivatives: n = {}, n_eq = {}, n_ineq = {}, seed = {}, stop = {:?}, rho = {}, median of {} runs",
+        "altdiff derivatives: {source}, n = {}, n_eq = {}, n_ineq = {}, stop = {:?}, rho = {}, median of {} runs",
         config.n,
         config.n_eq,
         config.n_ineq,
-        config.seed,
         config.settings.stopping,
         config.settings.rho,
         config.repeats
@@ -522,7 +521,8 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
     let mut rows = Vec::new();
     for (index, (name, qp)) in problems.iter().enumerate() {
         bar.set_message(format!("reference of {name}"));
-        let reference = reference(backends[0], qp, wrt, settings.rho)?;
+        // the exact reference at full precision, whatever the backends measured
+        let reference = reference(backends[0].full_precision(), qp, wrt, settings.rho)?;
         for &backend in &backends {
             for &method in &args.methods {
                 bar.set_message(format!("{} {} on {name}", backend.name(), method.name()));
@@ -580,7 +580,9 @@ fn backends_of(args: &DemoArgs) -> Vec<BackendKind> {
 
 /// The configuration of `demo` / `derivatives` and its problem: the file of `--problem`
 /// (whose sizes replace `--n`, `--n-eq`, `--n-ineq`) or the generated one.
-fn demo_config(args: DemoArgs) -> Result<(DemoConfig, HostQp), CliError> {
+/// The configuration of `demo` / `derivatives`, the problem, and where it came from (for the
+/// header: the file, or the generator and its seed).
+fn demo_config(args: DemoArgs) -> Result<(DemoConfig, HostQp, String), CliError> {
     let file = match &args.problem {
         Some(path) => {
             let qp = read_problem(path)?;
@@ -622,23 +624,24 @@ fn demo_config(args: DemoArgs) -> Result<(DemoConfig, HostQp), CliError> {
             config.n, config.n_eq
         )));
     }
-    let qp = match file {
-        Some((qp, _)) => qp,
-        None => config.problem(),
+    let (qp, source) = match (file, &args.problem) {
+        (Some((qp, _)), Some(path)) => (qp, format!("problem {}", path.display())),
+        _ => (
+            config.problem(),
+            format!("{:?} generator, seed = {}", config.generator, config.seed),
+        ),
     };
-    Ok((config, qp))
+    Ok((config, qp, source))
 }
 
 fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
     let backends = backends_of(&args);
-    let (config, qp) = demo_config(args)?;
+    let (config, qp, source) = demo_config(args)?;
     println!(
-        "altdiff demo: {:?} generator, n = {}, n_eq = {}, n_ineq = {}, seed = {}, theta = {}, stop = {:?}, rho = {}",
-        config.generator,
+        "altdiff demo: {source}, n = {}, n_eq = {}, n_ineq = {}, theta = {}, stop = {:?}, rho = {}",
         config.n,
         config.n_eq,
         config.n_ineq,
-        config.seed,
         config.wrt.name(),
         config.settings.stopping,
         config.settings.rho
