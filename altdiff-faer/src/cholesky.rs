@@ -86,26 +86,47 @@ fn product_solve<T: ComplexField>(
     x
 }
 
+/// A copy of `m` with every entry converted by `convert`, column by column (contiguous
+/// columns as slices, so that the conversion vectorizes).
+fn converted<S: Copy, T: Copy + ComplexField>(
+    m: MatRef<'_, S>,
+    convert: impl Fn(S) -> T,
+) -> Mat<T> {
+    let mut out = Mat::<T>::zeros(m.nrows(), m.ncols());
+    for j in 0..m.ncols() {
+        let dst = out.col_as_slice_mut(j);
+        match m.col(j).try_as_col_major() {
+            Some(col) => {
+                for (d, &v) in dst.iter_mut().zip(col.as_slice()) {
+                    *d = convert(v);
+                }
+            }
+            None => {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = convert(m[(i, j)]);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The `f32` copy of an `f64` matrix.
 fn narrow(m: MatRef<'_, f64>) -> Mat<f32> {
     #[allow(clippy::cast_possible_truncation)] // the point: single precision
-    Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)] as f32)
+    converted(m, |v| v as f32)
 }
 
 /// The `f64` copy of an `f32` matrix.
 fn widen(m: MatRef<'_, f32>) -> Mat<f64> {
-    Mat::from_fn(m.nrows(), m.ncols(), |i, j| f64::from(m[(i, j)]))
+    converted(m, f64::from)
 }
 
 /// Runs `solve` on an `f32` copy of `rhs` and writes the result back.
 fn through_single(mut rhs: MatMut<'_, f64>, solve: impl FnOnce(MatMut<'_, f32>)) {
     let mut single = narrow(rhs.as_ref());
     solve(single.as_mut());
-    for j in 0..rhs.ncols() {
-        for i in 0..rhs.nrows() {
-            rhs[(i, j)] = f64::from(single[(i, j)]);
-        }
-    }
+    rhs.copy_from(widen(single.as_ref()));
 }
 
 /// The arithmetic of a [`DenseCholesky`] (and so of [`FaerBackend`](crate::FaerBackend)'s

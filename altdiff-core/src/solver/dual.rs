@@ -119,6 +119,9 @@ pub(crate) struct DualData<B: LinAlg> {
     pub c_norm: B::Real,
     /// `z` with `c = C' z`, when known (the Jacobians wrt `b` and `h`).
     pub cz: Option<B::Mat>,
+    /// The stacked rows whose identity `[b; h]` is (the Jacobians wrt `b` and `h`: then
+    /// `c = -rho C_rows'` and `z = -rho [b; h]`).
+    pub rows: Option<std::ops::Range<usize>>,
 }
 
 /// The constants of the dual-space objective (see [`DualKernel::objective`]).
@@ -208,6 +211,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
             c: Some(c.clone()),
             c_norm: be.norm_inf(c)?,
             cz: None,
+            rows: None,
         })
     }
 
@@ -245,24 +249,14 @@ impl<B: LinAlg> DualKernel<'_, B> {
         let mut bh = vec![B::Real::zero(); r * d];
         (0..d).for_each(|j| bh[j * r + rows.start + j] = B::Real::one());
         let cz: Vec<B::Real> = bh.iter().map(|&e| minus_rho * e).collect();
-        let hc = match &self.ops.k {
-            Some(k) => {
-                let k = be.op_to_col_major(k)?;
-                let slice: Vec<B::Real> = k[rows.start * n..rows.end * n]
-                    .iter()
-                    .map(|&e| minus_rho * e)
-                    .collect();
-                Some(be.mat_from_col_major(n, d, &slice)?)
-            }
-            None => None,
-        };
         Ok(DualData {
-            hc,
+            hc: None,
             chc: be.mat_from_col_major(r, d, &chc)?,
             bh: be.mat_from_col_major(r, d, &bh)?,
             c,
             c_norm,
             cz: Some(be.mat_from_col_major(r, d, &cz)?),
+            rows: Some(rows),
         })
     }
 
@@ -365,8 +359,9 @@ impl<B: LinAlg> DualKernel<'_, B> {
         self.x_of(&blk.v, data)
     }
 
-    /// `x = -H^-1 (c + C'v)` for a given `v`: `-H^-1 c - K v` when `K` is formed,
-    /// `-L^-T (W (v + z))` for `c = C'z` when the half `W` of `K` is kept.
+    /// `x = -H^-1 (c + C'v)` for a given `v`: `-H^-1 c - K v` when `K` and `H^-1 c` are
+    /// known, `-K (v + z)` for `c = C'z` when `K` or its half `W` is kept
+    /// ([`DualKernel::k_times`]), else a product with `C'` and a solve with `H`.
     pub fn x_of(&self, v: &B::Mat, data: &DualData<B>) -> Result<B::Mat> {
         let (be, one) = (self.backend, B::Real::one());
         if let (Some(k), Some(hc)) = (&self.ops.k, &data.hc) {
@@ -375,10 +370,12 @@ impl<B: LinAlg> DualKernel<'_, B> {
             be.apply(&mut x, Accum::Add, k, Trans::No, v, -one)?;
             return Ok(x);
         }
-        if let (Some(w), Some(z)) = (&self.ops.half, &data.cz) {
-            let mut vz = z.clone();
-            be.axpby(one, v, one, &mut vz)?;
-            return be.half_product_solve(self.factor, w, &vz, -one);
+        if let Some(z) = &data.cz
+            && (self.ops.k.is_some() || self.ops.half.is_some())
+        {
+            let mut minus_vz = z.clone();
+            be.axpby(-one, v, -one, &mut minus_vz)?;
+            return self.k_times(&minus_vz);
         }
         let c = data
             .c
@@ -388,6 +385,25 @@ impl<B: LinAlg> DualKernel<'_, B> {
         be.axpby(-one, c, B::Real::zero(), &mut x)?;
         be.apply(&mut x, Accum::Add, &self.ops.c, Trans::Yes, v, -one)?;
         be.solve_in_place(self.factor, &mut x)?;
+        Ok(x)
+    }
+
+    /// `K w = H^-1 C' w`: a product with `K` when formed, with the kept half and one
+    /// triangular solve, or else a product with `C'` and a solve with `H`.
+    pub fn k_times(&self, w: &B::Mat) -> Result<B::Mat> {
+        let (be, one) = (self.backend, B::Real::one());
+        if let Some(half) = &self.ops.half {
+            return be.half_product_solve(self.factor, half, w, one);
+        }
+        let n = be.op_shape(&self.ops.c).1;
+        let mut x = be.zeros(n, be.shape(w).1)?;
+        match &self.ops.k {
+            Some(k) => be.apply(&mut x, Accum::Replace, k, Trans::No, w, one)?,
+            None => {
+                be.apply(&mut x, Accum::Replace, &self.ops.c, Trans::Yes, w, one)?;
+                be.solve_in_place(self.factor, &mut x)?;
+            }
+        }
         Ok(x)
     }
 

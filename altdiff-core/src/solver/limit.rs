@@ -34,6 +34,9 @@ use num_traits::{One, Zero};
 use crate::solver::dual::{DualData, DualKernel, DualOps};
 use crate::{Accum, Error, LinAlg, Result, Trans};
 
+/// A block split into its rows of `A` and of `I` (each absent when the set is empty).
+type Split<B> = (Option<<B as LinAlg>::Mat>, Option<<B as LinAlg>::Mat>);
+
 /// The factored limit system `S = M - D/rho` of one mask.
 pub(crate) struct Limit<B: LinAlg> {
     /// Rows of `A`: the equalities and the inequalities with `s = 0`.
@@ -152,33 +155,64 @@ impl<B: LinAlg> Limit<B> {
                 .collect();
             backend.mat_from_col_major(rows.len(), k, &data).map(Some)
         };
-        let (mut w_a, u_i) = (gather(&self.active)?, gather(&self.inactive)?);
+        let (u_a, u_i) = (gather(&self.active)?, gather(&self.inactive)?);
+        let (w_a, w_i) = self.solve_split(backend, u_a, u_i.as_ref())?;
+        self.scatter(backend, k, &w_a, &w_i)
+    }
+
+    /// `S^-1 u` on the split rows: `u_A` (solved in place) and `u_I` (`None`: zero, and the
+    /// terms with it are skipped). Returns `(w_A, w_I)`.
+    fn solve_split(
+        &self,
+        backend: &B,
+        mut w_a: Option<B::Mat>,
+        u_i: Option<&B::Mat>,
+    ) -> Result<Split<B>> {
+        let one = B::Real::one();
         // Sigma w_A = u_A + M_AI T^-1 u_I
         if let (Some(w_a), Some(u_i), Some(t), Some((m_ai, _))) =
-            (&mut w_a, &u_i, &self.t, &self.coupling)
+            (&mut w_a, u_i, &self.t, &self.coupling)
         {
             let mut tu = u_i.clone();
             backend.solve_in_place(t, &mut tu)?;
-            backend.apply(w_a, Accum::Add, m_ai, Trans::No, &tu, B::Real::one())?;
+            backend.apply(w_a, Accum::Add, m_ai, Trans::No, &tu, one)?;
         }
         if let (Some(w_a), Some(sigma)) = (&mut w_a, &self.sigma) {
             backend.solve_in_place(sigma, w_a)?;
         }
         // w_I = T^-1 (M_IA w_A - u_I)
-        let w_i = match (&u_i, &self.t) {
-            (Some(u_i), Some(t)) => {
-                let mut w_i = u_i.clone();
-                backend.axpby(-B::Real::one(), u_i, B::Real::zero(), &mut w_i)?;
-                if let (Some(w_a), Some((_, m_ia))) = (&w_a, &self.coupling) {
-                    backend.apply(&mut w_i, Accum::Add, m_ia, Trans::No, w_a, B::Real::one())?;
-                }
-                backend.solve_in_place(t, &mut w_i)?;
-                Some(w_i)
-            }
-            _ => None,
+        let Some(t) = &self.t else {
+            return Ok((w_a, None));
         };
+        let mut w_i = match u_i {
+            Some(u_i) => {
+                let mut w_i = u_i.clone();
+                backend.axpby(-one, u_i, B::Real::zero(), &mut w_i)?;
+                w_i
+            }
+            None => {
+                let k = w_a.as_ref().map_or(0, |w| backend.shape(w).1);
+                backend.zeros(self.inactive.len(), k)?
+            }
+        };
+        if let (Some(w_a), Some((_, m_ia))) = (&w_a, &self.coupling) {
+            backend.apply(&mut w_i, Accum::Add, m_ia, Trans::No, w_a, one)?;
+        }
+        backend.solve_in_place(t, &mut w_i)?;
+        Ok((w_a, Some(w_i)))
+    }
+
+    /// The `r x k` block with `w_A` on the rows of `A` and `w_I` on those of `I`.
+    fn scatter(
+        &self,
+        backend: &B,
+        k: usize,
+        w_a: &Option<B::Mat>,
+        w_i: &Option<B::Mat>,
+    ) -> Result<B::Mat> {
+        let r = self.r;
         let mut out = vec![B::Real::zero(); r * k];
-        for (rows, block) in [(&self.active, &w_a), (&self.inactive, &w_i)] {
+        for (rows, block) in [(&self.active, w_a), (&self.inactive, w_i)] {
             if let Some(block) = block {
                 let values = backend.to_col_major(block)?;
                 for j in 0..k {
@@ -199,8 +233,36 @@ impl<B: LinAlg> Limit<B> {
     }
 
     /// The limit `x = -H^-1 (c + C'v)` of a tangent block with constant terms `data`.
+    ///
+    /// For the Jacobians wrt `b` and `h` (`data.rows`: `[b; h] = E`, the identity on those
+    /// rows, `c = C'z` with `z = -rho E`, so `C H^-1 c = -rho M E`), `S (rho E) =
+    /// rho M E - D E` gives `v = rho E - S^-1 (I - D) E`, and `x = -H^-1 C'(v + z) =
+    /// H^-1 C' w` with `w = S^-1 (I - D) E`: a right-hand side that is zero on `I`, so the
+    /// coupling through `T^-1 u_I` is skipped, and `rho E` is never added and subtracted.
     pub fn tangent(&self, kernel: &DualKernel<'_, B>, data: &DualData<B>) -> Result<B::Mat> {
+        if let Some(rows) = &data.rows {
+            let w = self.unit_solve(kernel.backend, rows.clone())?;
+            return kernel.k_times(&w);
+        }
         let v = self.point(kernel.backend, data)?;
         kernel.x_of(&v, data)
+    }
+
+    /// `S^-1 (I - D) E` for `E` the identity columns of the stacked rows `rows`.
+    fn unit_solve(&self, backend: &B, rows: std::ops::Range<usize>) -> Result<B::Mat> {
+        let (a, k) = (self.active.len(), rows.len());
+        let w_a = if a > 0 {
+            let mut u = vec![B::Real::zero(); a * k];
+            for (j, row) in rows.enumerate() {
+                if let Ok(slot) = self.active.binary_search(&row) {
+                    u[j * a + slot] = B::Real::one();
+                }
+            }
+            Some(backend.mat_from_col_major(a, k, &u)?)
+        } else {
+            None
+        };
+        let (w_a, w_i) = self.solve_split(backend, w_a, None)?;
+        self.scatter(backend, k, &w_a, &w_i)
     }
 }
