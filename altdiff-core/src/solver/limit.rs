@@ -156,15 +156,16 @@ impl<B: LinAlg> Limit<B> {
             backend.mat_from_col_major(rows.len(), k, &data).map(Some)
         };
         let (u_a, u_i) = (gather(&self.active)?, gather(&self.inactive)?);
-        let (w_a, w_i) = self.solve_split(backend, u_a, u_i.as_ref())?;
+        let (w_a, w_i) = self.solve_split(backend, k, u_a, u_i.as_ref())?;
         self.scatter(backend, k, &w_a, &w_i)
     }
 
-    /// `S^-1 u` on the split rows: `u_A` (solved in place) and `u_I` (`None`: zero, and the
-    /// terms with it are skipped). Returns `(w_A, w_I)`.
+    /// `S^-1 u` on the split rows of a `k`-column block: `u_A` (solved in place) and `u_I`
+    /// (`None`: zero, and the terms with it are skipped). Returns `(w_A, w_I)`.
     fn solve_split(
         &self,
         backend: &B,
+        k: usize,
         mut w_a: Option<B::Mat>,
         u_i: Option<&B::Mat>,
     ) -> Result<Split<B>> {
@@ -190,10 +191,7 @@ impl<B: LinAlg> Limit<B> {
                 backend.axpby(-one, u_i, B::Real::zero(), &mut w_i)?;
                 w_i
             }
-            None => {
-                let k = w_a.as_ref().map_or(0, |w| backend.shape(w).1);
-                backend.zeros(self.inactive.len(), k)?
-            }
+            None => backend.zeros(self.inactive.len(), k)?,
         };
         if let (Some(w_a), Some((_, m_ia))) = (&w_a, &self.coupling) {
             backend.apply(&mut w_i, Accum::Add, m_ia, Trans::No, w_a, one)?;
@@ -262,7 +260,7 @@ impl<B: LinAlg> Limit<B> {
         } else {
             None
         };
-        let (w_a, w_i) = self.solve_split(backend, w_a, None)?;
+        let (w_a, w_i) = self.solve_split(backend, k, w_a, None)?;
         self.scatter(backend, k, &w_a, &w_i)
     }
 }

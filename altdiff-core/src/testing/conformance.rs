@@ -1753,6 +1753,35 @@ pub fn limit_solve_matches_kkt_and_clarabel<B: LinAlg<Real = f64>>(be: &B) {
         let got: Vec<f64> = (0..dims.n).map(|i| jvp.get(i, j)).collect();
         assert_jvp_is_kkt(&format!("limit JVP {j}"), &qp, &jvp_host, dir, &got);
     }
+    // no equalities and every inequality slack (A of the limit system empty): dx/dh = 0
+    let slack = HostQp {
+        p: HostMatrix::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 0.0 }),
+        q: vec![0.5, -0.5],
+        a: HostMatrix::from_fn(0, 2, |_, _| 0.0),
+        b: vec![],
+        g: HostMatrix::from_rows(Field::G, &[vec![1.0, 0.0], vec![0.0, 1.0]]).unwrap(),
+        h: vec![1.0, 1.0],
+    };
+    let sol = solve(
+        be,
+        &slack,
+        loose
+            .clone()
+            .with_limit(true)
+            .with_iteration(IterationSpace::Dual)
+            .with_wrt(Wrt::none().with(Param::H)),
+    );
+    assert_close("all slack: x", &sol.x, &[-0.5, 0.5], 1e-8);
+    let dx_dh = sol.jacobian(Param::H).expect("requested");
+    assert_eq!(
+        (dx_dh.nrows(), dx_dh.ncols()),
+        (2, 2),
+        "all slack: dx/dh shape"
+    );
+    assert!(
+        (0..2).all(|i| (0..2).all(|j| dx_dh.get(i, j) == 0.0)),
+        "all slack: dx/dh = 0"
+    );
     // an infeasible problem is certified, never polished into a "solution"
     let infeasible = HostQp {
         p: HostMatrix::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 0.0 }),

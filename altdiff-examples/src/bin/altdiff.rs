@@ -114,7 +114,7 @@ struct DemoArgs {
     /// --n, --n-eq and --n-ineq.
     #[arg(long, conflicts_with_all = ["n", "n_eq", "n_ineq", "seed", "generator"])]
     problem: Option<PathBuf>,
-    /// Backends to run (default: all compiled in).
+    /// Backends to run (default: the dense CPU ones compiled in, faer and ndarray).
     #[arg(long, value_enum, value_delimiter = ',')]
     backend: Vec<BackendKind>,
     /// The parameter differentiated (the paper's is b).
@@ -153,7 +153,7 @@ struct BenchArgs {
     /// Methods to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchMethod::Altdiff, BenchMethod::AltdiffLimit, BenchMethod::AltdiffVjp, BenchMethod::AltdiffVjpLimit, BenchMethod::Kkt])]
     methods: Vec<BenchMethod>,
-    /// Backends (default: all compiled in).
+    /// Backends (default: the dense CPU ones compiled in, faer and ndarray).
     #[arg(long, value_enum, value_delimiter = ',')]
     backend: Vec<BackendKind>,
     /// Stopping rule (the paper's: objective:1e-3), residual or residual:TOL, x:TOL, fixed:K.
@@ -578,10 +578,9 @@ fn backends_of(args: &DemoArgs) -> Vec<BackendKind> {
     }
 }
 
-/// The configuration of `demo` / `derivatives` and its problem: the file of `--problem`
-/// (whose sizes replace `--n`, `--n-eq`, `--n-ineq`) or the generated one.
-/// The configuration of `demo` / `derivatives`, the problem, and where it came from (for the
-/// header: the file, or the generator and its seed).
+/// The configuration of `demo` / `derivatives`, its problem (the file of `--problem`, whose
+/// sizes replace `--n`, `--n-eq`, `--n-ineq`, or the generated one) and where the problem
+/// came from, for the header (the file, or the generator and its seed).
 fn demo_config(args: DemoArgs) -> Result<(DemoConfig, HostQp, String), CliError> {
     let file = match &args.problem {
         Some(path) => {
