@@ -113,7 +113,7 @@ pub(crate) struct DualData<B: LinAlg> {
     pub hc: Option<B::Mat>,
     pub chc: B::Mat,
     pub bh: B::Mat,
-    /// `c`, when some product needs it (not when `x` comes from `K` or from the half).
+    /// `c`, unless it is `C'z` (then `cz` is known and `c` is never formed).
     pub c: Option<B::Mat>,
     /// `|c|_inf` (the scale of the dual residual).
     pub c_norm: B::Real,
@@ -217,25 +217,12 @@ impl<B: LinAlg> DualKernel<'_, B> {
 
     /// The constant terms of the Jacobian wrt `b` (`rows = 0..p`) or `h` (`rows = p..r`),
     /// read off `C` and `M`: there `c = -rho C_rows'`, so `C H^-1 c = -rho M[:, rows]`, and
-    /// `[b; h]` is the identity on `rows`. No solve; `c` itself is copied out of `C` only
-    /// when neither `K` nor the half gives `x`.
+    /// `[b; h]` is the identity on `rows`. No solve, and `c` itself is never formed: `x` is
+    /// `-K (v + z)` ([`DualKernel::x_of`]).
     pub fn data_of_rows(&self, rows: std::ops::Range<usize>) -> Result<DualData<B>> {
         let be = self.backend;
         let (r, n) = be.op_shape(&self.ops.c);
         let (d, minus_rho) = (rows.len(), -self.rho);
-        let c = if self.ops.k.is_none() && self.ops.half.is_none() {
-            let c_all = be.op_to_col_major(&self.ops.c)?;
-            // c = -rho C_rows' (n x d): each column of C read once, contiguously
-            let mut ct = vec![B::Real::zero(); n * d];
-            for (col, column) in c_all.chunks_exact(r.max(1)).enumerate() {
-                for (j, &v) in column[rows.clone()].iter().enumerate() {
-                    ct[j * n + col] = minus_rho * v;
-                }
-            }
-            Some(be.mat_from_col_major(n, d, &ct)?)
-        } else {
-            None
-        };
         let ones = vec![B::Real::one(); r.max(n)];
         let (row_max, _) = be.op_abs_max(&self.ops.c, &ones[..r], &ones[..n])?;
         let c_norm = row_max[rows.clone()]
@@ -253,7 +240,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
             hc: None,
             chc: be.mat_from_col_major(r, d, &chc)?,
             bh: be.mat_from_col_major(r, d, &bh)?,
-            c,
+            c: None,
             c_norm,
             cz: Some(be.mat_from_col_major(r, d, &cz)?),
             rows: Some(rows),
@@ -360,8 +347,8 @@ impl<B: LinAlg> DualKernel<'_, B> {
     }
 
     /// `x = -H^-1 (c + C'v)` for a given `v`: `-H^-1 c - K v` when `K` and `H^-1 c` are
-    /// known, `-K (v + z)` for `c = C'z` when `K` or its half `W` is kept
-    /// ([`DualKernel::k_times`]), else a product with `C'` and a solve with `H`.
+    /// known, `-K (v + z)` for `c = C'z` ([`DualKernel::k_times`]), else a product with `C'`
+    /// and a solve with `H`.
     pub fn x_of(&self, v: &B::Mat, data: &DualData<B>) -> Result<B::Mat> {
         let (be, one) = (self.backend, B::Real::one());
         if let (Some(k), Some(hc)) = (&self.ops.k, &data.hc) {
@@ -370,9 +357,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
             be.apply(&mut x, Accum::Add, k, Trans::No, v, -one)?;
             return Ok(x);
         }
-        if let Some(z) = &data.cz
-            && (self.ops.k.is_some() || self.ops.half.is_some())
-        {
+        if let Some(z) = &data.cz {
             let mut minus_vz = z.clone();
             be.axpby(-one, v, -one, &mut minus_vz)?;
             return self.k_times(&minus_vz);
@@ -380,7 +365,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
         let c = data
             .c
             .as_ref()
-            .ok_or(Error::Request("x needs c, K or the half"))?;
+            .ok_or(Error::Request("x needs c or z with c = C'z"))?;
         let mut x = c.clone();
         be.axpby(-one, c, B::Real::zero(), &mut x)?;
         be.apply(&mut x, Accum::Add, &self.ops.c, Trans::Yes, v, -one)?;
