@@ -14,7 +14,8 @@ What is timed (median over --repeats):
   (forward + VJP; eps_backward 1e-4, rho_backward = mu_backward = 1e-6, QPLayer's defaults).
 * KKT (numpy/scipy): the full Jacobian of x wrt (q, b, h) from an LU factorization of the
   KKT matrix on the active set at proxqp's solution (forward not included).
-* altdiff: `altdiff bench --problem FILE --backend faer --stop residual:1e-6`, row
+* altdiff, per backend of --backends (faer, faer-f32): `altdiff bench --problem FILE
+  --backend B --stop residual:1e-6`, row
   `altdiff-vjp-limit` (forward + VJP of d(sum x)/db), and `altdiff derivatives --problem FILE
   --stop residual:1e-6`, row `Jacobian q,b,h: Alt-Diff limit` (setup + forward + the full
   Jacobian of x wrt q, b, h in one solve).
@@ -103,11 +104,11 @@ def median_time(f, repeats):
     return float(np.median(times)), out
 
 
-def altdiff_rows(binary, path, args, wrt, method):
+def altdiff_rows(binary, path, args, wrt, method, backend):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         json_path = out.name
     cmd = [
-        binary, "bench", "--problem", path, "--backend", "faer", "--stop", "residual:1e-6",
+        binary, "bench", "--problem", path, "--backend", backend, "--stop", "residual:1e-6",
         "--repeats", str(args.repeats), "--methods", method, "--wrt", wrt, "--json", json_path,
     ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,14 +118,14 @@ def altdiff_rows(binary, path, args, wrt, method):
     return rows[0]
 
 
-def altdiff_derivatives_total(args, path, row):
+def altdiff_derivatives_total(args, path, row, backend):
     """The median total seconds of one row of `altdiff derivatives --problem FILE`."""
     out = subprocess.run(
-        [args.altdiff, "derivatives", "--problem", path, "--backend", "faer",
+        [args.altdiff, "derivatives", "--problem", path, "--backend", backend,
          "--repeats", str(args.repeats), "--stop", "residual:1e-6"],
         check=True, capture_output=True, text=True,
     ).stdout
-    line = next(l for l in out.splitlines() if row in l)
+    line = next(l for l in out.splitlines() if row in l and l.split()[0] == backend)
     return float(line[line.index(row) + len(row):].split()[4])
 
 
@@ -136,6 +137,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--altdiff", default="target/release/altdiff")
+    parser.add_argument("--backends", default="faer,faer-f32",
+                        help="altdiff backends, comma-separated (faer-f32: H in single "
+                             "precision, the polish and the VJP refined to f64)")
     args = parser.parse_args()
 
     data = seed_problem(args.n, args.n_eq, args.n_ineq, args.seed)
@@ -148,8 +152,6 @@ def main():
     _, _, x, z, dl_db = runs[0]
     kkt_s, jac = median_time(lambda: kkt_jacobian(data, x, z), args.repeats)
 
-    vjp = altdiff_rows(args.altdiff, path, args, "b", "altdiff-vjp-limit")
-    jac_total = altdiff_derivatives_total(args, path, "Jacobian q,b,h: Alt-Diff limit")
 
     # QPLayer's dL/db against the exact KKT one
     n, n_eq = args.n, args.n_eq
@@ -162,10 +164,15 @@ def main():
           f"dL/db rel. error vs KKT {err:.1e}")
     print(f"KKT numpy/scipy full Jacobian (q, b, h) after the forward: {kkt_s:.3f} s "
           f"(+ forward {fwd:.3f} s = {kkt_s + fwd:.3f} s)")
-    print(f"altdiff        forward + VJP {vjp['time_median_s']:.3f} s "
-          f"(rel. error {vjp['jac_rel_err']:.1e})   -> {fwd_vjp / vjp['time_median_s']:.1f}x QPLayer")
-    print(f"altdiff        forward + full Jacobian (q, b, h) {jac_total:.3f} s "
-          f"-> {(kkt_s + fwd) / jac_total:.1f}x numpy/scipy KKT")
+    for backend in args.backends.split(","):
+        vjp = altdiff_rows(args.altdiff, path, args, "b", "altdiff-vjp-limit", backend)
+        jac_total = altdiff_derivatives_total(
+            args, path, "Jacobian q,b,h: Alt-Diff limit", backend
+        )
+        print(f"altdiff {backend:<8} forward + VJP {vjp['time_median_s']:.3f} s "
+              f"(rel. error {vjp['jac_rel_err']:.1e})   -> {fwd_vjp / vjp['time_median_s']:.1f}x QPLayer")
+        print(f"altdiff {backend:<8} forward + full Jacobian (q, b, h) {jac_total:.3f} s "
+              f"-> {(kkt_s + fwd) / jac_total:.1f}x numpy/scipy KKT")
     return 0
 
 

@@ -206,6 +206,23 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         self.factor(op, &none, &none, Self::Real::zero())
     }
 
+    /// The unit roundoff of [`LinAlg::factor`] and its solves: the precision of
+    /// `Self::Real` (the default), or a coarser one when the backend factors `H` in a
+    /// shorter type to save time (faer's `Precision::Single`: `f32::EPSILON`). Above
+    /// `Self::Real`'s own, the active-set solves of the limit (the forward polish, the limit
+    /// VJP) are refined against residuals in full precision, so their results keep it.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// assert_eq!(RefBackend.factor_epsilon(), f64::EPSILON);
+    /// # }
+    /// ```
+    fn factor_epsilon(&self) -> f64 {
+        <Self::Real as num_traits::Float>::epsilon().to_f64_lossy()
+    }
+
     // ---- gradients wrt the operators ----
 
     /// An all-zero gradient for the operator `op`: its shape (dense) or its pattern (sparse).

@@ -18,7 +18,8 @@ pub enum BackendKind {
     Faer,
     /// `altdiff-faer`'s dense backend with `H` factored, its solves and the dual-space
     /// operators in `f32` ([`altdiff_faer::Precision::Single`]; feature `faer`): about twice
-    /// as fast, accurate to about `1e-6 cond(H)`.
+    /// as fast; the polish, the limit and KKT VJPs and the KKT Jacobians refined to `f64`
+    /// accuracy, the other Jacobians accurate to about `6e-8 cond(H)`.
     FaerF32,
     /// `altdiff-faer`'s sparse backend: CSC operators, sparse Cholesky (feature `faer`).
     FaerSparse,

@@ -151,9 +151,21 @@ pub enum Precision {
     /// `H` formed and factored in `f32`, and the solves, `W = L^-1 C'` and `M = W'W` run in
     /// `f32`, about twice the throughput of `f64` (AVX2 holds 8 `f32` per register, 4 `f64`);
     /// inputs and outputs stay `f64`. A solve is then accurate to about
-    /// `cond(H) * 6e-8` relative, not to `1e-15`: for the paper's loose stopping rules and
-    /// Jacobians wanted to about `1e-4`, not for residuals of `1e-6` and below. The small
-    /// factorizations of the solver (the limit system, the convexity test on `M`:
+    /// `cond(H) * 6e-8` relative, not to `1e-15`
+    /// ([`LinAlg::factor_epsilon`](altdiff_core::LinAlg::factor_epsilon) says so), and the
+    /// solver makes up for it where it can at `O(n^2)` cost:
+    ///
+    /// * refined to full precision (mixed-precision iterative refinement against `f64`
+    ///   residuals): the forward polish of [`Settings::limit`](altdiff_core::Settings::limit),
+    ///   which also ends forward-only solves under the residual rule; the x-updates of the
+    ///   primal-space iteration; the VJPs [`VjpMode::Limit`](altdiff_core::VjpMode::Limit)
+    ///   (single and batched) and [`VjpMode::Kkt`](altdiff_core::VjpMode::Kkt); the KKT
+    ///   Jacobians ([`Method::Kkt`](altdiff_core::Method::Kkt));
+    /// * left at single precision's accuracy (refining them costs more than an `f64`
+    ///   factorization saves): Jacobians and JVPs of the limit or of the iteration, and the
+    ///   unrolled and implicit VJPs.
+    ///
+    /// The small factorizations of the solver (the limit system, the convexity test on `M`:
     /// [`LinAlg::cholesky`](altdiff_core::LinAlg::cholesky)) stay `f64`; where the
     /// convexity test on the single-precision `M` cannot decide, the solver runs the exact
     /// `f64` test on `P`.

@@ -226,6 +226,13 @@ impl LinAlg for FaerBackend {
         DenseCholesky::new(op.as_ref(), self.par)
     }
 
+    fn factor_epsilon(&self) -> f64 {
+        match self.precision {
+            Precision::Double => f64::EPSILON,
+            Precision::Single => f64::from(f32::EPSILON),
+        }
+    }
+
     fn gram_inverse(
         &self,
         factor: &DenseCholesky,

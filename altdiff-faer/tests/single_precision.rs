@@ -7,7 +7,10 @@
 use altdiff_core::testing::{
     Generator, clarabel_solve, dual_active_set, kkt_jacobian, random_qp, rel_diff, solve_host,
 };
-use altdiff_core::{HostQp, IterationSpace, LinAlg, Param, Settings, StoppingRule, Wrt};
+use altdiff_core::{
+    AltDiff, HostQp, IterationSpace, LinAlg, Param, Qp, Settings, Status, StoppingRule, VjpMode,
+    Wrt,
+};
 use altdiff_faer::{DenseCholesky, FaerBackend, Par, Precision};
 use faer::Mat;
 
@@ -132,4 +135,137 @@ fn single_precision_factor_operations_match_double() {
     double.solve_lower_transposed_in_place(lt.as_mut(), Par::Seq);
     single.solve_lower_transposed_in_place(lt_single.as_mut(), Par::Seq);
     check("L^-T rhs", &lt_single, &lt);
+}
+
+/// `J'g` of the KKT oracle's Jacobian wrt `param` at the active set `active`.
+fn oracle_vjp(qp: &HostQp, active: &[bool], param: Param, g: &[f64]) -> Vec<f64> {
+    let jac = kkt_jacobian(qp, active, param).expect("non-degenerate");
+    (0..jac.ncols())
+        .map(|j| (0..jac.nrows()).map(|i| jac.get(i, j) * g[i]).sum())
+        .collect()
+}
+
+/// The largest entry of `|a - b|` over the largest of `|b|` (at least 1).
+fn gap(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+/// Under a tight residual rule the single-precision solver still converges (the forward
+/// solve ends by its polish, or refines each x-update in the primal space), and the polish,
+/// the limit VJP and the KKT VJP are refined to full precision: they agree with the `f64`
+/// backend and the KKT oracle to 1e-9, where unrefined single precision is off by about
+/// 1e-7.
+#[test]
+fn single_precision_refines_the_polish_and_the_vjps_to_full_precision() {
+    let tight = Settings::default()
+        .with_stopping(StoppingRule::Residual {
+            eps_abs: 1e-10,
+            eps_rel: 1e-10,
+        })
+        .with_max_iter(20_000);
+    for (name, qp) in problems() {
+        let oracle = clarabel_solve(&qp).expect("clarabel solves it");
+        let active = dual_active_set(&qp, &oracle.x, &oracle.nu);
+        let x_double = solve_host(&FaerBackend::default(), &qp, tight.clone().with_limit(true))
+            .expect("solves")
+            .x;
+        let be = single();
+        let problem = Qp::from_host(&be, &qp).expect("valid");
+        let n = qp.q.len();
+        let g_host: Vec<f64> = (0..n).map(|i| 1.0 - 0.1 * i as f64).collect();
+        let g = be.mat_from_col_major(n, 1, &g_host).expect("g");
+        for (how, settings) in [
+            ("limit", tight.clone().with_limit(true)),
+            ("forward only", tight.clone()),
+            (
+                "forward only, primal space",
+                tight.clone().with_iteration(IterationSpace::Primal),
+            ),
+        ] {
+            let solver = AltDiff::new(be.clone(), &problem, settings).expect("set up");
+            let sol = solver.solve(problem.params()).expect("solves");
+            assert_eq!(sol.status(), Status::Solved, "{name}, {how}");
+            let x = be.to_col_major(sol.x()).expect("x");
+            let err = gap(&x, &x_double);
+            assert!(err < 1e-9, "{name}, {how}: x off f64's by {err:e}");
+            if how != "limit" {
+                continue;
+            }
+            for mode in [VjpMode::Limit, VjpMode::Kkt] {
+                let grads = solver.vjp(&sol, &g, mode).expect("vjp");
+                for (param, got) in [
+                    (Param::Q, &grads.q),
+                    (Param::B, &grads.b),
+                    (Param::H, &grads.h),
+                ] {
+                    let want = oracle_vjp(&qp, &active, param, &g_host);
+                    let err = gap(&be.to_col_major(got).expect("grad"), &want);
+                    assert!(
+                        err < 1e-9,
+                        "{name}, {mode:?} VJP wrt {}: off the KKT oracle by {err:e}",
+                        param.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A batch in single precision: the forward solves refine their x-updates (primal space),
+/// and the limit VJP of every element is refined with its own system.
+#[test]
+fn single_precision_batch_limit_vjps_are_refined() {
+    let qp = random_qp(Generator::WellConditioned, 30, 10, 20, 11);
+    let (n, k) = (qp.q.len(), 3);
+    let be = single();
+    let problem = Qp::from_host(&be, &qp).expect("valid");
+    let settings = Settings::default().with_stopping(StoppingRule::Residual {
+        eps_abs: 1e-10,
+        eps_rel: 1e-10,
+    });
+    let solver = AltDiff::new(be.clone(), &problem, settings).expect("set up");
+    // the columns: h, then h loosened and tightened (other active sets)
+    let hs: Vec<Vec<f64>> = [0.0, 0.3, -0.05]
+        .iter()
+        .map(|shift| qp.h.iter().map(|h| h + shift).collect())
+        .collect();
+    let block = |rows: usize, f: &dyn Fn(usize) -> Vec<f64>| {
+        let data: Vec<f64> = (0..k).flat_map(f).collect();
+        be.mat_from_col_major(rows, k, &data).expect("block")
+    };
+    let params = altdiff_core::QpParams {
+        q: block(n, &|_| qp.q.clone()),
+        b: block(qp.b.len(), &|_| qp.b.clone()),
+        h: block(qp.h.len(), &|j| hs[j].clone()),
+    };
+    let sol = solver.solve_batch(&params).expect("solves");
+    for j in 0..k {
+        let element = sol.element(j).expect("no error");
+        assert_eq!(element.status, Status::Solved, "element {j}");
+    }
+    let g_host: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).cos()).collect();
+    let grads = solver
+        .vjp_batch(&sol, &block(n, &|_| g_host.clone()), VjpMode::Limit)
+        .expect("vjp");
+    let got = be.to_col_major(&grads.h).expect("grad");
+    let m = qp.h.len();
+    for (j, h) in hs.iter().enumerate() {
+        let element = HostQp {
+            h: h.clone(),
+            ..qp.clone()
+        };
+        let oracle = clarabel_solve(&element).expect("clarabel solves it");
+        let active = dual_active_set(&element, &oracle.x, &oracle.nu);
+        let want = oracle_vjp(&element, &active, Param::H, &g_host);
+        let err = gap(&got[j * m..(j + 1) * m], &want);
+        assert!(
+            err < 1e-9,
+            "element {j}: dL/dh off the KKT oracle by {err:e}"
+        );
+    }
 }

@@ -171,6 +171,24 @@ fn select_columns<B: LinAlg>(backend: &B, m: &B::Mat, keep: &[usize]) -> Result<
     from_columns(backend, rows, &kept)
 }
 
+/// The blocks `(q, b, h)` with their columns `positions` replaced by those of `with`.
+fn replace_columns<B: LinAlg>(
+    backend: &B,
+    (q, b, h): (B::Mat, B::Mat, B::Mat),
+    positions: &[usize],
+    (wq, wb, wh): (B::Mat, B::Mat, B::Mat),
+) -> Result<(B::Mat, B::Mat, B::Mat)> {
+    let patch = |block: B::Mat, with: B::Mat| -> Result<B::Mat> {
+        let rows = backend.shape(&block).0;
+        let mut columns = host_columns(backend, &block)?;
+        for (position, column) in host_columns(backend, &with)?.into_iter().enumerate() {
+            columns[positions[position]] = column;
+        }
+        from_columns(backend, rows, &columns)
+    };
+    Ok((patch(q, wq)?, patch(b, wb)?, patch(h, wh)?))
+}
+
 /// The columns `keep` of every block of an iterate.
 fn select_iterate<B: LinAlg>(backend: &B, it: &Iterate<B>, keep: &[usize]) -> Result<Iterate<B>> {
     Ok(Iterate {
@@ -698,8 +716,8 @@ impl<B: LinAlg> AltDiff<B> {
 
     /// The iteration of a batch: in the dual space (see [`dual`](super::dual)) when the
     /// settings ask for it or, by default, when `p + m <= n` (then a step costs
-    /// `O((p + m)^2 k)` instead of `O(n^2 k)`: the same iterates), in the primal space
-    /// otherwise.
+    /// `O((p + m)^2 k)` instead of `O(n^2 k)`: the same iterates) and the factorization is
+    /// not coarse ([`LinAlg::factor_epsilon`]), in the primal space otherwise.
     fn stepper(&self, params: &QpParams<B>) -> Result<Stepper<'_, B>> {
         let (be, dims) = (&self.backend, self.dims);
         let k = be.shape(&params.q).1;
@@ -708,7 +726,11 @@ impl<B: LinAlg> AltDiff<B> {
         let dual = match self.settings.iteration {
             crate::IterationSpace::Primal => false,
             crate::IterationSpace::Dual => true,
-            crate::IterationSpace::Auto => r > 0 && r <= dims.n && be.dense_dual_space(),
+            // a coarse factorization iterates a nearby problem in the dual space; in the
+            // primal space each x-update is refined
+            crate::IterationSpace::Auto => {
+                r > 0 && r <= dims.n && be.dense_dual_space() && !self.refines()
+            }
         };
         if dual {
             let kernel = DualKernel {
@@ -736,6 +758,7 @@ impl<B: LinAlg> AltDiff<B> {
                 factor: &self.factor,
                 rho: self.rho,
                 alpha,
+                refine_with: self.refines().then_some(&self.p),
             },
             it: Iterate::zeros(be, dims, k)?,
             ws: Workspace::new(be, dims, k)?,
@@ -918,16 +941,7 @@ impl<B: LinAlg> AltDiff<B> {
         let mask = select_columns(be, &self.batch_mask(s)?, degenerate)?;
         let g = select_columns(be, seed, degenerate)?;
         let (dq, db, dh) = self.implicit_adjoint(&mask, &g)?;
-        let patch = |block: B::Mat, with: B::Mat| -> Result<B::Mat> {
-            let rows = be.shape(&block).0;
-            let mut columns = host_columns(be, &block)?;
-            for (position, column) in host_columns(be, &with)?.into_iter().enumerate() {
-                columns[degenerate[position]] = column;
-            }
-            from_columns(be, rows, &columns)
-        };
-        let (q, b, h) = blocks;
-        Ok((patch(q, dq)?, patch(b, db)?, patch(h, dh)?))
+        replace_columns(be, blocks, degenerate, (dq, db, dh))
     }
 
     /// The dual-space operators (`C`, `M = C H^-1 C'`): the solver's own, or formed once on
@@ -970,20 +984,42 @@ impl<B: LinAlg> AltDiff<B> {
         let (cz, s_columns) = (host_columns(be, &cz)?, host_columns(be, s)?);
         let mut w = vec![vec![zero; r]; k];
         let mut degenerate = Vec::new();
+        // with a coarse factorization, each element's adjoints refined with its own system
+        let mut refined = Vec::new();
+        let mut refined_columns: [Vec<Vec<B::Real>>; 3] = Default::default();
         for j in (0..k).filter(|&j| usable[j]) {
             let mut stacked = vec![zero; dims.p];
             stacked.extend_from_slice(&s_columns[j]);
             match Limit::new(be, dual, &stacked, dims.p, self.rho) {
                 Ok(system) => {
                     let u = be.mat_from_col_major(r, 1, &cz[j])?;
-                    w[j] = be.to_col_major(&system.solve(be, &u)?)?;
+                    let w_j = system.solve(be, &u)?;
+                    if self.refines() {
+                        let g_j = select_columns(be, seed, &[j])?;
+                        let grads = self.limit_grads(dual, &g_j, &w_j)?;
+                        refined.push(j);
+                        let (q, b, h) = self.refine_grads(dual, &system, &g_j, grads)?;
+                        for (columns, block) in refined_columns.iter_mut().zip([&q, &b, &h]) {
+                            columns.push(be.to_col_major(block)?);
+                        }
+                    }
+                    w[j] = be.to_col_major(&w_j)?;
                 }
                 Err(Error::SingularKkt { .. }) => degenerate.push(j),
                 Err(other) => return Err(other),
             }
         }
         let w = from_columns(be, r, &w)?;
-        let grads = self.limit_grads(dual, seed, &w)?;
+        let mut grads = self.limit_grads(dual, seed, &w)?;
+        if !refined.is_empty() {
+            let [q, b, h] = &refined_columns;
+            let with = (
+                from_columns(be, dims.n, q)?,
+                from_columns(be, dims.p, b)?,
+                from_columns(be, dims.m, h)?,
+            );
+            grads = replace_columns(be, grads, &refined, with)?;
+        }
         // a degenerate element's seed went through with w = 0: replaced
         self.patch_implicit(s, seed, &degenerate, grads)
     }

@@ -16,13 +16,7 @@ impl<B: LinAlg> AltDiff<B> {
         use_limit: bool,
     ) -> Result<Solution<B>> {
         let (be, dims) = (&self.backend, self.dims);
-        let dk = DualKernel {
-            backend: be,
-            ops: dual,
-            factor: &self.factor,
-            rho: self.rho,
-            alpha: B::Real::of(self.settings.alpha),
-        };
+        let dk = self.dual_kernel(dual);
         let affine = self.affine(params)?;
         let data = dk.data(&affine.c, &params.b, &params.h)?;
         let mut fwd = DualBlock::from_iterate(be, &iterate)?;
@@ -47,10 +41,14 @@ impl<B: LinAlg> AltDiff<B> {
             StoppingRule::RelativeObjective(_) => Some(dk.objective_data(&params.q, &data)?),
             _ => None,
         };
-        let polishing =
-            use_limit && matches!(self.settings.stopping, StoppingRule::Residual { .. });
+        // the polish ends forward solves of a coarse factorization too: they cannot meet the
+        // residual rule by iterating
+        let polishing = (use_limit
+            || (self.refines() && specs.is_empty() && self.settings.tape == Tape::Off))
+            && matches!(self.settings.stopping, StoppingRule::Residual { .. });
         let mut masks = MaskHistory::default();
         let mut limit_system = None;
+        let mut polished = None;
         let mut tape = self.new_tape();
         let rule = self.settings.stopping;
         let (limit, mut status) = self.iteration_limit();
@@ -94,9 +92,9 @@ impl<B: LinAlg> AltDiff<B> {
             }
             if polishing
                 && masks.settled(mask_bits(&be.to_col_major(&fwd.s)?), iterations)
-                && let Some((polished, system)) = self.polish(&dk, dual, &fwd, &data, params)?
+                && let Some((iterate, system)) = self.polish(&dk, dual, &fwd, &data, params)?
             {
-                fwd = polished;
+                polished = Some(iterate);
                 limit_system = Some(system);
                 status = Status::Solved;
                 break;
@@ -114,7 +112,7 @@ impl<B: LinAlg> AltDiff<B> {
                 status = Status::NumericalError;
                 break;
             }
-            let done = match rule {
+            let mut done = match rule {
                 StoppingRule::Residual { eps_abs, eps_rel } => {
                     let (abs, rel) = (B::Real::of(eps_abs), B::Real::of(eps_rel));
                     let mut ok = small;
@@ -151,6 +149,24 @@ impl<B: LinAlg> AltDiff<B> {
             if status == Status::NumericalError {
                 break;
             }
+            if let StoppingRule::Residual { eps_abs, eps_rel } = rule
+                && done
+                && polishing
+                && self.refines()
+            {
+                // a coarse factorization iterates a nearby problem, whose residuals these
+                // are: the refined polish (once per mask) or the true residuals decide
+                if masks.claim()
+                    && let Some((iterate, system)) = self.polish(&dk, dual, &fwd, &data, params)?
+                {
+                    polished = Some(iterate);
+                    limit_system = Some(system);
+                    status = Status::Solved;
+                    break;
+                }
+                let measures = self.measure_iterate(&dk.primal(&fwd, &data, dims.p)?, params)?;
+                done = residuals_small(&measures, eps_abs, eps_rel);
+            }
             if done {
                 status = Status::Solved;
                 break;
@@ -167,7 +183,10 @@ impl<B: LinAlg> AltDiff<B> {
         }
         // back to the primal iterate: x from the last v, lam / nu / s unstacked
         let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| dk.primal(blk, data, dims.p);
-        let iterate = primal(&fwd, &data)?;
+        let iterate = match polished {
+            Some(iterate) => iterate,
+            None => primal(&fwd, &data)?,
+        };
         let tangents = tangents
             .iter()
             .map(|(key, _, blk, tdata)| Ok((*key, primal(blk, tdata)?)))
@@ -270,7 +289,9 @@ impl<B: LinAlg> AltDiff<B> {
 
     /// The forward polish: the fixed point of the map for the current mask, accepted when it
     /// is a KKT point (`y >= 0` on the active inequalities, `s >= 0` on the others, up to the
-    /// residual tolerance) whose residuals pass the rule.
+    /// residual tolerance) whose residuals pass the rule. With a coarse factorization
+    /// ([`AltDiff::refines`]) the point is refined to full precision first (see
+    /// [`refine`](super::refine)).
     fn polish(
         &self,
         dk: &DualKernel<'_, B>,
@@ -278,8 +299,9 @@ impl<B: LinAlg> AltDiff<B> {
         fwd: &DualBlock<B>,
         data: &DualData<B>,
         params: &QpParams<B>,
-    ) -> Result<Option<(DualBlock<B>, Limit<B>)>> {
+    ) -> Result<Option<(Iterate<B>, Limit<B>)>> {
         let (be, dims, rho) = (&self.backend, self.dims, self.rho);
+        let (one, zero) = (B::Real::one(), B::Real::zero());
         let StoppingRule::Residual { eps_abs, eps_rel } = self.settings.stopping else {
             return Ok(None);
         };
@@ -288,10 +310,31 @@ impl<B: LinAlg> AltDiff<B> {
             Err(Error::SingularKkt { .. }) => return Ok(None),
             Err(other) => return Err(other),
         };
-        let v = be.to_col_major(&system.point(be, data)?)?;
+        let point = system.point(be, data)?;
+        let (refined, v) = if self.refines() {
+            let (mut x, mut y) = (dk.x_of(&point, data)?, system.without_inactive(be, &point)?);
+            let mut f = params.q.clone();
+            be.axpby(-one, &params.q, zero, &mut f)?;
+            self.refine(dk, &system, (&f, &data.bh), (&mut x, &mut y))?;
+            // v = y on A and rho s = rho ([b; h] - Cx) on I
+            let mut slack = data.bh.clone();
+            be.apply(&mut slack, Accum::Add, &dual.c, Trans::No, &x, -one)?;
+            let (y, slack) = (be.to_col_major(&y)?, be.to_col_major(&slack)?);
+            let v = (0..y.len())
+                .map(|i| {
+                    if system.is_inactive(i) {
+                        rho * slack[i]
+                    } else {
+                        y[i]
+                    }
+                })
+                .collect();
+            (Some(x), v)
+        } else {
+            (None, be.to_col_major(&point)?)
+        };
         let scale = v.iter().fold(1.0_f64, |a, e| a.max(e.to_f64_lossy().abs()));
         let tol = B::Real::of(eps_abs + eps_rel * scale);
-        let zero = B::Real::zero();
         let (mut y, mut s) = (vec![zero; v.len()], vec![zero; v.len()]);
         for (i, &vi) in v.iter().enumerate() {
             let inequality = i >= dims.p;
@@ -306,31 +349,23 @@ impl<B: LinAlg> AltDiff<B> {
                 y[i] = vi;
             }
         }
-        let v: Vec<B::Real> = y.iter().zip(&s).map(|(&y, &s)| y + rho * s).collect();
-        let mut block = fwd.clone();
-        block.y = be.mat_from_col_major(v.len(), 1, &y)?;
-        block.s = be.mat_from_col_major(v.len(), 1, &s)?;
-        block.v = be.mat_from_col_major(v.len(), 1, &v)?;
-        be.axpby(-B::Real::one(), &data.chc, zero, &mut block.cx)?;
-        be.apply(
-            &mut block.cx,
-            Accum::Add,
-            &dual.m,
-            Trans::No,
-            &block.v,
-            -B::Real::one(),
-        )?;
-        be.copy_from(&mut block.cr, &block.cx)?;
-        let (lam, nu) = unstack(be, &block.y, dims.p)?;
-        let (_, slack) = unstack(be, &block.s, dims.p)?;
+        let x = match refined {
+            Some(x) => x,
+            None => {
+                let v: Vec<B::Real> = y.iter().zip(&s).map(|(&y, &s)| y + rho * s).collect();
+                dk.x_of(&be.mat_from_col_major(v.len(), 1, &v)?, data)?
+            }
+        };
+        let (lam, nu) = unstack(be, &be.mat_from_col_major(y.len(), 1, &y)?, dims.p)?;
+        let (_, slack) = unstack(be, &be.mat_from_col_major(s.len(), 1, &s)?, dims.p)?;
         let iterate = Iterate {
-            x: dk.x(&block, data)?,
+            x,
             s: slack,
             lam,
             nu,
         };
         let measures = self.measure_iterate(&iterate, params)?;
-        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((block, system)))
+        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((iterate, system)))
     }
 
     /// The residuals and objective of a primal iterate (one-off: fresh workspace).
@@ -372,6 +407,15 @@ struct MaskHistory {
 impl MaskHistory {
     /// Iterations with the same mask before a polish.
     const STABLE: usize = 5;
+
+    /// True, once, for the current mask unless it was tried: a polish may run on it.
+    fn claim(&mut self) -> bool {
+        if self.tried.as_ref() == Some(&self.current) {
+            return false;
+        }
+        self.tried = Some(self.current.clone());
+        true
+    }
 
     /// Records the mask of iteration `iteration`; true when a polish is due.
     fn settled(&mut self, mask: Vec<u64>, iteration: usize) -> bool {

@@ -98,6 +98,9 @@ pub(crate) struct Workspace<B: LinAlg> {
     /// The slack before the step and the relaxed `Gx` (m x k; used when `alpha != 1`).
     pub s_old: B::Mat,
     pub gr: B::Mat,
+    /// The right-hand side of the x-update and `A x` (n x k, p x k), for its refinement
+    /// with a coarse factorization (formed on first use).
+    pub refine: Option<[B::Mat; 2]>,
 }
 
 impl<B: LinAlg> Workspace<B> {
@@ -107,6 +110,7 @@ impl<B: LinAlg> Workspace<B> {
             w: backend.zeros(dims.m, k)?,
             s_old: backend.zeros(dims.m, k)?,
             gr: backend.zeros(dims.m, k)?,
+            refine: None,
         })
     }
 }
@@ -120,6 +124,9 @@ pub(crate) struct Kernel<'a, B: LinAlg> {
     pub rho: B::Real,
     /// Over-relaxation, in (0, 2); 1 is none.
     pub alpha: B::Real,
+    /// `P`, when the factorization is coarse: each x-update is then refined once against
+    /// `H = P + rho (A'A + G'G)` in full precision (see [`refine`](super::refine)).
+    pub refine_with: Option<&'a B::Op>,
 }
 
 impl<B: LinAlg> Kernel<'_, B> {
@@ -163,7 +170,24 @@ impl<B: LinAlg> Kernel<'_, B> {
         be.axpby(-one, &data.c, B::Real::zero(), &mut it.x)?;
         be.apply(&mut it.x, Accum::Add, self.a, Trans::Yes, &it.lam, -one)?;
         be.apply(&mut it.x, Accum::Add, self.g, Trans::Yes, &ws.w, -one)?;
-        be.solve_in_place(self.factor, &mut it.x)
+        let Some(p) = self.refine_with else {
+            return be.solve_in_place(self.factor, &mut it.x);
+        };
+        let [rhs, ax] = match &mut ws.refine {
+            Some(buffers) => buffers,
+            empty => empty.insert([it.x.clone(), it.lam.clone()]),
+        };
+        be.copy_from(rhs, &it.x)?;
+        be.solve_in_place(self.factor, &mut it.x)?;
+        // one round: x += H^-1 (rhs - P x - rho A'(A x) - rho G'(G x)), Gx in ws.gx (the slack
+        // update forms it again)
+        be.apply(rhs, Accum::Add, p, Trans::No, &it.x, -one)?;
+        be.apply(ax, Accum::Replace, self.a, Trans::No, &it.x, one)?;
+        be.apply(rhs, Accum::Add, self.a, Trans::Yes, ax, -self.rho)?;
+        be.apply(&mut ws.gx, Accum::Replace, self.g, Trans::No, &it.x, one)?;
+        be.apply(rhs, Accum::Add, self.g, Trans::Yes, &ws.gx, -self.rho)?;
+        be.solve_in_place(self.factor, rhs)?;
+        be.axpby(one, rhs, one, &mut it.x)
     }
 
     /// `s = max(0, w)` or `J_s = 1[s > 0] w`, with `w = -nu/rho - (Gx_relaxed - h)`; keeps

@@ -16,6 +16,7 @@
 
 use num_traits::{One, Zero};
 
+use crate::solver::refine::{Residual, Rounds, is_coarse};
 use crate::{Accum, Error, LinAlg, QpDims, Real, Result, Trans};
 
 /// The factored reduced KKT system at an active set.
@@ -25,6 +26,9 @@ pub(crate) struct KktSystem<B: LinAlg> {
     schur: B::Factor,
     active: Vec<usize>,
     rho: B::Real,
+    /// `P`, kept when the backend's factorization is coarse: the solves are then refined
+    /// against the full-precision residual (see [`refine`](super::refine)).
+    refine_with: Option<B::Op>,
 }
 
 impl<B: LinAlg> KktSystem<B> {
@@ -58,6 +62,7 @@ impl<B: LinAlg> KktSystem<B> {
             schur,
             active,
             rho,
+            refine_with: is_coarse(backend).then(|| p.clone()),
         })
     }
 
@@ -66,8 +71,34 @@ impl<B: LinAlg> KktSystem<B> {
         &self.active
     }
 
-    /// Solves `[P C'; C 0] [dx; dy] = [-f; e]` for blocks `f` (n x k), `e` (r x k).
+    /// Solves `[P C'; C 0] [dx; dy] = [-f; e]` for blocks `f` (n x k), `e` (r x k), refined
+    /// to full precision when the factorization is coarse.
     pub fn solve(&self, backend: &B, f: &B::Mat, e: &B::Mat) -> Result<(B::Mat, B::Mat)> {
+        let (mut dx, mut dy) = self.solve_once(backend, f, e)?;
+        let Some(p) = &self.refine_with else {
+            return Ok((dx, dy));
+        };
+        let one = B::Real::one();
+        // [P C'; C 0] [dx; dy] = [-f; e]: the residual of -f, negated for solve_once
+        let mut minus_f = f.clone();
+        backend.axpby(-one, f, B::Real::zero(), &mut minus_f)?;
+        let mut rounds = Rounds::new();
+        loop {
+            let mut res = Residual::of(backend, [p, &self.c], (&minus_f, e), (&dx, &dy), |re| {
+                Ok(re.clone())
+            })?;
+            if !rounds.go_on(res.size, res.scale) {
+                return Ok((dx, dy));
+            }
+            backend.axpby(B::Real::zero(), &minus_f, -one, &mut res.f)?;
+            let (cx, cy) = self.solve_once(backend, &res.f, &res.e)?;
+            backend.axpby(one, &cx, one, &mut dx)?;
+            backend.axpby(one, &cy, one, &mut dy)?;
+        }
+    }
+
+    /// One solve of [`KktSystem::solve`] with the factors as they are.
+    fn solve_once(&self, backend: &B, f: &B::Mat, e: &B::Mat) -> Result<(B::Mat, B::Mat)> {
         let (one, zero) = (B::Real::one(), B::Real::zero());
         let mut fp = f.clone();
         backend.axpby(-one, f, zero, &mut fp)?;

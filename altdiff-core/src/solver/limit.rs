@@ -141,6 +141,19 @@ impl<B: LinAlg> Limit<B> {
         self.inactive.binary_search(&row).is_ok()
     }
 
+    /// `u` (`r x k`) with its rows of `I` set to zero.
+    pub fn without_inactive(&self, backend: &B, u: &B::Mat) -> Result<B::Mat> {
+        let (r, k) = backend.shape(u);
+        debug_assert_eq!(r, self.r, "limit: rows");
+        let mut host = backend.to_col_major(u)?;
+        for j in 0..k {
+            self.inactive
+                .iter()
+                .for_each(|&i| host[j * r + i] = B::Real::zero());
+        }
+        backend.mat_from_col_major(r, k, &host)
+    }
+
     /// `S^-1 u` for a block `u` (`r x k`).
     pub fn solve(&self, backend: &B, u: &B::Mat) -> Result<B::Mat> {
         let (r, k) = backend.shape(u);

@@ -11,6 +11,7 @@ mod iteration;
 mod kkt;
 mod krylov;
 mod limit;
+mod refine;
 mod scaling;
 mod solution;
 mod status;
@@ -167,10 +168,12 @@ impl<B: LinAlg> AltDiff<B> {
             IterationSpace::Dual => true,
             // worth its setup when Jacobian blocks are carried and r is not much above n
             IterationSpace::Auto if settings.limit => r > 0 && backend.dense_dual_space(),
+            // a coarse factorization (single precision) ends forward solves by the refined
+            // polish, which the dual space has
             IterationSpace::Auto => {
                 backend.dense_dual_space()
                     && settings.method == Method::AltDiff
-                    && !specs.is_empty()
+                    && (!specs.is_empty() || refine::is_coarse(&backend))
                     && specs.iter().all(|(_, s)| !s.has_matrices())
                     && settings.tape != Tape::Full
                     && settings.adaptive_rho.is_none()
@@ -562,6 +565,7 @@ impl<B: LinAlg> AltDiff<B> {
                 factor: refactored.as_deref().unwrap_or(&self.factor),
                 rho,
                 alpha,
+                refine_with: self.refines().then_some(&self.p),
             };
             if needs_point && alpha != B::Real::one() {
                 be.copy_from(&mut u_arg, &iterate.lam)?;

@@ -206,7 +206,11 @@ impl<B: LinAlg> AltDiff<B> {
         let mut cz = be.zeros(dims.p + dims.m, 1)?;
         be.apply(&mut cz, Accum::Replace, &dual.c, Trans::No, &zeta, one)?;
         let w = system.solve(be, &cz)?;
-        let (q, b, h) = self.limit_grads(dual, g, &w)?;
+        let mut grads = self.limit_grads(dual, g, &w)?;
+        if self.refines() {
+            grads = self.refine_grads(dual, system, g, grads)?;
+        }
+        let (q, b, h) = grads;
         self.with_closed_forms(solution, q, b, h)
     }
 

@@ -21,6 +21,13 @@ use altdiff_examples::plot::{TraceJob, plot_trace};
 use altdiff_examples::problem_file::{ResultFile, VjpFile, read_problem, read_vector};
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc keeps freed blocks for reuse: the solver's large blocks (n x n and n x (p + m),
+/// for every setup) then skip the fresh pages, and their page faults, that the system
+/// allocator maps and unmaps for each (measured: forward + VJP at (1000, 500, 200) in
+/// single precision 0.12-0.13 s with glibc's allocator, 0.08-0.10 s with mimalloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "altdiff",

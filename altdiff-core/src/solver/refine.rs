@@ -1,0 +1,196 @@
+//! Iterative refinement of the active-set solves of the limit system, for backends whose
+//! factorization of `H` is coarser than their arithmetic ([`LinAlg::factor_epsilon`]).
+//!
+//! The limit system (see [`limit`](super::limit)) solves the KKT system of one active set
+//! `A` (the equalities and the inequalities with `s = 0`; `y = 0` on the rows `I` of the
+//! others):
+//!
+//! ```text
+//! P x + C_A' y_A = f,     C_A x = e_A
+//! ```
+//!
+//! through `H^-1`, `M = C H^-1 C'` and `K`. With `H` factored in single precision, the
+//! solution it returns is that of a nearby system: off by about `cond(H) * 6e-8`. Its
+//! residuals, computed with the full-precision `P` and `C`, are the right-hand side of a
+//! correction solved by the same (coarse) system; each round gains about as many digits as
+//! the coarse solve has, so two or three rounds reach full precision
+//! (mixed-precision iterative refinement: the `O(n^3)` work in `f32`, `O(n^2)` per round in
+//! `f64`). The forward polish (`f = -q`, `e = [b; h]`) and the limit VJP (`f = g`, `e = 0`:
+//! the system is symmetric) share it.
+
+use num_traits::{Float, One, Zero};
+
+use crate::solver::AltDiff;
+use crate::solver::dual::{DualKernel, DualOps, stack, unstack};
+use crate::solver::limit::Limit;
+use crate::{Accum, LinAlg, Real, Result, Trans};
+
+/// The most correction rounds of one refinement.
+const MAX_ROUNDS: usize = 5;
+/// A residual this far (relative) below its scale is full precision: refinement ends.
+const DONE: f64 = 1e-14;
+
+/// Whether `backend` factors `H` coarser than it computes (see [`refine`](self)).
+pub(crate) fn is_coarse<B: LinAlg>(backend: &B) -> bool {
+    backend.factor_epsilon() > 16.0 * <B::Real as Float>::epsilon().to_f64_lossy()
+}
+
+/// The rounds of one refinement: a correction while the residual is above [`DONE`] of its
+/// scale and at most half the last one, at most [`MAX_ROUNDS`] times.
+pub(crate) struct Rounds<T> {
+    last: T,
+    left: usize,
+}
+
+impl<T: Real> Rounds<T> {
+    pub fn new() -> Self {
+        Self {
+            last: T::infinity(),
+            left: MAX_ROUNDS,
+        }
+    }
+
+    /// Whether a residual of `size` (inf-norm) at `scale` is worth a correction.
+    pub fn go_on(&mut self, size: T, scale: T) -> bool {
+        let go = self.left > 0 && size > T::of(DONE) * scale && size < self.last / T::of(2.0);
+        self.last = size;
+        self.left = self.left.saturating_sub(1);
+        go
+    }
+}
+
+/// The residuals of a KKT block `[P C'; C 0] [x; y] = [f; e]` in full precision.
+pub(crate) struct Residual<B: LinAlg> {
+    /// `f - P x - C'y`.
+    pub f: B::Mat,
+    /// `e - C x` on the rows that are equations.
+    pub e: B::Mat,
+    /// The larger inf-norm of the two.
+    pub size: B::Real,
+    /// The largest of `|f|`, `|P x|`, `|e|`, `|C x|` (inf-norms).
+    pub scale: B::Real,
+}
+
+impl<B: LinAlg> Residual<B> {
+    /// The residuals of `(x, y)` for `(f, e)`; `keep` drops the rows of `e - C x` that are
+    /// not equations.
+    pub fn of(
+        backend: &B,
+        [p, c]: [&B::Op; 2],
+        (f, e): (&B::Mat, &B::Mat),
+        (x, y): (&B::Mat, &B::Mat),
+        keep: impl Fn(&B::Mat) -> Result<B::Mat>,
+    ) -> Result<Self> {
+        let one = B::Real::one();
+        let (mut rf, mut re) = (f.clone(), e.clone());
+        backend.apply(&mut rf, Accum::Replace, p, Trans::No, x, one)?;
+        let scale = backend.norm_inf(&rf)?.max(backend.norm_inf(f)?);
+        backend.axpby(one, f, -one, &mut rf)?;
+        backend.apply(&mut rf, Accum::Add, c, Trans::Yes, y, -one)?;
+        backend.apply(&mut re, Accum::Replace, c, Trans::No, x, one)?;
+        let scale = scale.max(backend.norm_inf(&re)?).max(backend.norm_inf(e)?);
+        backend.axpby(one, e, -one, &mut re)?;
+        let re = keep(&re)?;
+        let size = backend.norm_inf(&rf)?.max(backend.norm_inf(&re)?);
+        Ok(Self {
+            f: rf,
+            e: re,
+            size,
+            scale,
+        })
+    }
+}
+
+impl<B: LinAlg> AltDiff<B> {
+    /// Whether the factorization of `H` is coarse enough for the limit's solves to be
+    /// refined (see [`refine`](self)).
+    pub(super) fn refines(&self) -> bool {
+        is_coarse(&self.backend)
+    }
+
+    /// The kernel of the dual-space iteration on `dual`.
+    pub(super) fn dual_kernel<'a>(&'a self, dual: &'a DualOps<B>) -> DualKernel<'a, B> {
+        DualKernel {
+            backend: &self.backend,
+            ops: dual,
+            factor: &self.factor,
+            rho: self.rho,
+            alpha: B::Real::of(self.settings.alpha),
+        }
+    }
+
+    /// `(x, y)` with `P x + C_A' y_A = f`, `C_A x = e_A` and `y_I = 0`, by the limit system
+    /// (`f`: `n x k`; `e`: `r x k`, its rows of `I` unused). As ADMM data: `q = -f`,
+    /// `[b; h] = e` (zero on `I`), `c = q - rho C'[b; h]`; then `v = -S^-1 (C H^-1 c +
+    /// [b; h])`, `x = -H^-1 (c + C'v)` and `y = v` on `A`.
+    pub(super) fn active_solve(
+        &self,
+        dk: &DualKernel<'_, B>,
+        system: &Limit<B>,
+        f: &B::Mat,
+        e: &B::Mat,
+    ) -> Result<(B::Mat, B::Mat)> {
+        let (be, one) = (&self.backend, B::Real::one());
+        let e = system.without_inactive(be, e)?;
+        let mut c = f.clone();
+        be.axpby(-one, f, B::Real::zero(), &mut c)?;
+        be.apply(&mut c, Accum::Add, &dk.ops.c, Trans::Yes, &e, -self.rho)?;
+        let (b, h) = unstack(be, &e, self.dims.p)?;
+        let data = dk.data(&c, &b, &h)?;
+        let v = system.point(be, &data)?;
+        let x = dk.x_of(&v, &data)?;
+        Ok((x, system.without_inactive(be, &v)?))
+    }
+
+    /// Refines `(x, y)` of [`AltDiff::active_solve`] for `(f, e)`: while the residuals
+    /// `f - P x - C'y` and `e_A - C_A x` (in full precision) are worth it ([`Rounds`]), a
+    /// correction solved for them is added.
+    pub(super) fn refine(
+        &self,
+        dk: &DualKernel<'_, B>,
+        system: &Limit<B>,
+        (f, e): (&B::Mat, &B::Mat),
+        (x, y): (&mut B::Mat, &mut B::Mat),
+    ) -> Result<()> {
+        let (be, one) = (&self.backend, B::Real::one());
+        let mut rounds = Rounds::new();
+        loop {
+            let res = Residual::of(be, [&self.p, &dk.ops.c], (f, e), (x, y), |re| {
+                system.without_inactive(be, re)
+            })?;
+            if !rounds.go_on(res.size, res.scale) {
+                break;
+            }
+            let (dx, dy) = self.active_solve(dk, system, &res.f, &res.e)?;
+            be.axpby(one, &dx, one, x)?;
+            be.axpby(one, &dy, one, y)?;
+        }
+        Ok(())
+    }
+
+    /// The limit VJP's adjoints `(J_q'g, J_b'g, J_h'g)` for the seeds `g` refined: they are
+    /// `(-u, mu_b, mu_h)` for `P u + C_A' mu_A = g`, `C_A u = 0`, `mu_I = 0`.
+    pub(super) fn refine_grads(
+        &self,
+        dual: &DualOps<B>,
+        system: &Limit<B>,
+        g: &B::Mat,
+        (q, b, h): (B::Mat, B::Mat, B::Mat),
+    ) -> Result<(B::Mat, B::Mat, B::Mat)> {
+        let (be, one, zero) = (&self.backend, B::Real::one(), B::Real::zero());
+        let mut u = q.clone();
+        be.axpby(-one, &q, zero, &mut u)?;
+        let mut mu = system.without_inactive(be, &stack(be, &b, &h)?)?;
+        let none = be.zeros(be.shape(&mu).0, be.shape(&mu).1)?;
+        self.refine(
+            &self.dual_kernel(dual),
+            system,
+            (g, &none),
+            (&mut u, &mut mu),
+        )?;
+        let mut q = u.clone();
+        be.axpby(-one, &u, zero, &mut q)?;
+        let (b, h) = unstack(be, &mu, self.dims.p)?;
+        Ok((q, b, h))
+    }
+}
