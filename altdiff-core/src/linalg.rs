@@ -179,6 +179,31 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     ) -> Result<Self::Factor>;
     /// `rhs = H^-1 rhs` with the factorization of [`LinAlg::factor`].
     fn solve_in_place(&self, factor: &Self::Factor, rhs: &mut Self::Mat) -> Result<()>;
+    /// `H^-1` (`n x n`, `n` the dimension of `H`) from the factorization of
+    /// [`LinAlg::factor`] (the Jacobian wrt `q` starts from it). The default solves with the identity (`n^3` multiplications); a
+    /// dense backend inverts `L` instead (`n^3 / 3`).
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let h = be.op_from_col_major(2, 2, &[4.0, 2.0, 2.0, 3.0])?;
+    /// let inv = be.factor_inverse(&be.cholesky(&h)?, 2)?;
+    /// assert!((be.to_col_major(&inv)?[1] + 0.25).abs() < 1e-12);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn factor_inverse(&self, factor: &Self::Factor, n: usize) -> Result<Self::Mat> {
+        let mut identity = vec![Self::Real::zero(); n * n];
+        (0..n).for_each(|i| identity[i * n + i] = Self::Real::one());
+        let mut inverse = self.mat_from_col_major(n, n, &identity)?;
+        self.solve_in_place(factor, &mut inverse)?;
+        Ok(inverse)
+    }
     /// The Cholesky factorization of a small symmetric positive definite operator (the
     /// limit system, the convexity test on `M`, the KKT Schur complement), at the backend's
     /// full precision even when [`LinAlg::factor`] trades precision for speed. The default

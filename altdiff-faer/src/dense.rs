@@ -269,6 +269,10 @@ impl LinAlg for FaerBackend {
         Ok(())
     }
 
+    fn factor_inverse(&self, factor: &DenseCholesky, _n: usize) -> Result<Mat<f64>> {
+        Ok(factor.inverse(self.par))
+    }
+
     fn axpby(&self, alpha: f64, x: &Mat<f64>, beta: f64, y: &mut Mat<f64>) -> Result<()> {
         assert_eq!(self.shape(x), self.shape(y), "axpby: shapes");
         for j in 0..x.ncols() {

@@ -135,6 +135,12 @@ fn single_precision_factor_operations_match_double() {
     double.solve_lower_transposed_in_place(lt.as_mut(), Par::Seq);
     single.solve_lower_transposed_in_place(lt_single.as_mut(), Par::Seq);
     check("L^-T rhs", &lt_single, &lt);
+    // H^-1: exact in f64 (H H^-1 = I, where H = P + rho C'C with P = h, rho = 0.5)
+    let (inv_d, inv_s) = (double.inverse(Par::Seq), single.inverse(Par::Seq));
+    let full = &h + c.transpose() * &c * 0.5;
+    let eye = Mat::<f64>::identity(n, n);
+    assert!(relative(&(&full * &inv_d), &eye) < 1e-12);
+    check("H^-1", &inv_s, &inv_d);
 }
 
 /// `J'g` of the KKT oracle's Jacobian wrt `param` at the active set `active`.

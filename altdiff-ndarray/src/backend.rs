@@ -235,6 +235,12 @@ impl LinAlg for NdarrayBackend {
         Ok(())
     }
 
+    fn factor_inverse(&self, factor: &DenseCholesky, _n: usize) -> Result<Array2<f64>> {
+        let inverse = factor.inverse(self.par.0);
+        let n = inverse.nrows();
+        Ok(Array2::from_shape_fn((n, n), |(i, j)| inverse[(i, j)]))
+    }
+
     fn axpby(&self, alpha: f64, x: &Array2<f64>, beta: f64, y: &mut Array2<f64>) -> Result<()> {
         Zip::from(y)
             .and(x)

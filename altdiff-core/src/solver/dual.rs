@@ -247,6 +247,44 @@ impl<B: LinAlg> DualKernel<'_, B> {
         })
     }
 
+    /// The constant terms of the Jacobian wrt `q` (`c = I`, `[b; h] = 0`): `H^-1`
+    /// ([`LinAlg::factor_inverse`]) and, when `K` is formed, `C H^-1 = K'` read off it instead of a
+    /// product with `C` (`n^2 (p + m)` multiplications saved).
+    pub fn data_of_q(&self) -> Result<DualData<B>> {
+        let (be, one) = (self.backend, B::Real::one());
+        let (r, n) = be.op_shape(&self.ops.c);
+        let hc = be.factor_inverse(self.factor, n)?;
+        // c = I is only needed for x without K (x_of)
+        let c = match &self.ops.k {
+            Some(_) => None,
+            None => Some(crate::solver::tangent::identity(be, n)?),
+        };
+        let chc = match &self.ops.k {
+            Some(k) => {
+                // K is n x r, column-major; K' is r x n
+                let k = be.op_to_col_major(k)?;
+                let kt: Vec<B::Real> = (0..n)
+                    .flat_map(|i| k.iter().skip(i).step_by(n).copied())
+                    .collect();
+                be.mat_from_col_major(r, n, &kt)?
+            }
+            None => {
+                let mut chc = be.zeros(r, n)?;
+                be.apply(&mut chc, Accum::Replace, &self.ops.c, Trans::No, &hc, one)?;
+                chc
+            }
+        };
+        Ok(DualData {
+            hc: Some(hc),
+            chc,
+            bh: be.zeros(r, n)?,
+            c,
+            c_norm: one,
+            cz: None,
+            rows: None,
+        })
+    }
+
     /// One iteration; `mask` is the forward block's new `s` for a tangent, `None` for the
     /// forward block itself (which is projected).
     pub fn step(

@@ -241,7 +241,8 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// The constant terms of a tangent block in the dual space: read off `K` and `M` for
-    /// the Jacobians wrt `b` and `h`, by a solve with `H` otherwise.
+    /// the Jacobians wrt `b` and `h`, by a solve with `H` (and `K'` when formed) for the one
+    /// wrt `q`, by a solve with `H` and a product with `C` otherwise.
     fn tangent_data(
         &self,
         dk: &DualKernel<'_, B>,
@@ -252,6 +253,7 @@ impl<B: LinAlg> AltDiff<B> {
         match key {
             TangentKey::Jacobian(Param::B) => dk.data_of_rows(0..p),
             TangentKey::Jacobian(Param::H) => dk.data_of_rows(p..r),
+            TangentKey::Jacobian(Param::Q) => dk.data_of_q(),
             _ => {
                 let aff = self.affine(data)?;
                 dk.data(&aff.c, &aff.b, &aff.h)
