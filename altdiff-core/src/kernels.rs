@@ -105,6 +105,60 @@ pub fn dproj_nonneg<T: Real>(at: &[T], m: &mut [T]) {
     }
 }
 
+/// The slack and dual updates of one dual-space iteration for one entry: returns
+/// `(s, y')` with `s = keep(bh - cx - y/rho)` and `y' = y + rho (cx + s - bh)`, where `keep`
+/// zeroes `s` unless `mask > 0` (strict: the mask rule) and, when `project`, clips it at 0
+/// first. The operations and their order are those of [`lincomb`], [`proj_nonneg`] and
+/// [`dproj_nonneg`] chained, so the values are the same.
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// // bh - cx - y/rho = 1 - 0.5 - 0.5 = 0 is kept at 0; y' = 1 + 2 (0.5 + 0 - 1) = 0
+/// assert_eq!(kernels::slack_dual_one(1.0, 0.5, 1.0, 1.0, true, 2.0), (0.0, 0.0));
+/// // masked: s = 0 whatever the value
+/// assert_eq!(kernels::slack_dual_one(3.0, 0.0, 0.0, 0.0, false, 1.0).0, 0.0);
+/// ```
+#[inline]
+pub fn slack_dual_one<T: Real>(bh: T, cx: T, y: T, mask: T, project: bool, rho: T) -> (T, T) {
+    let one = T::one();
+    let mut s = -one * cx + bh;
+    s = (-one / rho) * y + s;
+    if project {
+        s = proj_nonneg_one(s);
+    }
+    if !keeps(mask) {
+        s = T::zero();
+    }
+    let y = rho * cx + y;
+    let y = rho * s + y;
+    (s, -rho * bh + y)
+}
+
+/// [`slack_dual_one`] over one column: `s` and `y` updated in place from `cx`, `bh` and
+/// `mask`.
+///
+/// # Panics
+/// When the lengths differ.
+pub fn slack_dual_update<T: Real>(
+    s: &mut [T],
+    y: &mut [T],
+    cx: &[T],
+    bh: &[T],
+    mask: &[T],
+    project: bool,
+    rho: T,
+) {
+    let n = s.len();
+    assert!(
+        y.len() == n && cx.len() == n && bh.len() == n && mask.len() == n,
+        "slack_dual_update: lengths differ"
+    );
+    for i in 0..n {
+        (s[i], y[i]) = slack_dual_one(bh[i], cx[i], y[i], mask[i], project, rho);
+    }
+}
+
 /// `max(acc, |v|)`, NaN-propagating.
 #[inline]
 pub fn max_abs<T: Real>(acc: T, v: T) -> T {

@@ -165,6 +165,39 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         rhs: &Self::Mat,
         alpha: Self::Real,
     ) -> Result<()>;
+    /// `dst = [dst +] alpha lhs' rhs` for two blocks with the same number of rows whose
+    /// product is known to be symmetric (`lhs' T^-1 lhs` with `rhs = T^-1 lhs`, say), and
+    /// `dst` symmetric when accumulating. A dense backend forms one triangle and mirrors it
+    /// (half the multiplications); the default forms the whole product.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{Accum, LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let u = be.mat_from_col_major(1, 2, &[1.0, 2.0])?;
+    /// let v = be.mat_from_col_major(1, 2, &[3.0, 6.0])?; // 3 u: u'v is symmetric
+    /// let mut dst = be.zeros(2, 2)?;
+    /// be.symmetric_product_tn(&mut dst, Accum::Replace, &u, &v, 1.0)?;
+    /// assert_eq!(be.to_col_major(&dst)?, vec![3.0, 6.0, 6.0, 12.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn symmetric_product_tn(
+        &self,
+        dst: &mut Self::Mat,
+        accum: Accum,
+        lhs: &Self::Mat,
+        rhs: &Self::Mat,
+        alpha: Self::Real,
+    ) -> Result<()> {
+        let (k, n) = self.shape(lhs);
+        let lhs = self.op_from_col_major(k, n, &self.to_col_major(lhs)?)?;
+        self.apply(dst, accum, &lhs, Trans::Yes, rhs, alpha)
+    }
     /// Factors `H = P + rho (A'A + G'G)` (Cholesky). `A` or `G` may have zero rows.
     ///
     /// # Errors
@@ -338,6 +371,51 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// wherever `at[i] <= 0` (the mask rule `1[at > 0]`, strict). `at` has one column, which
     /// masks every column of `m`, or as many columns as `m`, masking column by column.
     fn dproj_nonneg(&self, at: &Self::Mat, m: &mut Self::Mat) -> Result<()>;
+    /// The slack and dual updates of a dual-space iteration
+    /// ([`kernels::slack_dual_one`](crate::kernels::slack_dual_one) on every entry):
+    /// `s = keep(bh - cx - y/rho)`, then `y = y + rho (cx + s - bh)`, where `keep` zeroes the
+    /// rows with `mask <= 0` (`mask` has one column, or as many as the block) and, when
+    /// `project`, clips the others at 0. A CPU backend makes one pass over the block; the
+    /// default chains [`LinAlg::lincomb`], [`LinAlg::proj_nonneg`] and
+    /// [`LinAlg::dproj_nonneg`] (the same values, four passes).
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let (mut s, mut y) = (be.zeros(2, 1)?, be.mat_from_col_major(2, 1, &[0.0, 2.0])?);
+    /// let cx = be.zeros(2, 1)?;
+    /// let bh = be.mat_from_col_major(2, 1, &[1.0, 1.0])?;
+    /// let mask = be.mat_from_col_major(2, 1, &[1.0, 1.0])?;
+    /// be.slack_dual_update(&mut s, &mut y, &cx, &bh, &mask, true, 1.0)?;
+    /// assert_eq!(be.to_col_major(&s)?, vec![1.0, 0.0]); // 1 - 0 - 0, max(1 - 0 - 2, 0)
+    /// assert_eq!(be.to_col_major(&y)?, vec![0.0, 1.0]); // y + (0 + s - 1)
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    fn slack_dual_update(
+        &self,
+        s: &mut Self::Mat,
+        y: &mut Self::Mat,
+        cx: &Self::Mat,
+        bh: &Self::Mat,
+        mask: &Self::Mat,
+        project: bool,
+        rho: Self::Real,
+    ) -> Result<()> {
+        let (one, zero) = (Self::Real::one(), Self::Real::zero());
+        self.lincomb([(one, bh), (-one, cx), (-one / rho, &*y)], zero, s)?;
+        if project {
+            self.proj_nonneg(s)?;
+        }
+        self.dproj_nonneg(mask, s)?;
+        self.lincomb([(rho, cx), (rho, &*s), (-rho, bh)], one, y)
+    }
 
     // ---- reductions (host reads: a device backend synchronizes here) ----
 

@@ -68,6 +68,9 @@ pub struct DemoRow {
     /// One faer GEMM of the iteration's main product (median), in milliseconds:
     /// `(n x n)(n x d)` in the primal space, `(r x r)(r x d)` in the dual space.
     pub gemm_ms: f64,
+    /// The median over repeats of one Jacobian iteration's time over the GEMM's, each pair
+    /// timed side by side in the same repeat (this machine's speed drifts between repeats).
+    pub ratio: f64,
     /// Where the iteration ran (`primal` or `dual`).
     pub space: &'static str,
 }
@@ -112,7 +115,7 @@ impl DemoRow {
             self.cosine,
             self.jac_iter_ms,
             self.gemm_ms,
-            self.jac_iter_ms / self.gemm_ms
+            self.ratio
         )
     }
 }
@@ -159,14 +162,15 @@ impl BackendJob for DemoJob<'_> {
 
         let (exact, kkt_s) = exact_jacobian(qp, config.wrt)?;
 
-        let jac_iter = jacobian_iteration_time(&backend, &problem, &settings, config)?;
         // the shape of the iteration's main product: (n x n)(n x d) in the primal space,
         // (r x r)(r x d) with r = p + m in the dual space
         let rows = match solver.iteration_space() {
             IterationSpace::Dual => config.n_eq + config.n_ineq,
             _ => qp.q.len(),
         };
-        let gemm = gemm_time(rows, jac.ncols(), config.repeats);
+        let timing = jacobian_iteration_time(&backend, &problem, &settings, config, || {
+            gemm_time(rows, jac.ncols(), 3)
+        })?;
         Ok(DemoRow {
             backend: backend.name(),
             dims: (config.n, config.n_eq, config.n_ineq),
@@ -178,8 +182,9 @@ impl BackendJob for DemoJob<'_> {
             kkt_s,
             jac_rel_err: frobenius_rel_err(jac, &exact),
             cosine: cosine(&column_sums(jac), &column_sums(&exact)),
-            jac_iter_ms: jac_iter.as_secs_f64() * 1e3,
-            gemm_ms: gemm.as_secs_f64() * 1e3,
+            jac_iter_ms: timing.iteration.as_secs_f64() * 1e3,
+            gemm_ms: timing.gemm.as_secs_f64() * 1e3,
+            ratio: timing.ratio,
             space: if rows == qp.q.len() && solver.iteration_space() != IterationSpace::Dual {
                 "primal"
             } else {
@@ -202,43 +207,67 @@ fn exact_jacobian(qp: &HostQp, wrt: Param) -> Result<(HostMatrix, f64), CliError
     Ok((exact, started.elapsed().as_secs_f64()))
 }
 
-/// One Jacobian iteration: (time of K iterations with the Jacobian - time without) / K,
-/// median over repeats.
+/// One Jacobian iteration against a GEMM, medians over repeats.
+struct IterationTiming {
+    iteration: Duration,
+    gemm: Duration,
+    /// The median of the per-repeat ratios.
+    ratio: f64,
+}
+
+/// One Jacobian iteration: the marginal time of an iteration with the Jacobian minus one
+/// without, from runs of `K` and `2K` fixed iterations (`((with(2K) - with(K)) - (without(2K)
+/// - without(K))) / K`), so the one-time work of a solve (its tangent data, `x` formed at the
+/// end) is not counted as iteration time; `gemm` is timed in every repeat, right after.
 fn jacobian_iteration_time<B: LinAlg<Real = f64>>(
     backend: &B,
     problem: &Qp<B>,
     settings: &Settings,
     config: &DemoConfig,
-) -> Result<Duration, CliError> {
+    gemm: impl Fn() -> Duration,
+) -> Result<IterationTiming, CliError> {
     let k = config.timing_iterations.max(1);
-    let fixed = settings.clone().with_stopping(StoppingRule::Fixed(k));
-    let with = AltDiff::new(backend.clone(), problem, fixed.clone())?;
-    let space = with.iteration_space();
-    let without = AltDiff::new(
-        backend.clone(),
-        problem,
-        fixed.with_wrt(Wrt::none()).with_iteration(space),
-    )?;
-    let time = |solver: &AltDiff<B>| -> Result<Duration, CliError> {
+    let solvers = |iterations: usize| -> Result<[AltDiff<B>; 2], CliError> {
+        let fixed = settings
+            .clone()
+            .with_stopping(StoppingRule::Fixed(iterations));
+        let with = AltDiff::new(backend.clone(), problem, fixed.clone())?;
+        let space = with.iteration_space();
+        let without = fixed.with_wrt(Wrt::none()).with_iteration(space);
+        Ok([with, AltDiff::new(backend.clone(), problem, without)?])
+    };
+    let (short, long) = (solvers(k)?, solvers(2 * k)?);
+    let time = |solver: &AltDiff<B>| -> Result<f64, CliError> {
         let started = Instant::now();
         let _ = solver.solve(problem.params())?;
         backend.synchronize()?;
-        Ok(started.elapsed())
+        Ok(started.elapsed().as_secs_f64())
     };
-    let mut samples = Vec::with_capacity(config.repeats);
+    let (mut iterations, mut gemms, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..config.repeats.max(1) {
-        let (t_with, t_without) = (time(&with)?, time(&without)?);
-        samples.push(t_with.saturating_sub(t_without) / k as u32);
+        let with = time(&long[0])? - time(&short[0])?;
+        let without = time(&long[1])? - time(&short[1])?;
+        let iteration = Duration::from_secs_f64(((with - without) / k as f64).max(0.0));
+        let product = gemm();
+        ratios.push(iteration.as_secs_f64() / product.as_secs_f64());
+        iterations.push(iteration);
+        gemms.push(product);
     }
-    Ok(median(samples))
+    ratios.sort_by(f64::total_cmp);
+    Ok(IterationTiming {
+        iteration: median(iterations),
+        gemm: median(gemms),
+        ratio: ratios[ratios.len() / 2],
+    })
 }
 
-/// A plain faer GEMM `(n x n) (n x d)`, sequential, median over repeats.
+/// A plain faer GEMM `(n x n) (n x d)`, sequential: median over `repeats` runs after one
+/// untimed run (its page faults and cold caches are not the GEMM's).
 fn gemm_time(n: usize, d: usize, repeats: usize) -> Duration {
     let a = faer::Mat::<f64>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
     let b = faer::Mat::<f64>::from_fn(n, d, |i, j| ((i + 2 * j) % 5) as f64 - 2.0);
     let mut c = faer::Mat::<f64>::zeros(n, d);
-    let samples = (0..repeats.max(1))
+    let samples = (0..=repeats.max(1))
         .map(|_| {
             let started = Instant::now();
             faer::linalg::matmul::matmul(
@@ -251,6 +280,7 @@ fn gemm_time(n: usize, d: usize, repeats: usize) -> Duration {
             );
             started.elapsed()
         })
+        .skip(1)
         .collect();
     std::hint::black_box(&c);
     median(samples)

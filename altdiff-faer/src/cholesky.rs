@@ -24,6 +24,49 @@ fn lower_gram<T: ComplexField>(dst: MatMut<'_, T>, w: MatRef<'_, T>, alpha: T, p
     );
 }
 
+/// `dst = [dst +] alpha lhs' rhs` for a product known to be symmetric (and `dst` symmetric
+/// when accumulating): the lower triangle by one triangular-output product, then mirrored, half
+/// the multiplications of a full product (the backends' `LinAlg::symmetric_product_tn`).
+///
+/// # Panics
+/// When `lhs` and `rhs` differ in shape or `dst` is not square of their column count.
+///
+/// # Example
+/// ```
+/// use altdiff_faer::{Par, symmetric_product_tn};
+/// let u = faer::mat![[1.0, 2.0]];
+/// let mut dst = faer::Mat::<f64>::zeros(2, 2);
+/// symmetric_product_tn(dst.as_mut(), faer::Accum::Replace, u.as_ref(), (&u * 3.0).as_ref(), 1.0, Par::Seq);
+/// assert_eq!(dst, faer::mat![[3.0, 6.0], [6.0, 12.0]]);
+/// ```
+pub fn symmetric_product_tn(
+    mut dst: MatMut<'_, f64>,
+    accum: faer::Accum,
+    lhs: MatRef<'_, f64>,
+    rhs: MatRef<'_, f64>,
+    alpha: f64,
+    par: Par,
+) {
+    assert_eq!(lhs.shape(), rhs.shape(), "symmetric_product_tn: shapes");
+    assert_eq!(
+        dst.shape(),
+        (lhs.ncols(), lhs.ncols()),
+        "symmetric_product_tn: destination"
+    );
+    triangular::matmul(
+        dst.as_mut(),
+        BlockStructure::TriangularLower,
+        accum,
+        lhs.transpose(),
+        BlockStructure::Rectangular,
+        rhs,
+        BlockStructure::Rectangular,
+        alpha,
+        par,
+    );
+    mirror_lower(dst);
+}
+
 /// Copies the strict lower triangle onto the upper one.
 pub(crate) fn mirror_lower<T: Copy>(mut m: MatMut<'_, T>) {
     for j in 0..m.ncols() {

@@ -211,6 +211,25 @@ impl LinAlg for FaerBackend {
         Ok(())
     }
 
+    fn symmetric_product_tn(
+        &self,
+        dst: &mut Mat<f64>,
+        accum: Accum,
+        lhs: &Mat<f64>,
+        rhs: &Mat<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        crate::symmetric_product_tn(
+            dst.as_mut(),
+            faer_accum(accum),
+            lhs.as_ref(),
+            rhs.as_ref(),
+            alpha,
+            self.par,
+        );
+        Ok(())
+    }
+
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
         DenseCholesky::penalized_in(
             p.as_ref(),
@@ -312,6 +331,34 @@ impl LinAlg for FaerBackend {
         for j in 0..m.ncols() {
             let mask = at.col_as_slice(if at.ncols() == 1 { 0 } else { j });
             kernels::dproj_nonneg(mask, m.col_as_slice_mut(j));
+        }
+        Ok(())
+    }
+
+    fn slack_dual_update(
+        &self,
+        s: &mut Mat<f64>,
+        y: &mut Mat<f64>,
+        cx: &Mat<f64>,
+        bh: &Mat<f64>,
+        mask: &Mat<f64>,
+        project: bool,
+        rho: f64,
+    ) -> Result<()> {
+        assert!(
+            mask.ncols() == 1 || mask.ncols() == s.ncols(),
+            "slack_dual_update: mask columns"
+        );
+        for j in 0..s.ncols() {
+            kernels::slack_dual_update(
+                s.col_as_slice_mut(j),
+                y.col_as_slice_mut(j),
+                cx.col_as_slice(j),
+                bh.col_as_slice(j),
+                mask.col_as_slice(if mask.ncols() == 1 { 0 } else { j }),
+                project,
+                rho,
+            );
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ mod sparse;
 mod sparse_cholesky;
 mod sparse_kkt;
 
-pub use cholesky::{DenseCholesky, Precision};
+pub use cholesky::{DenseCholesky, Precision, symmetric_product_tn};
 pub use dense::FaerBackend;
 pub use faer::Par;
 pub use sparse::FaerSparseBackend;

@@ -196,6 +196,17 @@ impl LinAlg for FaerSparseBackend {
         self.dense.gemm_nt(dst, accum, lhs, rhs, alpha)
     }
 
+    fn symmetric_product_tn(
+        &self,
+        dst: &mut Mat<f64>,
+        accum: Accum,
+        lhs: &Mat<f64>,
+        rhs: &Mat<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        self.dense.symmetric_product_tn(dst, accum, lhs, rhs, alpha)
+    }
+
     fn axpby(&self, alpha: f64, x: &Mat<f64>, beta: f64, y: &mut Mat<f64>) -> Result<()> {
         self.dense.axpby(alpha, x, beta, y)
     }
@@ -206,6 +217,20 @@ impl LinAlg for FaerSparseBackend {
 
     fn dproj_nonneg(&self, at: &Mat<f64>, m: &mut Mat<f64>) -> Result<()> {
         self.dense.dproj_nonneg(at, m)
+    }
+
+    fn slack_dual_update(
+        &self,
+        s: &mut Mat<f64>,
+        y: &mut Mat<f64>,
+        cx: &Mat<f64>,
+        bh: &Mat<f64>,
+        mask: &Mat<f64>,
+        project: bool,
+        rho: f64,
+    ) -> Result<()> {
+        self.dense
+            .slack_dual_update(s, y, cx, bh, mask, project, rho)
     }
 
     fn norm_inf(&self, x: &Mat<f64>) -> Result<f64> {

@@ -87,7 +87,6 @@ fn fortran(m: &Array2<f64>) -> std::borrow::Cow<'_, Array2<f64>> {
     }
 }
 
-/// The faer view of a column-major matrix (see [`fortran`]).
 /// A column-major `Array2` copy of a faer matrix.
 fn from_faer(m: &faer::Mat<f64>) -> Array2<f64> {
     Array2::from_shape_fn((m.nrows(), m.ncols()).f(), |(i, j)| m[(i, j)])
@@ -106,6 +105,7 @@ fn in_place(rhs: &mut Array2<f64>, f: impl Fn(faer::MatMut<'_, f64>)) {
     }
 }
 
+/// The faer view of a column-major matrix (see [`fortran`]).
 fn column_major_view(m: &Array2<f64>) -> faer::MatRef<'_, f64> {
     as_faer(m.view()).expect("column-major")
 }
@@ -172,6 +172,32 @@ impl LinAlg for NdarrayBackend {
         alpha: f64,
     ) -> Result<()> {
         gemm(dst, accum, lhs.view(), rhs.t(), alpha);
+        Ok(())
+    }
+
+    fn symmetric_product_tn(
+        &self,
+        dst: &mut Array2<f64>,
+        accum: Accum,
+        lhs: &Array2<f64>,
+        rhs: &Array2<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        let (lhs, rhs) = (fortran(lhs), fortran(rhs));
+        let accum = match accum {
+            Accum::Replace => faer::Accum::Replace,
+            Accum::Add => faer::Accum::Add,
+        };
+        in_place(dst, |dst| {
+            altdiff_faer::symmetric_product_tn(
+                dst,
+                accum,
+                column_major_view(&lhs),
+                column_major_view(&rhs),
+                alpha,
+                self.par.0,
+            );
+        });
         Ok(())
     }
 
@@ -272,6 +298,30 @@ impl LinAlg for NdarrayBackend {
 
     fn proj_nonneg(&self, x: &mut Array2<f64>) -> Result<()> {
         x.mapv_inplace(kernels::proj_nonneg_one);
+        Ok(())
+    }
+
+    fn slack_dual_update(
+        &self,
+        s: &mut Array2<f64>,
+        y: &mut Array2<f64>,
+        cx: &Array2<f64>,
+        bh: &Array2<f64>,
+        mask: &Array2<f64>,
+        project: bool,
+        rho: f64,
+    ) -> Result<()> {
+        let mask = mask
+            .broadcast(s.dim())
+            .expect("slack_dual_update: mask shape");
+        Zip::from(s)
+            .and(y)
+            .and(cx)
+            .and(bh)
+            .and(&mask)
+            .for_each(|s, y, &cx, &bh, &m| {
+                (*s, *y) = kernels::slack_dual_one(bh, cx, *y, m, project, rho);
+            });
         Ok(())
     }
 

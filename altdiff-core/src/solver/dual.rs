@@ -313,26 +313,13 @@ impl<B: LinAlg> DualKernel<'_, B> {
             be.axpby(self.alpha, &blk.cx, one - self.alpha, &mut blk.cr)?;
         }
         let cr = if relaxed { &blk.cr } else { &blk.cx };
-        // s = P(-y/rho - Cx + bh)
-        be.lincomb(
-            [(one, &data.bh), (-one, cr), (-one / rho, &blk.y)],
-            zero,
-            &mut blk.s,
-        )?;
-        match mask {
-            None => {
-                be.proj_nonneg(&mut blk.s)?;
-                be.dproj_nonneg(&self.ops.slack_rows, &mut blk.s)?;
-            }
-            Some(forward_s) => be.dproj_nonneg(forward_s, &mut blk.s)?,
-        }
-        // y += rho (Cx + s - bh)
-        let cr = if relaxed { &blk.cr } else { &blk.cx };
-        be.lincomb(
-            [(rho, cr), (rho, &blk.s), (-rho, &data.bh)],
-            one,
-            &mut blk.y,
-        )
+        // s = P(-y/rho - Cx + bh) (the forward block projected on its slack rows, a tangent
+        // masked by the forward s), then y += rho (Cx + s - bh)
+        let (mask, project) = match mask {
+            None => (&self.ops.slack_rows, true),
+            Some(forward_s) => (forward_s, false),
+        };
+        be.slack_dual_update(&mut blk.s, &mut blk.y, cr, &data.bh, mask, project, rho)
     }
 
     /// What [`DualKernel::objective`] needs of data `(q, c)`: `z = H^-1 (q - c/2)`, `u = Cz`

@@ -275,9 +275,35 @@ impl<B: LinAlg> AltDiff<B> {
         } else {
             None
         };
+        // the limit wrt q leaves the ones wrt b and h as a by-product
+        let (mut q_x, q_z) = match specs
+            .iter()
+            .any(|(key, _)| *key == TangentKey::Jacobian(Param::Q))
+        {
+            true => {
+                let q = system.q_tangent(dk.backend, &dk.data_of_q()?)?;
+                (Some(q.x), Some(q.z))
+            }
+            false => (None, None),
+        };
+        let (p, r, n) = (self.dims.p, self.dims.p + self.dims.m, self.dims.n);
         specs
             .iter()
             .map(|(key, spec)| {
+                let rows = match key {
+                    TangentKey::Jacobian(Param::B) => Some(0..p),
+                    TangentKey::Jacobian(Param::H) => Some(p..r),
+                    _ => None,
+                };
+                if *key == TangentKey::Jacobian(Param::Q)
+                    && let Some(x) = q_x.take()
+                {
+                    return Ok((*key, Derivative::Kkt(x)));
+                }
+                if let (Some(z), Some(rows)) = (&q_z, rows) {
+                    let columns = system.unit_columns(dk.backend, z.as_ref(), rows, n)?;
+                    return Ok((*key, Derivative::Kkt(columns)));
+                }
                 let data = match &point {
                     Some(point) if spec.has_matrices() => {
                         self.tangent_data(dk, *key, &spec.effective(dk.backend, self.dims, point)?)?

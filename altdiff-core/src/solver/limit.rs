@@ -37,6 +37,15 @@ use crate::{Accum, Error, LinAlg, Result, Trans};
 /// A block split into its rows of `A` and of `I` (each absent when the set is empty).
 type Split<B> = (Option<<B as LinAlg>::Mat>, Option<<B as LinAlg>::Mat>);
 
+/// The limit wrt `q` and the block its solve leaves for those wrt `b` and `h`
+/// ([`Limit::q_tangent`]).
+pub(crate) struct QLimit<B: LinAlg> {
+    /// The Jacobian of `x` wrt `q` at the limit (`n x n`).
+    pub x: B::Mat,
+    /// `Z = Sigma^-1 U'` (`|A| x n`; absent when `A` is empty).
+    pub z: Option<B::Mat>,
+}
+
 /// The factored limit system `S = M - D/rho` of one mask.
 pub(crate) struct Limit<B: LinAlg> {
     /// Rows of `A`: the equalities and the inequalities with `s = 0`.
@@ -156,6 +165,14 @@ impl<B: LinAlg> Limit<B> {
 
     /// `S^-1 u` for a block `u` (`r x k`).
     pub fn solve(&self, backend: &B, u: &B::Mat) -> Result<B::Mat> {
+        let k = backend.shape(u).1;
+        let (u_a, u_i) = self.split(backend, u)?;
+        let (w_a, w_i) = self.solve_split(backend, k, u_a, u_i.as_ref())?;
+        self.scatter(backend, k, &w_a, &w_i)
+    }
+
+    /// A block `u` (`r x k`) split into its rows of `A` and of `I`.
+    fn split(&self, backend: &B, u: &B::Mat) -> Result<Split<B>> {
         let (r, k) = backend.shape(u);
         debug_assert_eq!(r, self.r, "limit: rows");
         let host = &backend.to_col_major(u)?;
@@ -168,9 +185,77 @@ impl<B: LinAlg> Limit<B> {
                 .collect();
             backend.mat_from_col_major(rows.len(), k, &data).map(Some)
         };
-        let (u_a, u_i) = (gather(&self.active)?, gather(&self.inactive)?);
-        let (w_a, w_i) = self.solve_split(backend, k, u_a, u_i.as_ref())?;
-        self.scatter(backend, k, &w_a, &w_i)
+        Ok((gather(&self.active)?, gather(&self.inactive)?))
+    }
+
+    /// The limit wrt `q` (`data` of [`DualKernel::data_of_q`]: `c = I`, `[b; h] = 0`,
+    /// `H^-1` and `u = C H^-1` known) in symmetric form, with the block `Z` that the limits
+    /// wrt `b` and `h` read off ([`Limit::unit_columns`]).
+    ///
+    /// The limit is `x = -H^-1 + K S^-1 K'` (`K' = u`). With `u` split into `u_A`, `u_I`,
+    /// `Q = T^-1 u_I`, `U' = u_A + M_AI Q` and `Z = Sigma^-1 U'` (the block inverse of `S`
+    /// through `Sigma`),
+    ///
+    /// ```text
+    /// x = -H^-1 + U Z - u_I' Q
+    /// ```
+    ///
+    /// two products whose results are symmetric, one triangle each
+    /// ([`LinAlg::symmetric_product_tn`]), where `x = -H^-1 - K v` forms all of `K v`.
+    pub fn q_tangent(&self, backend: &B, data: &DualData<B>) -> Result<QLimit<B>> {
+        let one = B::Real::one();
+        let hc = (data.hc.as_ref()).ok_or(Error::Request("the limit wrt q needs H^-1"))?;
+        let mut x = hc.clone();
+        backend.axpby(-one, hc, B::Real::zero(), &mut x)?;
+        let (u_a, u_i) = self.split(backend, &data.chc)?;
+        let q = match (&u_i, &self.t) {
+            (Some(u_i), Some(t)) => {
+                let mut q = u_i.clone();
+                backend.solve_in_place(t, &mut q)?;
+                backend.symmetric_product_tn(&mut x, Accum::Add, u_i, &q, -one)?;
+                Some(q)
+            }
+            _ => None,
+        };
+        let z = match (u_a, &self.sigma) {
+            (Some(mut u), Some(sigma)) => {
+                if let (Some(q), Some((m_ai, _))) = (&q, &self.coupling) {
+                    backend.apply(&mut u, Accum::Add, m_ai, Trans::No, q, one)?;
+                }
+                let mut z = u.clone();
+                backend.solve_in_place(sigma, &mut z)?;
+                backend.symmetric_product_tn(&mut x, Accum::Add, &u, &z, one)?;
+                Some(z)
+            }
+            _ => None,
+        };
+        Ok(QLimit { x, z })
+    }
+
+    /// The limit wrt the stacked `[b; h]` rows `rows` from the block `Z` of
+    /// [`Limit::q_tangent`] (`n` columns): `H^-1 C' S^-1 (I - D) E = U Sigma^-1 E_A`, so
+    /// column `j` is row `j` of `Z` for an active row `j` and zero for an inactive one.
+    pub fn unit_columns(
+        &self,
+        backend: &B,
+        z: Option<&B::Mat>,
+        rows: std::ops::Range<usize>,
+        n: usize,
+    ) -> Result<B::Mat> {
+        let mut out = vec![B::Real::zero(); n * rows.len()];
+        if let Some(z) = z {
+            let (a, host) = (self.active.len(), backend.to_col_major(z)?);
+            for (j, row) in rows.clone().enumerate() {
+                if let Ok(slot) = self.active.binary_search(&row) {
+                    let column = &mut out[j * n..(j + 1) * n];
+                    column
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, e)| *e = host[i * a + slot]);
+                }
+            }
+        }
+        backend.mat_from_col_major(n, rows.len(), &out)
     }
 
     /// `S^-1 u` on the split rows of a `k`-column block: `u_A` (solved in place) and `u_I`

@@ -180,6 +180,80 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
             );
         }
     }
+    // symmetric_product_tn: lhs' rhs with rhs = lhs T (T symmetric), including k = 0 rows
+    for (k, n) in [(3, 4), (1, 1), (0, 2), (5, 3)] {
+        for accum in [Accum::Replace, Accum::Add] {
+            let lhs = random_block(&mut rng, k, n);
+            let t = random_block(&mut rng, k, k);
+            let rhs: Vec<f64> = (0..k * n)
+                .map(|idx| {
+                    let (i, j) = (idx % k, idx / k);
+                    (0..k)
+                        .map(|l| (t[l * k + i] + t[i * k + l]) * lhs[j * k + l])
+                        .sum()
+                })
+                .collect();
+            let sym = random_block(&mut rng, n, n);
+            let dst: Vec<f64> = (0..n * n)
+                .map(|idx| sym[idx] + sym[(idx % n) * n + idx / n])
+                .collect();
+            let mut d = be.mat_from_col_major(n, n, &dst).unwrap();
+            let (l, x) = (
+                be.mat_from_col_major(k, n, &lhs).unwrap(),
+                be.mat_from_col_major(k, n, &rhs).unwrap(),
+            );
+            be.symmetric_product_tn(&mut d, accum, &l, &x, -0.5)
+                .unwrap();
+            let expected: Vec<f64> = (0..n * n)
+                .map(|idx| {
+                    let (i, j) = (idx % n, idx / n);
+                    let prod: f64 = (0..k).map(|l| lhs[i * k + l] * rhs[j * k + l]).sum();
+                    -0.5 * prod + if accum == Accum::Add { dst[idx] } else { 0.0 }
+                })
+                .collect();
+            assert_close(
+                &format!("symmetric_product_tn k={k} n={n} {accum:?}"),
+                &host(be, &d),
+                &expected,
+                1e-12,
+            );
+        }
+    }
+    // slack_dual_update: the same values as the reference's chained default, bit for bit
+    for (r, k, mask_cols) in [(5, 3, 1), (4, 2, 2), (0, 2, 1), (3, 0, 1)] {
+        for project in [true, false] {
+            let mut data: Vec<Vec<f64>> = (0..4).map(|_| random_block(&mut rng, r, k)).collect();
+            // exact zeros in the mask and in the value test the strict rule and the clip
+            let mut mask = random_block(&mut rng, r, mask_cols);
+            if let Some(first) = mask.first_mut() {
+                *first = 0.0;
+            }
+            if r > 1 && k > 0 {
+                data[2][1] = 0.0;
+                data[3][1] = 0.0;
+                data[0][1] = 0.0;
+            }
+            let [mut s, mut y, cx, bh] =
+                [0, 1, 2, 3].map(|i| be.mat_from_col_major(r, k, &data[i]).unwrap());
+            let m = be.mat_from_col_major(r, mask_cols, &mask).unwrap();
+            be.slack_dual_update(&mut s, &mut y, &cx, &bh, &m, project, 1.7)
+                .unwrap();
+            let got = [host(be, &s), host(be, &y)].concat();
+            // the reference runs the chained default
+            let [mut s, mut y, cx, bh] =
+                [0, 1, 2, 3].map(|i| rf.mat_from_col_major(r, k, &data[i]).unwrap());
+            let m = rf.mat_from_col_major(r, mask_cols, &mask).unwrap();
+            rf.slack_dual_update(&mut s, &mut y, &cx, &bh, &m, project, 1.7)
+                .unwrap();
+            let expected = [rf.to_col_major(&s).unwrap(), rf.to_col_major(&y).unwrap()].concat();
+            assert!(
+                got.iter()
+                    .zip(&expected)
+                    .all(|(g, e)| g.to_bits() == e.to_bits()),
+                "slack_dual_update {r}x{k} mask columns {mask_cols} project {project}: {got:?} != {expected:?}"
+            );
+        }
+    }
     // factor and solve, with empty and non-empty constraint blocks
     for (n, p, m, k) in [(1, 0, 0, 1), (5, 2, 0, 3), (5, 0, 3, 1), (6, 2, 3, 4)] {
         let w = random_block(&mut rng, n, n);
