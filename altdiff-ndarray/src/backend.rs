@@ -7,8 +7,9 @@ use ndarray::{Array2, ArrayView2, ShapeBuilder, Zip};
 
 use crate::{as_faer, as_faer_mut};
 
-/// The ndarray backend: `Array2<f64>` blocks (column-major) and operators, products by
-/// ndarray, the Cholesky factorization by faer on zero-copy views.
+/// The ndarray backend: `Array2<f64>` blocks (column-major) and operators; products and the
+/// Cholesky factorization by faer on zero-copy views (products of non-contiguous views by
+/// ndarray's own).
 ///
 /// # Example
 /// ```
@@ -24,7 +25,7 @@ pub struct NdarrayBackend {
     par: FactorPar,
 }
 
-/// The parallelism of faer's factorization and solves (products use ndarray's own).
+/// The parallelism of faer's products, factorization and solves.
 #[derive(Clone, Debug, PartialEq)]
 struct FactorPar(Par);
 
@@ -35,7 +36,7 @@ impl Default for FactorPar {
 }
 
 impl NdarrayBackend {
-    /// The backend with the given parallelism for the factorization and solves.
+    /// The backend with the given parallelism for the products, the factorization and solves.
     pub fn with_par(par: Par) -> Self {
         Self {
             par: FactorPar(par),
@@ -58,14 +59,26 @@ fn col_major(m: &Array2<f64>) -> Vec<f64> {
     m.t().iter().copied().collect()
 }
 
-/// `dst = [dst +] alpha lhs rhs`; `Replace` never reads `dst`.
+/// `dst = [dst +] alpha lhs rhs`; `Replace` never reads `dst`. By faer's GEMM on zero-copy
+/// views when the operands are contiguous (row- or column-major), else by ndarray's.
 fn gemm(
     dst: &mut Array2<f64>,
     accum: Accum,
     lhs: ArrayView2<'_, f64>,
     rhs: ArrayView2<'_, f64>,
     alpha: f64,
+    par: Par,
 ) {
+    if let (Some(l), Some(r)) = (as_faer(lhs.view()), as_faer(rhs.view())) {
+        let accum = match accum {
+            Accum::Replace => faer::Accum::Replace,
+            Accum::Add => faer::Accum::Add,
+        };
+        in_place(dst, |d| {
+            faer::linalg::matmul::matmul(d, accum, l, r, alpha, par)
+        });
+        return;
+    }
     let beta = match accum {
         Accum::Replace => {
             dst.fill(0.0);
@@ -159,7 +172,14 @@ impl LinAlg for NdarrayBackend {
         rhs: &Array2<f64>,
         alpha: f64,
     ) -> Result<()> {
-        gemm(dst, accum, oriented(op, trans), rhs.view(), alpha);
+        gemm(
+            dst,
+            accum,
+            oriented(op, trans),
+            rhs.view(),
+            alpha,
+            self.par.0,
+        );
         Ok(())
     }
 
@@ -171,7 +191,7 @@ impl LinAlg for NdarrayBackend {
         rhs: &Array2<f64>,
         alpha: f64,
     ) -> Result<()> {
-        gemm(dst, accum, lhs.view(), rhs.t(), alpha);
+        gemm(dst, accum, lhs.view(), rhs.t(), alpha, self.par.0);
         Ok(())
     }
 
@@ -311,6 +331,26 @@ impl LinAlg for NdarrayBackend {
         project: bool,
         rho: f64,
     ) -> Result<()> {
+        // column by column on slices when every block is column-major (the usual layout)
+        let column_major = |m: &Array2<f64>| m.t().is_standard_layout();
+        if [&*s, &*y, cx, bh, mask].into_iter().all(column_major) {
+            let one_mask = mask.ncols() == 1;
+            for j in 0..s.ncols() {
+                let (mut sj, mut yj) = (s.column_mut(j), y.column_mut(j));
+                kernels::slack_dual_update(
+                    sj.as_slice_mut().expect("column-major"),
+                    yj.as_slice_mut().expect("column-major"),
+                    cx.column(j).as_slice().expect("column-major"),
+                    bh.column(j).as_slice().expect("column-major"),
+                    mask.column(if one_mask { 0 } else { j })
+                        .as_slice()
+                        .expect("column-major"),
+                    project,
+                    rho,
+                );
+            }
+            return Ok(());
+        }
         let mask = mask
             .broadcast(s.dim())
             .expect("slack_dual_update: mask shape");

@@ -1,9 +1,9 @@
 //! # altdiff-ndarray: the ndarray backend of altdiff (dense CPU)
 //!
 //! [`NdarrayBackend`] implements [`altdiff_core::LinAlg`] on `ndarray::Array2<f64>`: products
-//! with ndarray (`general_mat_mul`, pure Rust matrixmultiply: no system BLAS or LAPACK),
-//! and the one factorization of `H = P + rho (A'A + G'G)` through faer's Cholesky on
-//! zero-copy views of the ndarray data ([`altdiff_faer::DenseCholesky`]). Blocks are kept in
+//! by faer's GEMM and the one factorization of `H = P + rho (A'A + G'G)` by faer's Cholesky,
+//! both on zero-copy views of the ndarray data ([`altdiff_faer::DenseCholesky`]; products of
+//! non-contiguous views by ndarray's `general_mat_mul`), no system BLAS or LAPACK. Blocks are kept in
 //! column-major (Fortran) layout, which is what faer's triangular solves like.
 //!
 //! ## Example
