@@ -59,6 +59,14 @@ fn col_major(m: &Array2<f64>) -> Vec<f64> {
     m.t().iter().copied().collect()
 }
 
+/// faer's name for an [`Accum`].
+fn faer_accum(accum: Accum) -> faer::Accum {
+    match accum {
+        Accum::Replace => faer::Accum::Replace,
+        Accum::Add => faer::Accum::Add,
+    }
+}
+
 /// `dst = [dst +] alpha lhs rhs`; `Replace` never reads `dst`. By faer's GEMM on zero-copy
 /// views when the operands are contiguous (row- or column-major), else by ndarray's.
 fn gemm(
@@ -70,10 +78,7 @@ fn gemm(
     par: Par,
 ) {
     if let (Some(l), Some(r)) = (as_faer(lhs.view()), as_faer(rhs.view())) {
-        let accum = match accum {
-            Accum::Replace => faer::Accum::Replace,
-            Accum::Add => faer::Accum::Add,
-        };
+        let accum = faer_accum(accum);
         in_place(dst, |d| {
             faer::linalg::matmul::matmul(d, accum, l, r, alpha, par)
         });
@@ -204,10 +209,7 @@ impl LinAlg for NdarrayBackend {
         alpha: f64,
     ) -> Result<()> {
         let (lhs, rhs) = (fortran(lhs), fortran(rhs));
-        let accum = match accum {
-            Accum::Replace => faer::Accum::Replace,
-            Accum::Add => faer::Accum::Add,
-        };
+        let accum = faer_accum(accum);
         in_place(dst, |dst| {
             altdiff_faer::symmetric_product_tn(
                 dst,
