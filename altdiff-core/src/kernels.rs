@@ -209,14 +209,13 @@ pub fn abs_max_scaled<'a, T: Real>(
 
 /// One column of [`abs_max_scaled`]: raises `row_max` to `|rows_i v_i cj|` and returns the
 /// column's largest. The column maximum runs in [`MAX_LANES`] independent lanes, so that the
-/// loop vectorizes; `if a > m { m = a }` is the same maximum as `f64::max` from 0 (a NaN
-/// entry is skipped by both).
+/// loop vectorizes; `m = if a > m { a } else { m }` is the same maximum as `f64::max` from 0
+/// (a NaN entry is skipped by both), and as a select (every `m` written) it compiles to
+/// vector maxima, where a conditional store does not.
 fn abs_max_column<T: Real>(column: &[T], rows: &[T], cj: T, row_max: &mut [T]) -> T {
     let mut lanes = [T::zero(); MAX_LANES];
     let raise = |m: &mut T, a: T| {
-        if a > *m {
-            *m = a;
-        }
+        *m = if a > *m { a } else { *m };
     };
     let chunks = column
         .chunks_exact(MAX_LANES)
@@ -258,13 +257,25 @@ pub fn abs_sums<'a, T: Real>(
     let mut row_sums = vec![0.0; nrows];
     let mut col_sums = Vec::new();
     for column in columns {
-        let mut sum = 0.0;
-        for (v, row) in column.iter().zip(&mut row_sums) {
+        // the column sum in independent lanes (a single running sum waits on every add)
+        let mut lanes = [0.0; MAX_LANES];
+        let chunks = column
+            .chunks_exact(MAX_LANES)
+            .zip(row_sums.chunks_exact_mut(MAX_LANES));
+        for (v, rows) in chunks {
+            for k in 0..MAX_LANES {
+                let a = v[k].to_f64_lossy().abs();
+                rows[k] += a;
+                lanes[k] += a;
+            }
+        }
+        let tail = column.len().min(nrows) - column.len().min(nrows) % MAX_LANES;
+        for (v, row) in column[tail..].iter().zip(&mut row_sums[tail..]) {
             let a = v.to_f64_lossy().abs();
             *row += a;
-            sum += a;
+            lanes[0] += a;
         }
-        col_sums.push(sum);
+        col_sums.push(lanes.iter().sum());
     }
     (row_sums, col_sums)
 }
@@ -293,10 +304,131 @@ pub fn check_stackable(n: usize, bottom: (usize, usize)) -> crate::Result<()> {
     }
 }
 
+/// The rows `rows` (in that order) of a column-major block with `nrows` rows, gathered
+/// into a new column-major block of `rows.len()` rows and as many columns.
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// let block = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 3 x 2
+/// assert_eq!(kernels::gather_rows(&block, 3, &[2, 0]), vec![3.0, 1.0, 6.0, 4.0]);
+/// ```
+pub fn gather_rows<T: Copy>(block: &[T], nrows: usize, rows: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows.len() * block.len() / nrows.max(1));
+    for column in block.chunks_exact(nrows.max(1)) {
+        out.extend(rows.iter().map(|&i| column[i]));
+    }
+    out
+}
+
+/// The side of the square tiles of [`transpose`].
+const TILE: usize = 32;
+
+/// The transpose (`ncols x nrows`, column-major) of a column-major block with `nrows` rows,
+/// tile by tile: a tile's reads and writes stay in cache, where a plain strided copy
+/// misses on every write.
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// let block = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 3 x 2
+/// assert_eq!(kernels::transpose(&block, 3), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// ```
+pub fn transpose<T: Copy + Default>(block: &[T], nrows: usize) -> Vec<T> {
+    let ncols = block.len() / nrows.max(1);
+    let mut out = vec![T::default(); block.len()];
+    for j0 in (0..ncols).step_by(TILE) {
+        let j1 = (j0 + TILE).min(ncols);
+        for i0 in (0..nrows).step_by(TILE) {
+            let i1 = (i0 + TILE).min(nrows);
+            for j in j0..j1 {
+                let column = &block[j * nrows + i0..j * nrows + i1];
+                for (i, &v) in (i0..i1).zip(column) {
+                    out[i * ncols + j] = v;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::float_cmp)] // the values compared are exact
 mod tests {
     use super::*;
+
+    #[test]
+    fn gather_and_transpose_match_indexing() {
+        // shapes around the tile side, empty ones included
+        for (r, c) in [(0, 3), (3, 0), (1, 1), (5, 3), (33, 65), (64, 31)] {
+            let block: Vec<f64> = (0..r * c).map(|v| v as f64).collect();
+            let t = transpose(&block, r);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(
+                        t[i * c + j],
+                        block[j * r + i],
+                        "transpose {r}x{c} ({i}, {j})"
+                    );
+                }
+            }
+            let rows: Vec<usize> = (0..r).rev().step_by(2).collect();
+            let g = gather_rows(&block, r, &rows);
+            assert_eq!(g.len(), rows.len() * c);
+            for j in 0..c {
+                for (k, &i) in rows.iter().enumerate() {
+                    assert_eq!(g[j * rows.len() + k], block[j * r + i], "gather {r}x{c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn norms_match_the_plain_loops() {
+        // lengths around the lanes, a NaN entry skipped by the maxima
+        for len in [0, 1, 7, 8, 9, 17] {
+            let columns: Vec<Vec<f64>> = (0..3)
+                .map(|j| {
+                    (0..len)
+                        .map(|i| (i as f64 - 4.5) * (j as f64 + 1.0))
+                        .collect()
+                })
+                .collect();
+            let (rows, cols) = abs_sums(columns.iter().map(|c| &c[..]), len);
+            for i in 0..len {
+                let expected: f64 = columns.iter().map(|c| c[i].abs()).sum();
+                assert_eq!(rows[i], expected, "row sum {i} of {len}");
+            }
+            for (j, c) in columns.iter().enumerate() {
+                let expected: f64 = c.iter().map(|v| v.abs()).sum();
+                assert!(
+                    (cols[j] - expected).abs() <= 1e-12 * expected,
+                    "column sum {j}"
+                );
+            }
+            let mut with_nan = columns.clone();
+            if len > 0 {
+                with_nan[1][len - 1] = f64::NAN;
+            }
+            let ones = vec![1.0; len];
+            let (row_max, col_max) =
+                abs_max_scaled(with_nan.iter().map(|c| &c[..]), &ones, &[1.0, 1.0, 2.0]);
+            for i in 0..len {
+                let expected = (0..3)
+                    .map(|j| (with_nan[j][i] * if j == 2 { 2.0 } else { 1.0 }).abs())
+                    .fold(0.0, f64::max);
+                assert_eq!(row_max[i], expected, "row max {i} of {len}");
+            }
+            for j in 0..3 {
+                let scale = if j == 2 { 2.0 } else { 1.0 };
+                let expected = with_nan[j]
+                    .iter()
+                    .map(|v| (v * scale).abs())
+                    .fold(0.0, f64::max);
+                assert_eq!(col_max[j], expected, "column max {j} of {len}");
+            }
+        }
+    }
 
     #[test]
     fn mask_is_strict_and_masks_nan() {

@@ -93,6 +93,26 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// The operator's entries as a dense column-major array (used for validation and
     /// oracles; sparse backends may override the validation instead).
     fn op_to_col_major(&self, op: &Self::Op) -> Result<Vec<Self::Real>>;
+    /// A dense block as an operator. The default copies through the host; a backend whose
+    /// blocks and operators are the same type overrides it with a move.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_mat(be.mat_from_col_major(2, 1, &[1.0, 2.0])?)?;
+    /// assert_eq!(be.op_to_col_major(&op)?, vec![1.0, 2.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn op_from_mat(&self, m: Self::Mat) -> Result<Self::Op> {
+        let (rows, cols) = self.shape(&m);
+        self.op_from_col_major(rows, cols, &self.to_col_major(&m)?)
+    }
     /// `(rows, cols)` of an operator.
     fn op_shape(&self, op: &Self::Op) -> (usize, usize);
 
@@ -262,6 +282,29 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     fn cholesky(&self, op: &Self::Op) -> Result<Self::Factor> {
         let none = self.op_from_col_major(0, self.op_shape(op).1, &[])?;
         self.factor(op, &none, &none, Self::Real::zero())
+    }
+
+    /// [`LinAlg::cholesky`] of an operator that is not needed afterwards: a backend whose
+    /// factor can take the operator's storage overrides it to factor in place, without a
+    /// copy (the default borrows).
+    ///
+    /// # Errors
+    /// As [`LinAlg::cholesky`].
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let f = be.cholesky_owned(be.op_from_col_major(1, 1, &[4.0])?)?;
+    /// let mut x = be.mat_from_col_major(1, 1, &[2.0])?;
+    /// be.solve_in_place(&f, &mut x)?;
+    /// assert_eq!(be.to_col_major(&x)?, vec![0.5]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn cholesky_owned(&self, op: Self::Op) -> Result<Self::Factor> {
+        self.cholesky(&op)
     }
 
     /// The unit roundoff of [`LinAlg::factor`] and its solves: the precision of

@@ -109,20 +109,37 @@ fn cholesky_in_place<T: ComplexField>(mut l: MatMut<'_, T>, par: Par) -> Result<
     )
 }
 
-/// `W = L^-1 C'` and the lower half of `M = W'W`, mirrored.
+/// `W = L^-1 C'` and the lower half of `M = W'W`, mirrored, from `C'` (`ct`, n x r, in the
+/// factor's precision).
 fn gram_with_half<T: ComplexField + Copy>(
     l: MatRef<'_, T>,
-    c: MatRef<'_, T>,
+    ct: Mat<T>,
     one: T,
     par: Par,
 ) -> (Mat<T>, Mat<T>) {
-    let mut w = c.transpose().to_owned();
+    let mut w = ct;
     triangular_solve::solve_lower_triangular_in_place(l, w.as_mut(), par);
-    let r = c.nrows();
+    let r = w.ncols();
     let mut m = Mat::zeros(r, r);
     lower_gram(m.as_mut(), w.as_ref(), one, par);
     mirror_lower(m.as_mut());
     (m, w)
+}
+
+/// `M = C H^-1 C'` and, when `with_k`, `K = L^-T W` ([`gram_with_half`]), in the factor's
+/// precision.
+fn gram_and_k<T: ComplexField + Copy>(
+    l: MatRef<'_, T>,
+    ct: Mat<T>,
+    with_k: bool,
+    par: Par,
+) -> (Mat<T>, Option<Mat<T>>) {
+    let (m, mut w) = gram_with_half(l, ct, T::one_impl(), par);
+    let k = with_k.then(|| {
+        triangular_solve::solve_upper_triangular_in_place(l.transpose(), w.as_mut(), par);
+        w
+    });
+    (m, k)
 }
 
 /// `alpha L^-T (W rhs)`.
@@ -164,10 +181,40 @@ fn converted<S: Copy, T: Copy + ComplexField>(
     out
 }
 
+/// The side of the square tiles of [`transposed`].
+const TILE: usize = 32;
+
+/// The transpose of `m` with every entry converted by `convert`, tile by tile (a tile's
+/// reads and writes stay in cache; a plain strided copy misses on every write).
+fn transposed<S: Copy, T: Copy + ComplexField>(
+    m: MatRef<'_, S>,
+    convert: impl Fn(S) -> T,
+) -> Mat<T> {
+    let (rows, cols) = m.shape();
+    let mut out = Mat::<T>::zeros(cols, rows);
+    for j0 in (0..cols).step_by(TILE) {
+        let tile = j0..(j0 + TILE).min(cols);
+        for i0 in (0..rows).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(rows) {
+                let dst = &mut out.col_as_slice_mut(i)[tile.clone()];
+                for (d, j) in dst.iter_mut().zip(tile.clone()) {
+                    *d = convert(m[(i, j)]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `f64` to `f32`, rounded to nearest.
+#[allow(clippy::cast_possible_truncation)] // the point: single precision
+fn single(v: f64) -> f32 {
+    v as f32
+}
+
 /// The `f32` copy of an `f64` matrix.
 fn narrow(m: MatRef<'_, f64>) -> Mat<f32> {
-    #[allow(clippy::cast_possible_truncation)] // the point: single precision
-    converted(m, |v| v as f32)
+    converted(m, single)
 }
 
 /// The `f64` copy of an `f32` matrix.
@@ -329,10 +376,8 @@ impl DenseCholesky {
             }
             Precision::Single => {
                 let mut h = narrow(p);
-                #[allow(clippy::cast_possible_truncation)] // single precision
-                let rho = rho as f32;
                 for block in blocks {
-                    lower_gram(h.as_mut(), narrow(*block).as_ref(), rho, par);
+                    lower_gram(h.as_mut(), narrow(*block).as_ref(), single(rho), par);
                 }
                 cholesky_in_place(h.as_mut(), par)?;
                 Ok(Self {
@@ -424,12 +469,14 @@ impl DenseCholesky {
         with_k: bool,
         par: Par,
     ) -> (Mat<f64>, Option<Mat<f64>>) {
-        let (m, mut w) = self.gram_inverse_with_half(c, par);
-        let k = with_k.then(|| {
-            self.solve_lower_transposed_in_place(w.as_mut(), par);
-            w
-        });
-        (m, k)
+        assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
+        match &self.l {
+            Lower::Double(l) => gram_and_k(l.as_ref(), transposed(c, |v| v), with_k, par),
+            Lower::Single(l) => {
+                let (m, k) = gram_and_k(l.as_ref(), transposed(c, single), with_k, par);
+                (widen(m.as_ref()), k.map(|k| widen(k.as_ref())))
+            }
+        }
     }
 
     /// `M = C H^-1 C'` and the half `W = L^-1 C'` (n x r) it is formed from: `K = H^-1 C'` is
@@ -451,9 +498,9 @@ impl DenseCholesky {
     pub fn gram_inverse_with_half(&self, c: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Mat<f64>) {
         assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
         match &self.l {
-            Lower::Double(l) => gram_with_half(l.as_ref(), c, 1.0, par),
+            Lower::Double(l) => gram_with_half(l.as_ref(), transposed(c, |v| v), 1.0, par),
             Lower::Single(l) => {
-                let (m, w) = gram_with_half(l.as_ref(), narrow(c).as_ref(), 1.0, par);
+                let (m, w) = gram_with_half(l.as_ref(), transposed(c, single), 1.0, par);
                 (widen(m.as_ref()), widen(w.as_ref()))
             }
         }

@@ -140,6 +140,10 @@ impl LinAlg for FaerBackend {
         Ok(col_major(op))
     }
 
+    fn op_from_mat(&self, m: Mat<f64>) -> Result<Mat<f64>> {
+        Ok(m)
+    }
+
     fn op_shape(&self, op: &Mat<f64>) -> (usize, usize) {
         (op.nrows(), op.ncols())
     }
@@ -243,6 +247,10 @@ impl LinAlg for FaerBackend {
     fn cholesky(&self, op: &Mat<f64>) -> Result<DenseCholesky> {
         // the small systems stay f64 whatever the precision of H
         DenseCholesky::new(op.as_ref(), self.par)
+    }
+
+    fn cholesky_owned(&self, op: Mat<f64>) -> Result<DenseCholesky> {
+        DenseCholesky::from_owned(op, self.par)
     }
 
     fn factor_epsilon(&self) -> f64 {

@@ -164,6 +164,10 @@ impl LinAlg for NdarrayBackend {
         Ok(col_major(op))
     }
 
+    fn op_from_mat(&self, m: Array2<f64>) -> Result<Array2<f64>> {
+        Ok(m)
+    }
+
     fn op_shape(&self, op: &Array2<f64>) -> (usize, usize) {
         op.dim()
     }

@@ -92,9 +92,10 @@ impl<B: LinAlg> AltDiff<B> {
             }
             if polishing
                 && masks.settled(mask_bits(&be.to_col_major(&fwd.s)?), iterations)
-                && let Some((iterate, system)) = self.polish(&dk, dual, &fwd, &data, params)?
+                && let Some((iterate, system, measures)) =
+                    self.polish(&dk, dual, &fwd, &data, params)?
             {
-                polished = Some(iterate);
+                polished = Some((iterate, measures));
                 limit_system = Some(system);
                 status = Status::Solved;
                 break;
@@ -157,9 +158,10 @@ impl<B: LinAlg> AltDiff<B> {
                 // a coarse factorization iterates a nearby problem, whose residuals these
                 // are: the refined polish (once per mask) or the true residuals decide
                 if masks.claim()
-                    && let Some((iterate, system)) = self.polish(&dk, dual, &fwd, &data, params)?
+                    && let Some((iterate, system, measures)) =
+                        self.polish(&dk, dual, &fwd, &data, params)?
                 {
-                    polished = Some(iterate);
+                    polished = Some((iterate, measures));
                     limit_system = Some(system);
                     status = Status::Solved;
                     break;
@@ -183,15 +185,19 @@ impl<B: LinAlg> AltDiff<B> {
         }
         // back to the primal iterate: x from the last v, lam / nu / s unstacked
         let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| dk.primal(blk, data, dims.p);
-        let iterate = match polished {
-            Some(iterate) => iterate,
-            None => primal(&fwd, &data)?,
+        // the polish measured its iterate already
+        let (iterate, measures) = match polished {
+            Some(polished) => polished,
+            None => {
+                let iterate = primal(&fwd, &data)?;
+                let measures = self.measure_iterate(&iterate, params)?;
+                (iterate, measures)
+            }
         };
         let tangents = tangents
             .iter()
             .map(|(key, _, blk, tdata)| Ok((*key, primal(blk, tdata)?)))
             .collect::<Result<Vec<_>>>()?;
-        let measures = self.measure_iterate(&iterate, params)?;
         let limit_tangents = use_limit
             && self.settings.method == Method::AltDiff
             && !specs.is_empty()
@@ -317,8 +323,8 @@ impl<B: LinAlg> AltDiff<B> {
 
     /// The forward polish: the fixed point of the map for the current mask, accepted when it
     /// is a KKT point (`y >= 0` on the active inequalities, `s >= 0` on the others, up to the
-    /// residual tolerance) whose residuals pass the rule. With a coarse factorization
-    /// ([`AltDiff::refines`]) the point is refined to full precision first (see
+    /// residual tolerance) whose residuals pass the rule, with its system and measures. With
+    /// a coarse factorization ([`AltDiff::refines`]) the point is refined first (see
     /// [`refine`](super::refine)).
     fn polish(
         &self,
@@ -327,7 +333,7 @@ impl<B: LinAlg> AltDiff<B> {
         fwd: &DualBlock<B>,
         data: &DualData<B>,
         params: &QpParams<B>,
-    ) -> Result<Option<(Iterate<B>, Limit<B>)>> {
+    ) -> Result<Option<Polished<B>>> {
         let (be, dims, rho) = (&self.backend, self.dims, self.rho);
         let (one, zero) = (B::Real::one(), B::Real::zero());
         let StoppingRule::Residual { eps_abs, eps_rel } = self.settings.stopping else {
@@ -393,7 +399,7 @@ impl<B: LinAlg> AltDiff<B> {
             nu,
         };
         let measures = self.measure_iterate(&iterate, params)?;
-        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((iterate, system)))
+        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((iterate, system, measures)))
     }
 
     /// The residuals and objective of a primal iterate (one-off: fresh workspace).
@@ -422,6 +428,9 @@ impl<B: LinAlg> AltDiff<B> {
         ops.measure(iterate, params, &ws, &mut scratch)
     }
 }
+
+/// An accepted polish: the iterate, the limit system of its mask and its measures.
+type Polished<B> = (Iterate<B>, Limit<B>, Measures<<B as LinAlg>::Real>);
 
 /// The forward mask over the iterations: when it has stayed the same for
 /// [`MaskHistory::STABLE`] iterations, and was not tried before, a polish is due.

@@ -89,13 +89,15 @@ impl<B: LinAlg> Limit<B> {
             (0..r).partition(|&i| i < p || !crate::kernels::keeps(s[i]));
         let m = &ops.m_host;
         let block = |rows: &[usize], cols: &[usize]| -> Vec<B::Real> {
-            cols.iter()
-                .flat_map(|&j| rows.iter().map(move |&i| m[j * r + i]))
-                .collect()
+            let mut out = Vec::with_capacity(rows.len() * cols.len());
+            for &j in cols {
+                let column = &m[j * r..(j + 1) * r];
+                out.extend(rows.iter().map(|&i| column[i]));
+            }
+            out
         };
-        let cholesky = |data: &[B::Real], k: usize| -> Result<B::Factor> {
-            let op = backend.op_from_col_major(k, k, data)?;
-            backend.cholesky(&op).map_err(|err| match err {
+        let cholesky = |op: B::Op, k: usize| -> Result<B::Factor> {
+            backend.cholesky_owned(op).map_err(|err| match err {
                 Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: k },
                 other => other,
             })
@@ -105,7 +107,7 @@ impl<B: LinAlg> Limit<B> {
             let mut t = block(&inactive, &inactive);
             t.iter_mut().for_each(|e| *e = -*e);
             (0..i).for_each(|d| t[d * i + d] = t[d * i + d] + B::Real::one() / rho);
-            Some(cholesky(&t, i)?)
+            Some(cholesky(backend.op_from_col_major(i, i, &t)?, i)?)
         } else {
             None
         };
@@ -119,12 +121,14 @@ impl<B: LinAlg> Limit<B> {
         };
         let sigma = if a > 0 {
             let mut sigma = backend.mat_from_col_major(a, a, &block(&active, &active))?;
-            if let (Some(t), Some((m_ai, _))) = (&t, &coupling) {
-                let mut x = backend.mat_from_col_major(i, a, &block(&inactive, &active))?;
+            if let (Some(t), Some(_)) = (&t, &coupling) {
+                // M_AI T^-1 M_IA = X'(T^-1 X) with X = M_IA: symmetric, one triangle formed
+                let m_ia = backend.mat_from_col_major(i, a, &block(&inactive, &active))?;
+                let mut x = m_ia.clone();
                 backend.solve_in_place(t, &mut x)?;
-                backend.apply(&mut sigma, Accum::Add, m_ai, Trans::No, &x, B::Real::one())?;
+                backend.symmetric_product_tn(&mut sigma, Accum::Add, &m_ia, &x, B::Real::one())?;
             }
-            Some(cholesky(&backend.to_col_major(&sigma)?, a)?)
+            Some(cholesky(backend.op_from_mat(sigma)?, a)?)
         } else {
             None
         };
@@ -180,9 +184,7 @@ impl<B: LinAlg> Limit<B> {
             if rows.is_empty() {
                 return Ok(None);
             }
-            let data: Vec<B::Real> = (0..k)
-                .flat_map(|j| rows.iter().map(move |&i| host[j * r + i]))
-                .collect();
+            let data = crate::kernels::gather_rows(host, r, rows);
             backend.mat_from_col_major(rows.len(), k, &data).map(Some)
         };
         Ok((gather(&self.active)?, gather(&self.inactive)?))

@@ -38,7 +38,7 @@ use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
 use crate::solver::krylov::Gmres;
 use crate::solver::limit::Limit;
-use crate::solver::scaling::Scaling;
+use crate::solver::scaling::{Ruized, Scaling};
 use crate::solver::solution::Derivative;
 use crate::solver::tangent::{HostPoint, TangentSpec, download};
 use crate::solver::termination::{
@@ -141,12 +141,13 @@ impl<B: LinAlg> AltDiff<B> {
         settings.validate()?;
         let dims = problem.dims();
         let ops = [problem.p(), problem.a(), problem.g()];
-        let (scaling, [p, a, g]) = match settings.scaling {
+        // the largest |P_ij|, when a scaling pass measured it on the data as it stays
+        let (scaling, [p, a, g], p_max) = match settings.scaling {
             Some(ruiz) => match Scaling::ruiz(&backend, ops, dims, ruiz)? {
-                Some((scaling, scaled)) => (Some(scaling), scaled),
-                None => (None, ops.map(Clone::clone)),
+                Ruized::Scaled(scaling, scaled) => (Some(scaling), scaled, None),
+                Ruized::Unscaled { p_max } => (None, ops.map(Clone::clone), Some(p_max)),
             },
-            None => (None, ops.map(Clone::clone)),
+            None => (None, ops.map(Clone::clone), None),
         };
         if let Some(ruiz) = settings.scaling
             && scaling.is_some()
@@ -184,11 +185,11 @@ impl<B: LinAlg> AltDiff<B> {
         // with M formed, the convexity test runs on it (r x r) after the factorization
         let test_on_gram = settings.check_convexity && use_dual;
         if settings.check_convexity && !test_on_gram {
-            check_convexity(&backend, &p)?;
+            check_convexity(&backend, &p, p_max)?;
         }
         let factor = match backend.factor(&p, &a, &g, rho) {
             Err(err @ Error::NotPositiveDefinite { .. }) if test_on_gram => {
-                check_convexity(&backend, &p)?;
+                check_convexity(&backend, &p, p_max)?;
                 return Err(err);
             }
             other => other?,
@@ -209,9 +210,9 @@ impl<B: LinAlg> AltDiff<B> {
         };
         if test_on_gram
             && let Some(dual) = &dual
-            && !convex_by_gram(&backend, dual, &p, rho)?
+            && !convex_by_gram(&backend, dual, &p, p_max, rho)?
         {
-            check_convexity(&backend, &p)?;
+            check_convexity(&backend, &p, p_max)?;
         }
         Ok(Self {
             dual,
@@ -936,14 +937,20 @@ fn tangents_finite<B: LinAlg>(backend: &B, runs: &[TangentRun<'_, B>]) -> Result
     Ok(true)
 }
 
-/// The shift of the convexity test: `sqrt(eps) * max(1, max|P|)`.
-fn convexity_shift<B: LinAlg>(backend: &B, p: &B::Op) -> Result<f64> {
-    let ones = vec![B::Real::one(); backend.op_shape(p).1];
-    let (_, columns) = backend.op_abs_max(p, &ones, &ones)?;
-    let scale = columns
-        .into_iter()
-        .fold(1.0_f64, |s, v| s.max(v.to_f64_lossy()));
-    Ok(f64::EPSILON.sqrt() * scale)
+/// The shift of the convexity test: `sqrt(eps) * max(1, max|P|)`, with `max|P|` when known
+/// (`p_max`) or measured.
+fn convexity_shift<B: LinAlg>(backend: &B, p: &B::Op, p_max: Option<f64>) -> Result<f64> {
+    let p_max = match p_max {
+        Some(known) => known,
+        None => {
+            let ones = vec![B::Real::one(); backend.op_shape(p).1];
+            let (_, columns) = backend.op_abs_max(p, &ones, &ones)?;
+            columns
+                .into_iter()
+                .fold(0.0_f64, |s, v| s.max(v.to_f64_lossy()))
+        }
+    };
+    Ok(f64::EPSILON.sqrt() * p_max.max(1.0))
 }
 
 /// The largest entry (0 when empty).
@@ -963,6 +970,7 @@ fn convex_by_gram<B: LinAlg>(
     backend: &B,
     dual: &DualOps<B>,
     p: &B::Op,
+    p_max: Option<f64>,
     rho: B::Real,
 ) -> Result<bool> {
     let r = backend.op_shape(&dual.c).0;
@@ -970,12 +978,12 @@ fn convex_by_gram<B: LinAlg>(
     let (c_rows, c_cols) = backend.op_abs_sums(&dual.c)?;
     let rho_f = rho.to_f64_lossy();
     let h_norm = largest(&p_rows) + rho_f * largest(&c_cols) * largest(&c_rows);
-    let tau = convexity_shift(backend, p)? / h_norm.max(f64::MIN_POSITIVE);
+    let tau = convexity_shift(backend, p, p_max)? / h_norm.max(f64::MIN_POSITIVE);
     let diagonal = B::Real::of((1.0 + tau) / rho_f);
     let mut t: Vec<B::Real> = dual.m_host.iter().map(|&v| -v).collect();
     (0..r).for_each(|i| t[i * r + i] = t[i * r + i] + diagonal);
     let t = backend.op_from_col_major(r, r, &t)?;
-    match backend.cholesky(&t) {
+    match backend.cholesky_owned(t) {
         Ok(_) => Ok(true),
         Err(Error::NotPositiveDefinite { .. }) => Ok(false),
         Err(other) => Err(other),
@@ -983,9 +991,9 @@ fn convex_by_gram<B: LinAlg>(
 }
 
 /// Tests that `P` is positive semidefinite: Cholesky of `P + shift I` with
-/// `shift = sqrt(eps) * max(1, max|P|)`.
-fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op) -> Result<()> {
-    let shift = convexity_shift(backend, p)?;
+/// `shift = sqrt(eps) * max(1, max|P|)` (`max|P|` when known: `p_max`).
+fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op, p_max: Option<f64>) -> Result<()> {
+    let shift = convexity_shift(backend, p, p_max)?;
     if backend.is_psd_with_shift(p, B::Real::of(shift))? {
         Ok(())
     } else {

@@ -50,17 +50,21 @@ fn ruiz_factor(norm: f64) -> f64 {
     1.0 / norm.sqrt()
 }
 
+/// What [`Scaling::ruiz`] made of the data.
+pub(crate) enum Ruized<B: LinAlg> {
+    /// The scaling and the scaled `(P, A, G)`.
+    Scaled(Scaling<B>, [B::Op; 3]),
+    /// The norms spread less than the threshold: the data stays as it is. `p_max` is the
+    /// largest `|P_ij|`, which the first pass measured.
+    Unscaled { p_max: f64 },
+}
+
 impl<B: LinAlg> Scaling<B> {
     /// Equilibrates `(P, A, G)` by `ruiz.iterations` passes over the columns and rows of the
     /// KKT matrix, then scales the cost by the mean column norm of the scaled `P`; returns
-    /// the scaling and the scaled operators, or `None` when the norms of the data spread
-    /// less than `ruiz.threshold`.
-    pub fn ruiz(
-        backend: &B,
-        ops: [&B::Op; 3],
-        dims: QpDims,
-        ruiz: Ruiz,
-    ) -> Result<Option<(Self, [B::Op; 3])>> {
+    /// the scaling and the scaled operators, or [`Ruized::Unscaled`] when the norms of the
+    /// data spread less than `ruiz.threshold`.
+    pub fn ruiz(backend: &B, ops: [&B::Op; 3], dims: QpDims, ruiz: Ruiz) -> Result<Ruized<B>> {
         let [p, a, g] = ops;
         let mut d = vec![1.0; dims.n];
         let mut e_a = vec![1.0; dims.p];
@@ -73,15 +77,17 @@ impl<B: LinAlg> Scaling<B> {
             let (_, p_cols) = backend.op_abs_max(p, &dr, &dr)?;
             let (a_rows, a_cols) = backend.op_abs_max(a, &real(&e_a), &dr)?;
             let (g_rows, g_cols) = backend.op_abs_max(g, &real(&e_g), &dr)?;
-            let columns: Vec<f64> = f64s(p_cols)
-                .into_iter()
+            let p_cols = f64s(p_cols);
+            let columns: Vec<f64> = p_cols
+                .iter()
                 .zip(f64s(a_cols))
                 .zip(f64s(g_cols))
-                .map(|((pj, aj), gj)| pj.max(aj).max(gj))
+                .map(|((&pj, aj), gj)| pj.max(aj).max(gj))
                 .collect();
             let (a_rows, g_rows) = (f64s(a_rows), f64s(g_rows));
             if pass == 0 && spread(columns.iter().chain(&a_rows).chain(&g_rows)) <= ruiz.threshold {
-                return Ok(None);
+                let p_max = p_cols.into_iter().fold(0.0, f64::max);
+                return Ok(Ruized::Unscaled { p_max });
             }
             for (dj, norm) in d.iter_mut().zip(columns) {
                 *dj *= ruiz_factor(norm);
@@ -110,7 +116,7 @@ impl<B: LinAlg> Scaling<B> {
             backend.op_scaled(a, &real(&scaling.e_a), &dr)?,
             backend.op_scaled(g, &real(&scaling.e_g), &dr)?,
         ];
-        Ok(Some((scaling, scaled)))
+        Ok(Ruized::Scaled(scaling, scaled))
     }
 
     /// `sqrt(c) D`: both sides of `c D P D` (one product per entry keeps it symmetric).

@@ -121,6 +121,9 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
         .expect("op_from_col_major");
     assert_eq!(be.op_shape(&op), (3, 2));
     assert_eq!(be.op_to_col_major(&op).expect("op_to_col_major"), data);
+    let moved = be.op_from_mat(m.clone()).expect("op_from_mat");
+    assert_eq!(be.op_shape(&moved), (3, 2));
+    assert_eq!(be.op_to_col_major(&moved).unwrap(), data, "op_from_mat");
     // apply
     for (r, c) in [(0, 3), (3, 0), (1, 1), (4, 3), (3, 4)] {
         for k in [0, 1, 3] {
@@ -293,6 +296,29 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
             &rf.to_col_major(&xr).unwrap(),
             1e-10,
         );
+        // the small factorizations: borrowed and owned alike, at full precision
+        for owned in [false, true] {
+            let op = be.op_from_col_major(n, n, &pm).unwrap();
+            let f = if owned {
+                be.cholesky_owned(op)
+            } else {
+                be.cholesky(&op)
+            }
+            .expect("cholesky");
+            let mut x = be.mat_from_col_major(n, k, &rhs).unwrap();
+            be.solve_in_place(&f, &mut x).unwrap();
+            let mut xr = rf.mat_from_col_major(n, k, &rhs).unwrap();
+            let pf = rf
+                .cholesky(&rf.op_from_col_major(n, n, &pm).unwrap())
+                .unwrap();
+            rf.solve_in_place(&pf, &mut xr).unwrap();
+            assert_close(
+                &format!("cholesky (owned {owned}) n={n} k={k}"),
+                &host(be, &x),
+                &rf.to_col_major(&xr).unwrap(),
+                1e-12,
+            );
+        }
     }
     let neg = be.op_from_col_major(2, 2, &[-1.0, 0.0, 0.0, -1.0]).unwrap();
     let none = be.op_from_col_major(0, 2, &[]).unwrap();
@@ -304,6 +330,13 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
         "factor of -I must fail with NotPositiveDefinite"
     );
     assert!(!be.is_psd_with_shift(&neg, 1e-8).unwrap(), "-I is not PSD");
+    assert!(
+        matches!(
+            be.cholesky_owned(neg.clone()),
+            Err(Error::NotPositiveDefinite { .. })
+        ),
+        "cholesky_owned of -I must fail with NotPositiveDefinite"
+    );
     // axpby: beta = 0 does not read y
     let x = be.mat_from_col_major(2, 2, &[1.0, -2.0, 3.0, 0.5]).unwrap();
     let mut y = be.mat_from_col_major(2, 2, &[f64::NAN; 4]).unwrap();
