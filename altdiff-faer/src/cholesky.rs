@@ -114,14 +114,13 @@ fn cholesky_in_place<T: ComplexField>(mut l: MatMut<'_, T>, par: Par) -> Result<
 fn gram_with_half<T: ComplexField + Copy>(
     l: MatRef<'_, T>,
     ct: Mat<T>,
-    one: T,
     par: Par,
 ) -> (Mat<T>, Mat<T>) {
     let mut w = ct;
     triangular_solve::solve_lower_triangular_in_place(l, w.as_mut(), par);
     let r = w.ncols();
     let mut m = Mat::zeros(r, r);
-    lower_gram(m.as_mut(), w.as_ref(), one, par);
+    lower_gram(m.as_mut(), w.as_ref(), T::one_impl(), par);
     mirror_lower(m.as_mut());
     (m, w)
 }
@@ -134,7 +133,7 @@ fn gram_and_k<T: ComplexField + Copy>(
     with_k: bool,
     par: Par,
 ) -> (Mat<T>, Option<Mat<T>>) {
-    let (m, mut w) = gram_with_half(l, ct, T::one_impl(), par);
+    let (m, mut w) = gram_with_half(l, ct, par);
     let k = with_k.then(|| {
         triangular_solve::solve_upper_triangular_in_place(l.transpose(), w.as_mut(), par);
         w
@@ -498,9 +497,9 @@ impl DenseCholesky {
     pub fn gram_inverse_with_half(&self, c: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Mat<f64>) {
         assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
         match &self.l {
-            Lower::Double(l) => gram_with_half(l.as_ref(), transposed(c, |v| v), 1.0, par),
+            Lower::Double(l) => gram_with_half(l.as_ref(), transposed(c, |v| v), par),
             Lower::Single(l) => {
-                let (m, w) = gram_with_half(l.as_ref(), transposed(c, single), 1.0, par);
+                let (m, w) = gram_with_half(l.as_ref(), transposed(c, single), par);
                 (widen(m.as_ref()), widen(w.as_ref()))
             }
         }
