@@ -152,6 +152,30 @@ fn oracle_vjp(qp: &HostQp, active: &[bool], param: Param, g: &[f64]) -> Vec<f64>
 }
 
 /// The largest entry of `|a - b|` over the largest of `|b|` (at least 1).
+/// The VJP's gradients wrt `q`, `b` and `h` within `tol` ([`gap`]) of the KKT oracle's for
+/// the seed `g` at the active set `active`.
+fn assert_vjp_near_oracle(
+    be: &FaerBackend,
+    (qp, active, g): (&HostQp, &[bool], &[f64]),
+    grads: &altdiff_core::Grads<FaerBackend>,
+    tol: f64,
+    what: &str,
+) {
+    for (param, got) in [
+        (Param::Q, &grads.q),
+        (Param::B, &grads.b),
+        (Param::H, &grads.h),
+    ] {
+        let want = oracle_vjp(qp, active, param, g);
+        let err = gap(&be.to_col_major(got).expect("grad"), &want);
+        assert!(
+            err < tol,
+            "{what}: VJP wrt {} off the KKT oracle by {err:e}",
+            param.name()
+        );
+    }
+}
+
 fn gap(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
     a.iter()
@@ -204,19 +228,8 @@ fn single_precision_refines_the_polish_and_the_vjps_to_full_precision() {
             }
             for mode in [VjpMode::Limit, VjpMode::Kkt] {
                 let grads = solver.vjp(&sol, &g, mode).expect("vjp");
-                for (param, got) in [
-                    (Param::Q, &grads.q),
-                    (Param::B, &grads.b),
-                    (Param::H, &grads.h),
-                ] {
-                    let want = oracle_vjp(&qp, &active, param, &g_host);
-                    let err = gap(&be.to_col_major(got).expect("grad"), &want);
-                    assert!(
-                        err < 1e-9,
-                        "{name}, {mode:?} VJP wrt {}: off the KKT oracle by {err:e}",
-                        param.name()
-                    );
-                }
+                let what = format!("{name}, {mode:?}");
+                assert_vjp_near_oracle(&be, (&qp, &active, &g_host), &grads, 1e-9, &what);
             }
         }
     }
@@ -240,19 +253,7 @@ fn single_precision_limit_vjp_is_refined_to_the_tolerance() {
         let sol = solver.solve(problem.params()).expect("solves");
         assert_eq!(sol.status(), Status::Solved, "{name}");
         let grads = solver.vjp(&sol, &g, VjpMode::Limit).expect("vjp");
-        for (param, got) in [
-            (Param::Q, &grads.q),
-            (Param::B, &grads.b),
-            (Param::H, &grads.h),
-        ] {
-            let want = oracle_vjp(&qp, &active, param, &g_host);
-            let err = gap(&be.to_col_major(got).expect("grad"), &want);
-            assert!(
-                err < 1e-8,
-                "{name}: limit VJP wrt {} off the KKT oracle by {err:e}",
-                param.name()
-            );
-        }
+        assert_vjp_near_oracle(&be, (&qp, &active, &g_host), &grads, 1e-8, name);
     }
 }
 
