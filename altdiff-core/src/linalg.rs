@@ -307,6 +307,31 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         self.cholesky(&op)
     }
 
+    /// [`LinAlg::cholesky_owned`] in the arithmetic of [`LinAlg::factor`]
+    /// ([`LinAlg::factor_epsilon`]), for systems whose solves are refined against residuals
+    /// in full precision (the limit system of a coarse `H`): a backend that factors `H` in
+    /// a shorter type overrides it to do the same here (the default is
+    /// [`LinAlg::cholesky_owned`]).
+    ///
+    /// # Errors
+    /// As [`LinAlg::cholesky`].
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let f = be.cholesky_owned_coarse(be.op_from_col_major(1, 1, &[4.0])?)?;
+    /// let mut x = be.mat_from_col_major(1, 1, &[2.0])?;
+    /// be.solve_in_place(&f, &mut x)?;
+    /// assert_eq!(be.to_col_major(&x)?, vec![0.5]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn cholesky_owned_coarse(&self, op: Self::Op) -> Result<Self::Factor> {
+        self.cholesky_owned(op)
+    }
+
     /// The unit roundoff of [`LinAlg::factor`] and its solves: the precision of
     /// `Self::Real` (the default), or a coarser one when the backend factors `H` in a
     /// shorter type to save time (faer's `Precision::Single`: `f32::EPSILON`). Above

@@ -180,26 +180,46 @@ fn converted<S: Copy, T: Copy + ComplexField>(
     out
 }
 
-/// The side of the square tiles of [`transposed`].
-const TILE: usize = 32;
+/// The number of source columns [`transposed`] reads together.
+const PANEL: usize = 8;
 
-/// The transpose of `m` with every entry converted by `convert`, tile by tile (a tile's
-/// reads and writes stay in cache; a plain strided copy misses on every write).
+/// The transpose of `m` with every entry converted by `convert`: `PANEL` source columns at
+/// a time, so that each destination column gets `PANEL` contiguous values per visit (a
+/// plain strided copy misses on every write). Columns that are not contiguous are read by
+/// index.
 fn transposed<S: Copy, T: Copy + ComplexField>(
     m: MatRef<'_, S>,
     convert: impl Fn(S) -> T,
 ) -> Mat<T> {
     let (rows, cols) = m.shape();
     let mut out = Mat::<T>::zeros(cols, rows);
-    for j0 in (0..cols).step_by(TILE) {
-        let tile = j0..(j0 + TILE).min(cols);
-        for i0 in (0..rows).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(rows) {
-                let dst = &mut out.col_as_slice_mut(i)[tile.clone()];
-                for (d, j) in dst.iter_mut().zip(tile.clone()) {
-                    *d = convert(m[(i, j)]);
-                }
+    let contiguous: Option<Vec<&[S]>> = (0..cols)
+        .map(|j| m.col(j).try_as_col_major().map(|c| c.as_slice()))
+        .collect();
+    let Some(columns) = contiguous else {
+        for i in 0..rows {
+            for (j, d) in out.col_as_slice_mut(i).iter_mut().enumerate() {
+                *d = convert(m[(i, j)]);
             }
+        }
+        return out;
+    };
+    let full = cols / PANEL * PANEL;
+    for (k, panel) in columns.chunks_exact(PANEL).enumerate() {
+        let j0 = k * PANEL;
+        let panel: [&[S]; PANEL] = std::array::from_fn(|p| &panel[p][..rows]);
+        // indices, not iterators: the fixed panel unrolls and its bounds checks fold away
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..rows {
+            let dst = &mut out.col_as_slice_mut(i)[j0..j0 + PANEL];
+            for p in 0..PANEL {
+                dst[p] = convert(panel[p][i]);
+            }
+        }
+    }
+    for (j, column) in columns.iter().enumerate().skip(full) {
+        for (i, &v) in column.iter().enumerate() {
+            out.col_as_slice_mut(i)[j] = convert(v);
         }
     }
     out
@@ -608,6 +628,29 @@ impl DenseCholesky {
             Lower::Single(l) => through_single(rhs, |rhs| {
                 llt::solve::solve_in_place(l.as_ref(), rhs, par, stack);
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the conversions compared are exact
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_matches_indexing() {
+        // column counts around the panel width, empty shapes, and a strided view
+        for (r, c) in [(0, 3), (3, 0), (1, 1), (5, 7), (4, 8), (6, 9), (33, 17)] {
+            let m = Mat::<f64>::from_fn(r, c, |i, j| (i * 100 + j) as f64 + 0.25);
+            for view in [m.as_ref(), m.transpose()] {
+                let t = transposed(view, single);
+                assert_eq!(t.shape(), (view.ncols(), view.nrows()));
+                for i in 0..view.nrows() {
+                    for j in 0..view.ncols() {
+                        assert_eq!(t[(j, i)], single(view[(i, j)]), "({r}, {c}) at ({i}, {j})");
+                    }
+                }
+            }
         }
     }
 }

@@ -253,6 +253,15 @@ impl LinAlg for FaerBackend {
         DenseCholesky::from_owned(op, self.par)
     }
 
+    fn cholesky_owned_coarse(&self, op: Mat<f64>) -> Result<DenseCholesky> {
+        match self.precision {
+            Precision::Double => DenseCholesky::from_owned(op, self.par),
+            Precision::Single => {
+                DenseCholesky::penalized_in(op.as_ref(), &[], 0.0, self.par, Precision::Single)
+            }
+        }
+    }
+
     fn factor_epsilon(&self) -> f64 {
         match self.precision {
             Precision::Double => f64::EPSILON,

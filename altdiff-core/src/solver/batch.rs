@@ -990,7 +990,7 @@ impl<B: LinAlg> AltDiff<B> {
         for j in (0..k).filter(|&j| usable[j]) {
             let mut stacked = vec![zero; dims.p];
             stacked.extend_from_slice(&s_columns[j]);
-            match Limit::new(be, dual, &stacked, dims.p, self.rho) {
+            match Limit::new(be, dual, &stacked, dims.p, self.rho, false) {
                 Ok(system) => {
                     let u = be.mat_from_col_major(r, 1, &cz[j])?;
                     let w_j = system.solve(be, &u)?;

@@ -46,6 +46,9 @@ impl<B: LinAlg> AltDiff<B> {
         let polishing = (use_limit
             || (self.refines() && specs.is_empty() && self.settings.tape == Tape::Off))
             && matches!(self.settings.stopping, StoppingRule::Residual { .. });
+        // a polish's limit system that no tangent reuses may take H's arithmetic: its solves
+        // are refined
+        let coarse_limit = specs.is_empty();
         let mut masks = MaskHistory::default();
         let mut limit_system = None;
         let mut polished = None;
@@ -93,7 +96,7 @@ impl<B: LinAlg> AltDiff<B> {
             if polishing
                 && masks.settled(mask_bits(&be.to_col_major(&fwd.s)?), iterations)
                 && let Some((iterate, system, measures)) =
-                    self.polish(&dk, dual, &fwd, &data, params)?
+                    self.polish(&dk, dual, &fwd, &data, params, coarse_limit)?
             {
                 polished = Some((iterate, measures));
                 limit_system = Some(system);
@@ -159,7 +162,7 @@ impl<B: LinAlg> AltDiff<B> {
                 // are: the refined polish (once per mask) or the true residuals decide
                 if masks.claim()
                     && let Some((iterate, system, measures)) =
-                        self.polish(&dk, dual, &fwd, &data, params)?
+                        self.polish(&dk, dual, &fwd, &data, params, coarse_limit)?
                 {
                     polished = Some((iterate, measures));
                     limit_system = Some(system);
@@ -211,7 +214,7 @@ impl<B: LinAlg> AltDiff<B> {
         if limit_tangents {
             let system = match limit_system {
                 Some(system) => Ok(system),
-                None => Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, self.rho),
+                None => Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, self.rho, false),
             };
             let system = match system {
                 Ok(system) => system,
@@ -325,7 +328,8 @@ impl<B: LinAlg> AltDiff<B> {
     /// is a KKT point (`y >= 0` on the active inequalities, `s >= 0` on the others, up to the
     /// residual tolerance) whose residuals pass the rule, with its system and measures. With
     /// a coarse factorization ([`AltDiff::refines`]) the point is refined first (see
-    /// [`refine`](super::refine)).
+    /// [`refine`](super::refine)); then the system may be factored coarsely too (`coarse`,
+    /// [`Limit::new`]) when it serves only refined solves.
     fn polish(
         &self,
         dk: &DualKernel<'_, B>,
@@ -333,13 +337,14 @@ impl<B: LinAlg> AltDiff<B> {
         fwd: &DualBlock<B>,
         data: &DualData<B>,
         params: &QpParams<B>,
+        coarse: bool,
     ) -> Result<Option<Polished<B>>> {
         let (be, dims, rho) = (&self.backend, self.dims, self.rho);
         let (one, zero) = (B::Real::one(), B::Real::zero());
         let StoppingRule::Residual { eps_abs, eps_rel } = self.settings.stopping else {
             return Ok(None);
         };
-        let system = match Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, rho) {
+        let system = match Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, rho, coarse) {
             Ok(system) => system,
             Err(Error::SingularKkt { .. }) => return Ok(None),
             Err(other) => return Err(other),

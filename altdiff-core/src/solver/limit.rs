@@ -72,7 +72,8 @@ impl<B: LinAlg> std::fmt::Debug for Limit<B> {
 
 impl<B: LinAlg> Limit<B> {
     /// Factors the system for the stacked slack `s` (`r` values, the first `p` the
-    /// equalities).
+    /// equalities); `T` and `Sigma` in the arithmetic of `H`'s factor when `coarse` (for
+    /// solves that are refined, [`LinAlg::cholesky_owned_coarse`]).
     ///
     /// # Errors
     /// [`Error::SingularKkt`] when `T` or `Sigma` is not positive definite (dependent
@@ -83,6 +84,7 @@ impl<B: LinAlg> Limit<B> {
         s: &[B::Real],
         p: usize,
         rho: B::Real,
+        coarse: bool,
     ) -> Result<Self> {
         let r = s.len();
         let (active, inactive): (Vec<usize>, Vec<usize>) =
@@ -97,7 +99,12 @@ impl<B: LinAlg> Limit<B> {
             out
         };
         let cholesky = |op: B::Op, k: usize| -> Result<B::Factor> {
-            backend.cholesky_owned(op).map_err(|err| match err {
+            let factor = if coarse {
+                backend.cholesky_owned_coarse(op)
+            } else {
+                backend.cholesky_owned(op)
+            };
+            factor.map_err(|err| match err {
                 Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: k },
                 other => other,
             })

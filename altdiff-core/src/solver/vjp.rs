@@ -192,7 +192,7 @@ impl<B: LinAlg> AltDiff<B> {
         let built;
         let system = match &solution.limit {
             Some(system) if system.is_for(&stacked) => &**system,
-            _ => match Limit::new(be, dual, &stacked, dims.p, self.rho) {
+            _ => match Limit::new(be, dual, &stacked, dims.p, self.rho, self.refines()) {
                 Ok(system) => {
                     built = system;
                     &built

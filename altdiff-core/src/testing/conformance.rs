@@ -319,6 +319,23 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
                 1e-12,
             );
         }
+        // in the precision of H's factor
+        let coarse = be
+            .cholesky_owned_coarse(be.op_from_col_major(n, n, &pm).unwrap())
+            .expect("cholesky_owned_coarse");
+        let mut x = be.mat_from_col_major(n, k, &rhs).unwrap();
+        be.solve_in_place(&coarse, &mut x).unwrap();
+        let mut xr = rf.mat_from_col_major(n, k, &rhs).unwrap();
+        let pf = rf
+            .cholesky(&rf.op_from_col_major(n, n, &pm).unwrap())
+            .unwrap();
+        rf.solve_in_place(&pf, &mut xr).unwrap();
+        assert_close(
+            &format!("cholesky_owned_coarse n={n} k={k}"),
+            &host(be, &x),
+            &rf.to_col_major(&xr).unwrap(),
+            1e4 * be.factor_epsilon().max(1e-16),
+        );
     }
     let neg = be.op_from_col_major(2, 2, &[-1.0, 0.0, 0.0, -1.0]).unwrap();
     let none = be.op_from_col_major(0, 2, &[]).unwrap();
@@ -336,6 +353,13 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
             Err(Error::NotPositiveDefinite { .. })
         ),
         "cholesky_owned of -I must fail with NotPositiveDefinite"
+    );
+    assert!(
+        matches!(
+            be.cholesky_owned_coarse(neg.clone()),
+            Err(Error::NotPositiveDefinite { .. })
+        ),
+        "cholesky_owned_coarse of -I must fail with NotPositiveDefinite"
     );
     // axpby: beta = 0 does not read y
     let x = be.mat_from_col_major(2, 2, &[1.0, -2.0, 3.0, 0.5]).unwrap();
