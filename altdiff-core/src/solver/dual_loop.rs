@@ -354,10 +354,11 @@ impl<B: LinAlg> AltDiff<B> {
             let (mut x, mut y) = (dk.x_of(&point, data)?, system.without_inactive(be, &point)?);
             let mut f = params.q.clone();
             be.axpby(-one, &params.q, zero, &mut f)?;
-            self.refine(dk, &system, (&f, &data.bh), (&mut x, &mut y))?;
+            let products = self.refine(dk, &system, (&f, &data.bh), (&mut x, &mut y))?;
             // v = y on A and rho s = rho ([b; h] - Cx) on I
             let mut slack = data.bh.clone();
-            be.apply(&mut slack, Accum::Add, &dual.c, Trans::No, &x, -one)?;
+            let cx = stack(be, &products.ax, &products.gx)?;
+            be.axpby(-one, &cx, one, &mut slack)?;
             let (y, slack) = (be.to_col_major(&y)?, be.to_col_major(&slack)?);
             let v = (0..y.len())
                 .map(|i| {
@@ -368,13 +369,15 @@ impl<B: LinAlg> AltDiff<B> {
                     }
                 })
                 .collect();
-            (Some(x), v)
+            (Some((x, products)), v)
         } else {
             (None, be.to_col_major(&point)?)
         };
         let scale = v.iter().fold(1.0_f64, |a, e| a.max(e.to_f64_lossy().abs()));
         let tol = B::Real::of(eps_abs + eps_rel * scale);
         let (mut y, mut s) = (vec![zero; v.len()], vec![zero; v.len()]);
+        // whether a multiplier was clipped to zero (then y is not the refined one)
+        let mut clipped = false;
         for (i, &vi) in v.iter().enumerate() {
             let inequality = i >= dims.p;
             if inequality && vi < -tol {
@@ -383,16 +386,20 @@ impl<B: LinAlg> AltDiff<B> {
             if system.is_inactive(i) {
                 s[i] = vi.max(zero) / rho;
             } else if inequality {
+                clipped |= vi < zero;
                 y[i] = vi.max(zero);
             } else {
                 y[i] = vi;
             }
         }
-        let x = match refined {
-            Some(x) => x,
+        let (x, products) = match refined {
+            Some((x, products)) => (x, (!clipped).then_some(products)),
             None => {
                 let v: Vec<B::Real> = y.iter().zip(&s).map(|(&y, &s)| y + rho * s).collect();
-                dk.x_of(&be.mat_from_col_major(v.len(), 1, &v)?, data)?
+                (
+                    dk.x_of(&be.mat_from_col_major(v.len(), 1, &v)?, data)?,
+                    None,
+                )
             }
         };
         let (lam, nu) = unstack(be, &be.mat_from_col_major(y.len(), 1, &y)?, dims.p)?;
@@ -403,7 +410,13 @@ impl<B: LinAlg> AltDiff<B> {
             lam,
             nu,
         };
-        let measures = self.measure_iterate(&iterate, params)?;
+        // the refinement's last products are those of the iterate, unless y was clipped
+        let measures = match products {
+            Some(products) => self
+                .operators()
+                .measure_products(&iterate, params, products)?,
+            None => self.measure_iterate(&iterate, params)?,
+        };
         Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((iterate, system, measures)))
     }
 
@@ -414,12 +427,7 @@ impl<B: LinAlg> AltDiff<B> {
         params: &QpParams<B>,
     ) -> Result<Measures<B::Real>> {
         let (be, dims) = (&self.backend, self.dims);
-        let ops = Operators {
-            backend: be,
-            p: &self.p,
-            a: &self.a,
-            g: &self.g,
-        };
+        let ops = self.operators();
         let mut ws = Workspace::new(be, dims, 1)?;
         be.apply(
             &mut ws.gx,

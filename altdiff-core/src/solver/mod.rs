@@ -32,7 +32,7 @@ use crate::solver::adjoint::{
     Adjoint, Reverse, TapeData, closed_forms, mask_bits, mask_values, symmetrize,
 };
 use crate::solver::anderson::Accelerator;
-use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps, unstack};
+use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps, stack, unstack};
 use crate::solver::infeasibility::{Certifier, Monitor};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
@@ -510,12 +510,7 @@ impl<B: LinAlg> AltDiff<B> {
         let mut refactored: Option<std::sync::Arc<B::Factor>> = None;
         let mut last_change = 0;
         let mut changes = 0;
-        let ops = Operators {
-            backend: be,
-            p: &self.p,
-            a: &self.a,
-            g: &self.g,
-        };
+        let ops = self.operators();
         let mut data = self.affine(params)?;
         let mut ws = Workspace::new(be, self.dims, 1)?;
         let mut scratch = MeasureScratch::new(be, self.dims, 1)?;
@@ -691,6 +686,16 @@ impl<B: LinAlg> AltDiff<B> {
         solution.certificate = certificate;
         solution.rho = rho;
         Ok(solution)
+    }
+
+    /// The operators of the problem the solver iterates on (the scaled one when it scales).
+    fn operators(&self) -> Operators<'_, B> {
+        Operators {
+            backend: &self.backend,
+            p: &self.p,
+            a: &self.a,
+            g: &self.g,
+        }
     }
 
     /// The penalty in force at the end of a solve's iterations is reported by

@@ -25,6 +25,7 @@ use num_traits::{Float, One, Zero};
 use crate::solver::AltDiff;
 use crate::solver::dual::{DualKernel, DualOps, stack, unstack};
 use crate::solver::limit::Limit;
+use crate::solver::termination::Products;
 use crate::{Accum, LinAlg, Real, Result, Trans};
 
 /// The most correction rounds of one refinement.
@@ -104,13 +105,62 @@ impl<B: LinAlg> Residual<B> {
         keep: impl Fn(&B::Mat) -> Result<B::Mat>,
     ) -> Result<Self> {
         let one = B::Real::one();
-        let (mut rf, mut re) = (f.clone(), e.clone());
-        backend.apply(&mut rf, Accum::Replace, p, Trans::No, x, one)?;
-        let scale = backend.norm_inf(&rf)?.max(backend.norm_inf(f)?);
+        let (mut px, mut cty, mut cx) = (f.clone(), f.clone(), e.clone());
+        backend.apply(&mut px, Accum::Replace, p, Trans::No, x, one)?;
+        backend.apply(&mut cty, Accum::Replace, c, Trans::Yes, y, one)?;
+        backend.apply(&mut cx, Accum::Replace, c, Trans::No, x, one)?;
+        Self::from_products(backend, (f, e), [px, cx, cty], keep)
+    }
+
+    /// [`Residual::of`] with `C = [A; G]` in its two blocks, and the products it took: those
+    /// of the measures of `(x, y)` ([`Operators::measure_products`]).
+    pub fn of_parts(
+        backend: &B,
+        [p, a, g]: [&B::Op; 3],
+        (f, e): (&B::Mat, &B::Mat),
+        (x, y): (&B::Mat, &B::Mat),
+        keep: impl Fn(&B::Mat) -> Result<B::Mat>,
+    ) -> Result<(Self, Products<B>)> {
+        let one = B::Real::one();
+        let (lam, nu) = unstack(backend, y, backend.op_shape(a).0)?;
+        let k = backend.shape(x).1;
+        let product = |op: &B::Op, trans: Trans, rhs: &B::Mat| -> Result<B::Mat> {
+            let rows = match trans {
+                Trans::No => backend.op_shape(op).0,
+                Trans::Yes => backend.op_shape(op).1,
+            };
+            let mut out = backend.zeros(rows, k)?;
+            backend.apply(&mut out, Accum::Replace, op, trans, rhs, one)?;
+            Ok(out)
+        };
+        let products = Products::<B> {
+            px: product(p, Trans::No, x)?,
+            ax: product(a, Trans::No, x)?,
+            gx: product(g, Trans::No, x)?,
+            atl: product(a, Trans::Yes, &lam)?,
+            gtn: product(g, Trans::Yes, &nu)?,
+        };
+        let cx = stack(backend, &products.ax, &products.gx)?;
+        let mut cty = products.atl.clone();
+        backend.axpby(one, &products.gtn, one, &mut cty)?;
+        let residual = Self::from_products(backend, (f, e), [products.px.clone(), cx, cty], keep)?;
+        Ok((residual, products))
+    }
+
+    /// The residuals from `[P x, C x, C'y]`.
+    fn from_products(
+        backend: &B,
+        (f, e): (&B::Mat, &B::Mat),
+        [px, cx, cty]: [B::Mat; 3],
+        keep: impl Fn(&B::Mat) -> Result<B::Mat>,
+    ) -> Result<Self> {
+        let one = B::Real::one();
+        let scale = (backend.norm_inf(&px)?.max(backend.norm_inf(f)?))
+            .max(backend.norm_inf(&cx)?)
+            .max(backend.norm_inf(e)?);
+        let (mut rf, mut re) = (px, cx);
         backend.axpby(one, f, -one, &mut rf)?;
-        backend.apply(&mut rf, Accum::Add, c, Trans::Yes, y, -one)?;
-        backend.apply(&mut re, Accum::Replace, c, Trans::No, x, one)?;
-        let scale = scale.max(backend.norm_inf(&re)?).max(backend.norm_inf(e)?);
+        backend.axpby(-one, &cty, one, &mut rf)?;
         backend.axpby(one, e, -one, &mut re)?;
         let re = keep(&re)?;
         let size = backend.norm_inf(&rf)?.max(backend.norm_inf(&re)?);
@@ -166,14 +216,15 @@ impl<B: LinAlg> AltDiff<B> {
 
     /// Refines `(x, y)` of [`AltDiff::active_solve`] for `(f, e)`: while the residuals
     /// `f - P x - C'y` and `e_A - C_A x` (in full precision) are worth it ([`Rounds`]), a
-    /// correction solved for them is added.
+    /// correction solved for them is added. Returns the products of the last residual, those
+    /// of the refined `(x, y)`.
     pub(super) fn refine(
         &self,
         dk: &DualKernel<'_, B>,
         system: &Limit<B>,
         (f, e): (&B::Mat, &B::Mat),
         (x, y): (&mut B::Mat, &mut B::Mat),
-    ) -> Result<()> {
+    ) -> Result<Products<B>> {
         let (be, one) = (&self.backend, B::Real::one());
         let mut rounds = match self.settings.stopping {
             crate::StoppingRule::Residual { eps_abs, eps_rel } => {
@@ -182,17 +233,17 @@ impl<B: LinAlg> AltDiff<B> {
             _ => Rounds::new(),
         };
         loop {
-            let res = Residual::of(be, [&self.p, &dk.ops.c], (f, e), (x, y), |re| {
-                system.without_inactive(be, re)
-            })?;
+            let (res, products) =
+                Residual::of_parts(be, [&self.p, &self.a, &self.g], (f, e), (x, y), |re| {
+                    system.without_inactive(be, re)
+                })?;
             if !rounds.go_on(res.size, res.scale) {
-                break;
+                return Ok(products);
             }
             let (dx, dy) = self.active_solve(dk, system, &res.f, &res.e)?;
             be.axpby(one, &dx, one, x)?;
             be.axpby(one, &dy, one, y)?;
         }
-        Ok(())
     }
 
     /// The limit VJP's adjoints `(J_q'g, J_b'g, J_h'g)` for the seeds `g` refined: they are

@@ -52,6 +52,17 @@ impl<B: LinAlg> MeasureScratch<B> {
     }
 }
 
+/// The products of a primal-dual point that its measures need: `Px`, `Ax`, `Gx`, `A'lam`
+/// and `G'nu` (the refinement of the polish computes them too).
+#[derive(Debug)]
+pub(crate) struct Products<B: LinAlg> {
+    pub px: B::Mat,
+    pub ax: B::Mat,
+    pub gx: B::Mat,
+    pub atl: B::Mat,
+    pub gtn: B::Mat,
+}
+
 /// The operators the residuals need.
 pub(crate) struct Operators<'a, B: LinAlg> {
     pub backend: &'a B,
@@ -80,23 +91,7 @@ impl<B: LinAlg> Operators<'_, B> {
         sc: &mut MeasureScratch<B>,
     ) -> Result<Measures<B::Real>> {
         let (be, one) = (self.backend, B::Real::one());
-        let norm = |m: &B::Mat| be.norm_inf(m);
-        // primal: Ax - b and Gx + s - h
         be.apply(&mut sc.ax, Accum::Replace, self.a, Trans::No, &it.x, one)?;
-        let primal_scale = max_of([
-            norm(&sc.ax)?,
-            norm(&params.b)?,
-            norm(&ws.gx)?,
-            norm(&it.s)?,
-            norm(&params.h)?,
-        ]);
-        be.axpby(-one, &params.b, one, &mut sc.ax)?;
-        let eq = norm(&sc.ax)?;
-        be.copy_from(&mut sc.ineq, &ws.gx)?;
-        be.axpby(one, &it.s, one, &mut sc.ineq)?;
-        be.axpby(-one, &params.h, one, &mut sc.ineq)?;
-        let ineq = norm(&sc.ineq)?;
-        // dual: Px + q + A'lam + G'nu
         self.p_times(&mut sc.px, &it.x)?;
         be.apply(
             &mut sc.atl,
@@ -107,6 +102,63 @@ impl<B: LinAlg> Operators<'_, B> {
             one,
         )?;
         be.apply(&mut sc.gtn, Accum::Replace, self.g, Trans::Yes, &it.nu, one)?;
+        self.measures_of(it, params, &ws.gx, sc)
+    }
+
+    /// [`Operators::measure`] of a point whose products are known (`x` and `(lam, nu)` of
+    /// `it`): no product with an operator.
+    pub fn measure_products(
+        &self,
+        it: &Iterate<B>,
+        params: &QpParams<B>,
+        products: Products<B>,
+    ) -> Result<Measures<B::Real>> {
+        let Products {
+            px,
+            ax,
+            gx,
+            atl,
+            gtn,
+        } = products;
+        let be = self.backend;
+        let ((m, k), n) = (be.shape(&gx), be.shape(&px).0);
+        let (ineq, grad) = (be.zeros(m, k)?, be.zeros(n, k)?);
+        let mut sc = MeasureScratch {
+            ax,
+            px,
+            atl,
+            gtn,
+            ineq,
+            grad,
+        };
+        self.measures_of(it, params, &gx, &mut sc)
+    }
+
+    /// The measures from the products in `sc` (`Ax`, `Px`, `A'lam`, `G'nu`) and `gx`.
+    fn measures_of(
+        &self,
+        it: &Iterate<B>,
+        params: &QpParams<B>,
+        gx: &B::Mat,
+        sc: &mut MeasureScratch<B>,
+    ) -> Result<Measures<B::Real>> {
+        let (be, one) = (self.backend, B::Real::one());
+        let norm = |m: &B::Mat| be.norm_inf(m);
+        // primal: Ax - b and Gx + s - h
+        let primal_scale = max_of([
+            norm(&sc.ax)?,
+            norm(&params.b)?,
+            norm(gx)?,
+            norm(&it.s)?,
+            norm(&params.h)?,
+        ]);
+        be.axpby(-one, &params.b, one, &mut sc.ax)?;
+        let eq = norm(&sc.ax)?;
+        be.copy_from(&mut sc.ineq, gx)?;
+        be.axpby(one, &it.s, one, &mut sc.ineq)?;
+        be.axpby(-one, &params.h, one, &mut sc.ineq)?;
+        let ineq = norm(&sc.ineq)?;
+        // dual: Px + q + A'lam + G'nu
         let dual_scale = max_of([
             norm(&sc.px)?,
             norm(&params.q)?,
