@@ -330,13 +330,40 @@ fn norm_inf(v: impl IntoIterator<Item = f64>) -> f64 {
 }
 
 /// The refined polish measures its iterate from the products of its last refinement round
-/// (no new products): the reported residuals and objective are those of the returned point,
-/// recomputed here on the host (unscaled, so that the polish's own measures are reported).
+/// (no new products), and a scaled solve reports the user's residuals from the scaled
+/// problem's products: the reported residuals and objective are those of the returned
+/// point, recomputed here on the host from the user's data (unscaled: the polish's own
+/// measures; scaled: the products mapped to the user's units).
 #[test]
-fn single_precision_polish_reports_the_measures_of_its_iterate() {
-    for (name, qp) in problems() {
-        let settings = Settings::default().with_scaling(None);
-        let sol = solve_host(&single(), &qp, settings).expect("solves");
+fn reported_measures_are_those_of_the_returned_point() {
+    let cases = [
+        ("f32, unscaled", single(), None),
+        ("f32, scaled", single(), Some(altdiff_core::Ruiz::default())),
+        (
+            "f64, scaled",
+            FaerBackend::default(),
+            Some(altdiff_core::Ruiz::default()),
+        ),
+    ];
+    // data whose norms spread, so that Ruiz scales it (cost, columns and rows)
+    let mut spread = random_qp(Generator::WellConditioned, 50, 10, 20, 8);
+    spread.p.map_entries(|_, _, v| 300.0 * v);
+    spread.q.iter_mut().for_each(|v| *v *= 300.0);
+    spread
+        .g
+        .map_entries(|i, j, v| v * if i % 2 == 0 { 40.0 } else { 1.0 } * (1.0 + j as f64 / 10.0));
+    spread.a.map_entries(|i, _, v| v / (1.0 + i as f64));
+    let mut problems = problems();
+    problems.push(("spread", spread));
+    for ((name, qp), (case, be, scaling)) in problems
+        .into_iter()
+        .flat_map(|p| cases.clone().map(|c| (p.clone(), c)))
+    {
+        let name = format!("{name}, {case}");
+        let settings = Settings::default()
+            .with_scaling(scaling)
+            .with_max_iter(100_000);
+        let sol = solve_host(&be, &qp, settings).expect("solves");
         assert_eq!(sol.status, Status::Solved, "{name}");
         let px = host_products(&qp.p, &sol.x, false);
         let ax = host_products(&qp.a, &sol.x, false);
@@ -360,6 +387,5 @@ fn single_precision_polish_reports_the_measures_of_its_iterate() {
                 "{name}: {what} {reported:e}, recomputed {recomputed:e}"
             );
         }
-        assert!(primal <= 1e-6 * scale && dual <= 1e-6 * scale, "{name}");
     }
 }

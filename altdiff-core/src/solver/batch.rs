@@ -21,7 +21,7 @@ use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps};
 use crate::solver::iteration::{Affine, Iterate, Kernel, Slack, Workspace};
 use crate::solver::limit::Limit;
 use crate::solver::status::Status;
-use crate::solver::termination::{Measures, Operators, residuals_small};
+use crate::solver::termination::{Measures, Operators, Products, residuals_small};
 use crate::{
     Accum, AltDiff, Error, Field, LinAlg, QpDims, QpParams, QpProblem, Real, Result, Settings,
     StoppingRule, Trans, VjpMode,
@@ -230,29 +230,20 @@ fn combine(a: &[f64], b: &[f64], sign: f64) -> Vec<f64> {
 
 /// The residuals and objective of every column of `it` for the data `params`.
 fn column_measures<B: LinAlg>(
-    ops: &Operators<'_, B>,
+    be: &B,
     dims: QpDims,
     it: &Iterate<B>,
     params: &QpParams<B>,
+    products: &Products<B>,
 ) -> Result<Vec<Measures<f64>>> {
-    let be = ops.backend;
     let k = it.ncols(be);
-    let one = B::Real::one();
-    let product = |op: &B::Op, trans: Trans, rhs: &B::Mat, rows: usize| -> Result<Vec<f64>> {
-        let mut out = be.zeros(rows, k)?;
-        be.apply(&mut out, Accum::Replace, op, trans, rhs, one)?;
-        crate::solver::tangent::download(be, &out)
-    };
     let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
     let (n, p, m) = (dims.n, dims.p, dims.m);
-    let (ax, gx) = (
-        product(ops.a, Trans::No, &it.x, p)?,
-        product(ops.g, Trans::No, &it.x, m)?,
-    );
+    let (ax, gx) = (down(&products.ax)?, down(&products.gx)?);
     let (px, atl, gtn) = (
-        product(ops.p, Trans::No, &it.x, n)?,
-        product(ops.a, Trans::Yes, &it.lam, n)?,
-        product(ops.g, Trans::Yes, &it.nu, n)?,
+        down(&products.px)?,
+        down(&products.atl)?,
+        down(&products.gtn)?,
     );
     let (x, s, q, b, h) = (
         down(&it.x)?,
@@ -571,12 +562,17 @@ impl<B: LinAlg> AltDiff<B> {
         let active: Vec<usize> = (0..k).filter(|&j| errors[j].is_none()).collect();
         let finished = self.iterate_batch(data, active)?;
         let scaled = finished.iterate(be, dims)?;
-        let (iterate, inner) = match &self.scaling {
-            Some(s) => (s.unscale_iterate(be, &scaled, None)?, Some(scaled)),
-            None => (scaled, None),
+        // the residuals in the user's units: from the scaled products when the solver scales
+        let products = self.operators().products(&scaled)?;
+        let (iterate, inner, products) = match &self.scaling {
+            Some(s) => (
+                s.unscale_iterate(be, &scaled, None)?,
+                Some(scaled),
+                s.user_products(be, products)?,
+            ),
+            None => (scaled, None, products),
         };
-        let ops = self.user_operators();
-        let measures = column_measures(&ops, dims, &iterate, &params)?;
+        let measures = column_measures(be, dims, &iterate, &params, &products)?;
         let elements = errors
             .into_iter()
             .zip(finished.status)
@@ -602,20 +598,6 @@ impl<B: LinAlg> AltDiff<B> {
             inner,
             elements,
         })
-    }
-
-    /// The operators of the user's problem (the original ones when the solver scales).
-    fn user_operators(&self) -> Operators<'_, B> {
-        let [p, a, g] = match &self.scaling {
-            Some(s) => s.original(),
-            None => [&self.p, &self.a, &self.g],
-        };
-        Operators {
-            backend: &self.backend,
-            p,
-            a,
-            g,
-        }
     }
 
     /// The batch iteration on the solver's (possibly scaled) problem for the elements
@@ -656,7 +638,7 @@ impl<B: LinAlg> AltDiff<B> {
                 continue;
             }
             let it = stepper.iterate()?;
-            let measures = column_measures(&ops, dims, &it, &sub)?;
+            let measures = column_measures(be, dims, &it, &sub, &ops.products(&it)?)?;
             let x_now = match &before {
                 Before::X(_) => crate::solver::tangent::download(be, &it.x)?,
                 _ => Vec::new(),

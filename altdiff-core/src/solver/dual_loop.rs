@@ -95,10 +95,10 @@ impl<B: LinAlg> AltDiff<B> {
             }
             if polishing
                 && masks.settled(mask_bits(&be.to_col_major(&fwd.s)?), iterations)
-                && let Some((iterate, system, measures)) =
+                && let Some((iterate, system, measures, products)) =
                     self.polish(&dk, dual, &fwd, &data, params, coarse_limit)?
             {
-                polished = Some((iterate, measures));
+                polished = Some((iterate, measures, products));
                 limit_system = Some(system);
                 status = Status::Solved;
                 break;
@@ -161,10 +161,10 @@ impl<B: LinAlg> AltDiff<B> {
                 // a coarse factorization iterates a nearby problem, whose residuals these
                 // are: the refined polish (once per mask) or the true residuals decide
                 if masks.claim()
-                    && let Some((iterate, system, measures)) =
+                    && let Some((iterate, system, measures, products)) =
                         self.polish(&dk, dual, &fwd, &data, params, coarse_limit)?
                 {
-                    polished = Some((iterate, measures));
+                    polished = Some((iterate, measures, products));
                     limit_system = Some(system);
                     status = Status::Solved;
                     break;
@@ -189,12 +189,12 @@ impl<B: LinAlg> AltDiff<B> {
         // back to the primal iterate: x from the last v, lam / nu / s unstacked
         let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| dk.primal(blk, data, dims.p);
         // the polish measured its iterate already
-        let (iterate, measures) = match polished {
+        let (iterate, measures, products) = match polished {
             Some(polished) => polished,
             None => {
                 let iterate = primal(&fwd, &data)?;
                 let measures = self.measure_iterate(&iterate, params)?;
-                (iterate, measures)
+                (iterate, measures, None)
             }
         };
         let tangents = tangents
@@ -240,12 +240,14 @@ impl<B: LinAlg> AltDiff<B> {
             solution.tangents = limits;
             solution.certificate = certificate;
             solution.limit = Some(std::sync::Arc::new(system));
+            solution.products = products;
             return Ok(solution);
         }
         let mut solution =
             self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
         solution.certificate = certificate;
         solution.limit = limit_system.map(std::sync::Arc::new);
+        solution.products = products;
         Ok(solution)
     }
 
@@ -411,13 +413,12 @@ impl<B: LinAlg> AltDiff<B> {
             nu,
         };
         // the refinement's last products are those of the iterate, unless y was clipped
-        let measures = match products {
-            Some(products) => self
-                .operators()
-                .measure_products(&iterate, params, products)?,
+        let measures = match &products {
+            Some(products) => measure_products(be, &iterate, params, products.clone())?,
             None => self.measure_iterate(&iterate, params)?,
         };
-        Ok(residuals_small(&measures, eps_abs, eps_rel).then_some((iterate, system, measures)))
+        Ok(residuals_small(&measures, eps_abs, eps_rel)
+            .then_some((iterate, system, measures, products)))
     }
 
     /// The residuals and objective of a primal iterate (one-off: fresh workspace).
@@ -442,8 +443,14 @@ impl<B: LinAlg> AltDiff<B> {
     }
 }
 
-/// An accepted polish: the iterate, the limit system of its mask and its measures.
-type Polished<B> = (Iterate<B>, Limit<B>, Measures<<B as LinAlg>::Real>);
+/// An accepted polish: the iterate, the limit system of its mask, its measures and its
+/// products (when the refinement left them).
+type Polished<B> = (
+    Iterate<B>,
+    Limit<B>,
+    Measures<<B as LinAlg>::Real>,
+    Option<Products<B>>,
+);
 
 /// The forward mask over the iterations: when it has stayed the same for
 /// [`MaskHistory::STABLE`] iterations, and was not tried before, a polish is due.

@@ -42,7 +42,8 @@ use crate::solver::scaling::{Ruized, Scaling};
 use crate::solver::solution::Derivative;
 use crate::solver::tangent::{HostPoint, TangentSpec, download};
 use crate::solver::termination::{
-    MeasureScratch, Measures, Operators, Previous, converged, residuals_small,
+    MeasureScratch, Measures, Operators, Previous, Products, converged, measure_products,
+    residuals_small,
 };
 use crate::{
     Accum, Error, Field, IterationSpace, LinAlg, Method, Param, QpDims, QpParams, QpProblem, Real,
@@ -303,9 +304,15 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// A solution of the scaled problem in the user's units (`params` the user's).
-    fn unscaled(&self, solution: Solution<B>, params: &QpParams<B>) -> Result<Solution<B>> {
+    fn unscaled(&self, mut solution: Solution<B>, params: &QpParams<B>) -> Result<Solution<B>> {
         match &self.scaling {
-            Some(s) => s.solution(&self.backend, solution, params),
+            Some(s) => {
+                let products = match solution.products.take() {
+                    Some(products) => products,
+                    None => self.operators().products(&solution.iterate)?,
+                };
+                s.solution(&self.backend, solution, params, products)
+            }
             None => Ok(solution),
         }
     }
@@ -748,6 +755,7 @@ impl<B: LinAlg> AltDiff<B> {
             objective: measures.objective,
             primal_residual: measures.primal,
             dual_residual: measures.dual,
+            products: None,
         };
         solution.weakly_active = self.weakly_active(&solution)?;
         if self.settings.method == Method::Kkt

@@ -11,13 +11,11 @@
 //! A derivative of `x` wrt a parameter `theta` is `D J_bar R`, with `R = d theta_bar / d theta`
 //! diagonal ([`Scaling::param_scale`]); a gradient is `R J_bar' D g`.
 
-use num_traits::One;
-
-use crate::solver::iteration::{Iterate, Workspace};
+use crate::solver::iteration::Iterate;
 use crate::solver::solution::{Certificate, Derivative, Solution, TangentKey};
-use crate::solver::termination::{MeasureScratch, Operators};
+use crate::solver::termination::{Products, measure_products};
 use crate::solver::{Directions, Grads};
-use crate::{Accum, HostMatrix, LinAlg, Param, QpDims, QpParams, Real, Result, Ruiz, Trans};
+use crate::{HostMatrix, LinAlg, Param, QpDims, QpParams, Real, Result, Ruiz};
 
 /// Below this a row or column norm counts as zero (left unscaled); above [`MAX_SCALE`] it is
 /// clamped (OSQP's bounds).
@@ -25,7 +23,7 @@ const MIN_SCALE: f64 = 1e-4;
 /// See [`MIN_SCALE`].
 const MAX_SCALE: f64 = 1e4;
 
-/// The scaling of one problem and the user's operators.
+/// The scaling of one problem.
 #[derive(Debug)]
 pub(crate) struct Scaling<B: LinAlg> {
     /// `x = D x_bar` (n).
@@ -35,9 +33,9 @@ pub(crate) struct Scaling<B: LinAlg> {
     e_g: Vec<f64>,
     /// The cost scale.
     c: f64,
-    dims: QpDims,
-    /// The user's `P`, `A`, `G` (for the reported residuals).
-    original: [B::Op; 3],
+    /// The scaling maps the backend's blocks (the user's operators are not kept: the
+    /// residuals in the user's units follow from the scaled problem's products).
+    backend: std::marker::PhantomData<fn() -> B>,
 }
 
 /// `1 / sqrt(norm)`, with the norm clamped to the scaling bounds (a zero row stays as is).
@@ -107,8 +105,7 @@ impl<B: LinAlg> Scaling<B> {
             e_a,
             e_g,
             c,
-            dims,
-            original: [p.clone(), a.clone(), g.clone()],
+            backend: std::marker::PhantomData,
         };
         let root_c = real(&scaling.root_c_d());
         let scaled = [
@@ -188,12 +185,6 @@ impl<B: LinAlg> Scaling<B> {
         map_iterate(backend, it, &self.iterate_scales(), cols)
     }
 
-    /// The user's `P`, `A`, `G`.
-    pub(crate) fn original(&self) -> [&B::Op; 3] {
-        let [p, a, g] = &self.original;
-        [p, a, g]
-    }
-
     /// The user's iterate in the scaled units (for a warm start).
     pub fn scale_iterate(&self, backend: &B, it: &Iterate<B>) -> Result<Iterate<B>> {
         let inverse = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|x| 1.0 / x).collect() };
@@ -202,12 +193,13 @@ impl<B: LinAlg> Scaling<B> {
 
     /// The solution of the scaled problem in the user's units, keeping the scaled one
     /// inside (for VJPs and warm starts); residuals and objective measured on the user's
-    /// problem with the user's `params`.
+    /// problem with the user's `params`, from `products`, those of the scaled iterate.
     pub fn solution(
         &self,
         backend: &B,
         inner: Solution<B>,
         params: &QpParams<B>,
+        products: Products<B>,
     ) -> Result<Solution<B>> {
         let iterate = self.unscale_iterate(backend, &inner.iterate, None)?;
         let tangents = inner
@@ -240,7 +232,8 @@ impl<B: LinAlg> Scaling<B> {
             }),
             None => None,
         };
-        let measures = self.measure(backend, &iterate, params)?;
+        let products = self.user_products(backend, products)?;
+        let measures = measure_products(backend, &iterate, params, products)?;
         let status = if measures.is_finite() {
             inner.status
         } else {
@@ -260,29 +253,46 @@ impl<B: LinAlg> Scaling<B> {
             primal_residual: measures.primal,
             dual_residual: measures.dual,
             inner: Some(Box::new(inner)),
+            products: None,
         })
     }
 
-    /// The residuals and objective of `it` on the user's problem.
-    fn measure(
-        &self,
-        backend: &B,
-        it: &Iterate<B>,
-        params: &QpParams<B>,
-    ) -> Result<crate::solver::termination::Measures<B::Real>> {
-        let [p, a, g] = &self.original;
-        let ops = Operators { backend, p, a, g };
-        let mut ws = Workspace::new(backend, self.dims, 1)?;
-        backend.apply(
-            &mut ws.gx,
-            Accum::Replace,
-            g,
-            Trans::No,
-            &it.x,
-            B::Real::one(),
-        )?;
-        let mut scratch = MeasureScratch::new(backend, self.dims, 1)?;
-        ops.measure(it, params, &ws, &mut scratch)
+    /// The products of the user's point from those of the scaled one (`P x`, `A'lam`,
+    /// `G'nu` by `D^-1 / c`, `A x` by `E_a^-1`, `G x` by `E_g^-1`): with `P_bar = c D P D`,
+    /// `A_bar = E_a A D`, `G_bar = E_g G D`, `x = D x_bar`, `lam = E_a lam_bar / c` and
+    /// `nu = E_g nu_bar / c`.
+    pub fn user_products(&self, backend: &B, products: Products<B>) -> Result<Products<B>> {
+        let inverse = |v: &[f64], by: f64| -> Vec<B::Real> {
+            v.iter().map(|&x| B::Real::of(1.0 / (by * x))).collect()
+        };
+        let (cost, rows_a, rows_g) = (
+            inverse(&self.d, self.c),
+            inverse(&self.e_a, 1.0),
+            inverse(&self.e_g, 1.0),
+        );
+        let Products {
+            mut px,
+            mut ax,
+            mut gx,
+            mut atl,
+            mut gtn,
+        } = products;
+        for (m, rows) in [
+            (&mut px, &cost),
+            (&mut atl, &cost),
+            (&mut gtn, &cost),
+            (&mut ax, &rows_a),
+            (&mut gx, &rows_g),
+        ] {
+            backend.scale_rows_cols(m, Some(rows), None)?;
+        }
+        Ok(Products {
+            px,
+            ax,
+            gx,
+            atl,
+            gtn,
+        })
     }
 
     /// `D g`: the seed of the scaled problem's VJP.

@@ -112,6 +112,9 @@ pub struct Solution<B: LinAlg> {
     /// The solution of the scaled problem, when the solver equilibrates
     /// ([`Settings::scaling`](crate::Settings::scaling)): VJPs and warm starts use it.
     pub(crate) inner: Option<Box<Solution<B>>>,
+    /// The products of the iterate with `P`, `A`, `G` when the solve left them (the
+    /// refined polish): the measures in the user's units are read off them.
+    pub(crate) products: Option<crate::solver::termination::Products<B>>,
 }
 
 impl<B: LinAlg> Solution<B> {

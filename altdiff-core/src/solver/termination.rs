@@ -53,8 +53,9 @@ impl<B: LinAlg> MeasureScratch<B> {
 }
 
 /// The products of a primal-dual point that its measures need: `Px`, `Ax`, `Gx`, `A'lam`
-/// and `G'nu` (the refinement of the polish computes them too).
-#[derive(Debug)]
+/// and `G'nu` (the refinement of the polish computes them too; in the user's units they
+/// follow from the scaled problem's by diagonal scalings).
+#[derive(Clone, Debug)]
 pub(crate) struct Products<B: LinAlg> {
     pub px: B::Mat,
     pub ax: B::Mat,
@@ -102,102 +103,119 @@ impl<B: LinAlg> Operators<'_, B> {
             one,
         )?;
         be.apply(&mut sc.gtn, Accum::Replace, self.g, Trans::Yes, &it.nu, one)?;
-        self.measures_of(it, params, &ws.gx, sc)
+        measures_of(be, it, params, &ws.gx, sc)
     }
 
-    /// [`Operators::measure`] of a point whose products are known (`x` and `(lam, nu)` of
-    /// `it`): no product with an operator.
-    pub fn measure_products(
-        &self,
-        it: &Iterate<B>,
-        params: &QpParams<B>,
-        products: Products<B>,
-    ) -> Result<Measures<B::Real>> {
-        let Products {
-            px,
-            ax,
-            gx,
-            atl,
-            gtn,
-        } = products;
+    /// The products of `it` (`x` and `(lam, nu)`, blocks of any width).
+    pub fn products(&self, it: &Iterate<B>) -> Result<Products<B>> {
         let be = self.backend;
-        let ((m, k), n) = (be.shape(&gx), be.shape(&px).0);
-        let (ineq, grad) = (be.zeros(m, k)?, be.zeros(n, k)?);
-        let mut sc = MeasureScratch {
-            ax,
-            px,
-            atl,
-            gtn,
-            ineq,
-            grad,
+        let k = be.shape(&it.x).1;
+        let product = |op: &B::Op, trans: Trans, rhs: &B::Mat| -> Result<B::Mat> {
+            let (rows, cols) = be.op_shape(op);
+            let mut out = be.zeros(if trans == Trans::No { rows } else { cols }, k)?;
+            be.apply(&mut out, Accum::Replace, op, trans, rhs, B::Real::one())?;
+            Ok(out)
         };
-        self.measures_of(it, params, &gx, &mut sc)
-    }
-
-    /// The measures from the products in `sc` (`Ax`, `Px`, `A'lam`, `G'nu`) and `gx`.
-    fn measures_of(
-        &self,
-        it: &Iterate<B>,
-        params: &QpParams<B>,
-        gx: &B::Mat,
-        sc: &mut MeasureScratch<B>,
-    ) -> Result<Measures<B::Real>> {
-        let (be, one) = (self.backend, B::Real::one());
-        let norm = |m: &B::Mat| be.norm_inf(m);
-        // primal: Ax - b and Gx + s - h
-        let primal_scale = max_of([
-            norm(&sc.ax)?,
-            norm(&params.b)?,
-            norm(gx)?,
-            norm(&it.s)?,
-            norm(&params.h)?,
-        ]);
-        be.axpby(-one, &params.b, one, &mut sc.ax)?;
-        let eq = norm(&sc.ax)?;
-        be.copy_from(&mut sc.ineq, gx)?;
-        be.axpby(one, &it.s, one, &mut sc.ineq)?;
-        be.axpby(-one, &params.h, one, &mut sc.ineq)?;
-        let ineq = norm(&sc.ineq)?;
-        // dual: Px + q + A'lam + G'nu
-        let dual_scale = max_of([
-            norm(&sc.px)?,
-            norm(&params.q)?,
-            norm(&sc.atl)?,
-            norm(&sc.gtn)?,
-        ]);
-        let objective = self.objective_from_px(&it.x, &params.q, sc)?;
-        // finish the dual residual in px
-        be.axpby(one, &params.q, one, &mut sc.px)?;
-        be.axpby(one, &sc.atl, one, &mut sc.px)?;
-        be.axpby(one, &sc.gtn, one, &mut sc.px)?;
-        let dual = norm(&sc.px)?;
-        Ok(Measures {
-            primal: max_of([eq, ineq]),
-            dual,
-            primal_scale,
-            dual_scale,
-            objective,
+        Ok(Products {
+            px: product(self.p, Trans::No, &it.x)?,
+            ax: product(self.a, Trans::No, &it.x)?,
+            gx: product(self.g, Trans::No, &it.x)?,
+            atl: product(self.a, Trans::Yes, &it.lam)?,
+            gtn: product(self.g, Trans::Yes, &it.nu)?,
         })
     }
 
     /// The objective `1/2 x'Px + q'x` alone.
     pub fn objective(&self, x: &B::Mat, q: &B::Mat, sc: &mut MeasureScratch<B>) -> Result<B::Real> {
         self.p_times(&mut sc.px, x)?;
-        self.objective_from_px(x, q, sc)
+        objective_from_px(self.backend, x, q, sc)
     }
+}
 
-    /// `x'(Px/2 + q)` with `Px` already in `sc.px`.
-    fn objective_from_px(
-        &self,
-        x: &B::Mat,
-        q: &B::Mat,
-        sc: &mut MeasureScratch<B>,
-    ) -> Result<B::Real> {
-        let be = self.backend;
-        be.copy_from(&mut sc.grad, q)?;
-        be.axpby(B::Real::of(0.5), &sc.px, B::Real::one(), &mut sc.grad)?;
-        be.dot(x, &sc.grad)
-    }
+/// [`Operators::measure`] of a point `it` (one column) whose products are known: no product
+/// with an operator.
+pub(crate) fn measure_products<B: LinAlg>(
+    backend: &B,
+    it: &Iterate<B>,
+    params: &QpParams<B>,
+    products: Products<B>,
+) -> Result<Measures<B::Real>> {
+    let Products {
+        px,
+        ax,
+        gx,
+        atl,
+        gtn,
+    } = products;
+    let ((m, k), n) = (backend.shape(&gx), backend.shape(&px).0);
+    let (ineq, grad) = (backend.zeros(m, k)?, backend.zeros(n, k)?);
+    let mut sc = MeasureScratch {
+        ax,
+        px,
+        atl,
+        gtn,
+        ineq,
+        grad,
+    };
+    measures_of(backend, it, params, &gx, &mut sc)
+}
+
+/// The measures from the products in `sc` (`Ax`, `Px`, `A'lam`, `G'nu`) and `gx`.
+fn measures_of<B: LinAlg>(
+    be: &B,
+    it: &Iterate<B>,
+    params: &QpParams<B>,
+    gx: &B::Mat,
+    sc: &mut MeasureScratch<B>,
+) -> Result<Measures<B::Real>> {
+    let one = B::Real::one();
+    let norm = |m: &B::Mat| be.norm_inf(m);
+    // primal: Ax - b and Gx + s - h
+    let primal_scale = max_of([
+        norm(&sc.ax)?,
+        norm(&params.b)?,
+        norm(gx)?,
+        norm(&it.s)?,
+        norm(&params.h)?,
+    ]);
+    be.axpby(-one, &params.b, one, &mut sc.ax)?;
+    let eq = norm(&sc.ax)?;
+    be.copy_from(&mut sc.ineq, gx)?;
+    be.axpby(one, &it.s, one, &mut sc.ineq)?;
+    be.axpby(-one, &params.h, one, &mut sc.ineq)?;
+    let ineq = norm(&sc.ineq)?;
+    // dual: Px + q + A'lam + G'nu
+    let dual_scale = max_of([
+        norm(&sc.px)?,
+        norm(&params.q)?,
+        norm(&sc.atl)?,
+        norm(&sc.gtn)?,
+    ]);
+    let objective = objective_from_px(be, &it.x, &params.q, sc)?;
+    // finish the dual residual in px
+    be.axpby(one, &params.q, one, &mut sc.px)?;
+    be.axpby(one, &sc.atl, one, &mut sc.px)?;
+    be.axpby(one, &sc.gtn, one, &mut sc.px)?;
+    let dual = norm(&sc.px)?;
+    Ok(Measures {
+        primal: max_of([eq, ineq]),
+        dual,
+        primal_scale,
+        dual_scale,
+        objective,
+    })
+}
+
+/// `x'(Px/2 + q)` with `Px` already in `sc.px`.
+fn objective_from_px<B: LinAlg>(
+    be: &B,
+    x: &B::Mat,
+    q: &B::Mat,
+    sc: &mut MeasureScratch<B>,
+) -> Result<B::Real> {
+    be.copy_from(&mut sc.grad, q)?;
+    be.axpby(B::Real::of(0.5), &sc.px, B::Real::one(), &mut sc.grad)?;
+    be.dot(x, &sc.grad)
 }
 
 /// The largest of some norms, NaN-propagating.
