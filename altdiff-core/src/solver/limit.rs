@@ -332,8 +332,13 @@ impl<B: LinAlg> Limit<B> {
 
     /// The fixed point `v = -S^-1 (C H^-1 c + [b; h])` of a block with constant terms `data`.
     pub fn point(&self, backend: &B, data: &DualData<B>) -> Result<B::Mat> {
-        let mut f = data.chc.clone();
-        backend.axpby(-B::Real::one(), &data.bh, -B::Real::one(), &mut f)?;
+        self.point_of(backend, &data.chc, &data.bh)
+    }
+
+    /// [`Limit::point`] from `C H^-1 c` (`chc`) and `[b; h]` (`bh`).
+    pub fn point_of(&self, backend: &B, chc: &B::Mat, bh: &B::Mat) -> Result<B::Mat> {
+        let mut f = chc.clone();
+        backend.axpby(-B::Real::one(), bh, -B::Real::one(), &mut f)?;
         self.solve(backend, &f)
     }
 

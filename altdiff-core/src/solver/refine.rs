@@ -194,7 +194,9 @@ impl<B: LinAlg> AltDiff<B> {
     /// `(x, y)` with `P x + C_A' y_A = f`, `C_A x = e_A` and `y_I = 0`, by the limit system
     /// (`f`: `n x k`; `e`: `r x k`, its rows of `I` unused). As ADMM data: `q = -f`,
     /// `[b; h] = e` (zero on `I`), `c = q - rho C'[b; h]`; then `v = -S^-1 (C H^-1 c +
-    /// [b; h])`, `x = -H^-1 (c + C'v)` and `y = v` on `A`.
+    /// [b; h])`, `x = -H^-1 (c + C'v)` and `y = v` on `A`. By linearity `C H^-1 c =
+    /// -C H^-1 f - rho M e` and `x = H^-1 (f - C'(v - rho e))`: two solves with `H`, one
+    /// product with `C` and one with `C'`.
     pub(super) fn active_solve(
         &self,
         dk: &DualKernel<'_, B>,
@@ -202,15 +204,20 @@ impl<B: LinAlg> AltDiff<B> {
         f: &B::Mat,
         e: &B::Mat,
     ) -> Result<(B::Mat, B::Mat)> {
-        let (be, one) = (&self.backend, B::Real::one());
+        let (be, one, rho) = (&self.backend, B::Real::one(), self.rho);
         let e = system.without_inactive(be, e)?;
-        let mut c = f.clone();
-        be.axpby(-one, f, B::Real::zero(), &mut c)?;
-        be.apply(&mut c, Accum::Add, &dk.ops.c, Trans::Yes, &e, -self.rho)?;
-        let (b, h) = unstack(be, &e, self.dims.p)?;
-        let data = dk.data(&c, &b, &h)?;
-        let v = system.point(be, &data)?;
-        let x = dk.x_of(&v, &data)?;
+        let mut hf = f.clone();
+        be.solve_in_place(dk.factor, &mut hf)?;
+        let (r, k) = be.shape(&e);
+        let mut chc = be.zeros(r, k)?;
+        be.apply(&mut chc, Accum::Replace, &dk.ops.c, Trans::No, &hf, -one)?;
+        be.apply(&mut chc, Accum::Add, &dk.ops.m, Trans::No, &e, -rho)?;
+        let v = system.point_of(be, &chc, &e)?;
+        let mut w = v.clone();
+        be.axpby(-rho, &e, one, &mut w)?;
+        let mut x = f.clone();
+        be.apply(&mut x, Accum::Add, &dk.ops.c, Trans::Yes, &w, -one)?;
+        be.solve_in_place(dk.factor, &mut x)?;
         Ok((x, system.without_inactive(be, &v)?))
     }
 
