@@ -314,9 +314,43 @@ pub fn check_stackable(n: usize, bottom: (usize, usize)) -> crate::Result<()> {
 /// assert_eq!(kernels::gather_rows(&block, 3, &[2, 0]), vec![3.0, 1.0, 6.0, 4.0]);
 /// ```
 pub fn gather_rows<T: Copy>(block: &[T], nrows: usize, rows: &[usize]) -> Vec<T> {
-    let mut out = Vec::with_capacity(rows.len() * block.len() / nrows.max(1));
-    for column in block.chunks_exact(nrows.max(1)) {
-        out.extend(rows.iter().map(|&i| column[i]));
+    let ncols = block.len() / nrows.max(1);
+    gather_block(block, nrows, rows, 0..ncols)
+}
+
+/// The submatrix `block[rows, cols]` of a column-major block with `nrows` rows, column-major
+/// (`rows.len() x cols.len()`): runs of consecutive `rows` are copied as slices.
+///
+/// # Panics
+/// When an index is out of range.
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// let block = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 3 x 2
+/// assert_eq!(kernels::gather_block(&block, 3, &[0, 1], [1]), vec![4.0, 5.0]);
+/// ```
+pub fn gather_block<T: Copy>(
+    block: &[T],
+    nrows: usize,
+    rows: &[usize],
+    cols: impl IntoIterator<Item = usize>,
+) -> Vec<T> {
+    // (first row, length) of each run of consecutive rows
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &i in rows {
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len == i => *len += 1,
+            _ => runs.push((i, 1)),
+        }
+    }
+    let cols = cols.into_iter();
+    let mut out = Vec::with_capacity(rows.len() * cols.size_hint().0);
+    for j in cols {
+        let column = &block[j * nrows..(j + 1) * nrows];
+        for &(start, len) in &runs {
+            out.extend_from_slice(&column[start..start + len]);
+        }
     }
     out
 }
@@ -372,12 +406,24 @@ mod tests {
                     );
                 }
             }
-            let rows: Vec<usize> = (0..r).rev().step_by(2).collect();
-            let g = gather_rows(&block, r, &rows);
-            assert_eq!(g.len(), rows.len() * c);
-            for j in 0..c {
-                for (k, &i) in rows.iter().enumerate() {
-                    assert_eq!(g[j * rows.len() + k], block[j * r + i], "gather {r}x{c}");
+            // reversed rows (no runs), and runs of consecutive rows between gaps
+            let reversed: Vec<usize> = (0..r).rev().step_by(2).collect();
+            let runs: Vec<usize> = (0..r).filter(|i| i % 5 != 3).collect();
+            for rows in [reversed, runs] {
+                let g = gather_rows(&block, r, &rows);
+                assert_eq!(g.len(), rows.len() * c);
+                for j in 0..c {
+                    for (k, &i) in rows.iter().enumerate() {
+                        assert_eq!(g[j * rows.len() + k], block[j * r + i], "gather {r}x{c}");
+                    }
+                }
+                let cols: Vec<usize> = (0..c).rev().step_by(3).collect();
+                let sub = gather_block(&block, r, &rows, cols.iter().copied());
+                assert_eq!(sub.len(), rows.len() * cols.len());
+                for (l, &j) in cols.iter().enumerate() {
+                    for (k, &i) in rows.iter().enumerate() {
+                        assert_eq!(sub[l * rows.len() + k], block[j * r + i], "block {r}x{c}");
+                    }
                 }
             }
         }

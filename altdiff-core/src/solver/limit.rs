@@ -89,14 +89,8 @@ impl<B: LinAlg> Limit<B> {
         let r = s.len();
         let (active, inactive): (Vec<usize>, Vec<usize>) =
             (0..r).partition(|&i| i < p || !crate::kernels::keeps(s[i]));
-        let m = &ops.m_host;
         let block = |rows: &[usize], cols: &[usize]| -> Vec<B::Real> {
-            let mut out = Vec::with_capacity(rows.len() * cols.len());
-            for &j in cols {
-                let column = &m[j * r..(j + 1) * r];
-                out.extend(rows.iter().map(|&i| column[i]));
-            }
-            out
+            crate::kernels::gather_block(&ops.m_host, r, rows, cols.iter().copied())
         };
         let cholesky = |op: B::Op, k: usize| -> Result<B::Factor> {
             let factor = if coarse {
@@ -118,19 +112,20 @@ impl<B: LinAlg> Limit<B> {
         } else {
             None
         };
-        let coupling = if a > 0 && i > 0 {
-            Some((
+        // M_IA, gathered once: an operator of the coupling and X of Sigma's Schur term
+        let m_ia = (a > 0 && i > 0).then(|| block(&inactive, &active));
+        let coupling = match &m_ia {
+            Some(m_ia) => Some((
                 backend.op_from_col_major(a, i, &block(&active, &inactive))?,
-                backend.op_from_col_major(i, a, &block(&inactive, &active))?,
-            ))
-        } else {
-            None
+                backend.op_from_col_major(i, a, m_ia)?,
+            )),
+            None => None,
         };
         let sigma = if a > 0 {
             let mut sigma = backend.mat_from_col_major(a, a, &block(&active, &active))?;
-            if let (Some(t), Some(_)) = (&t, &coupling) {
+            if let (Some(t), Some(m_ia)) = (&t, &m_ia) {
                 // M_AI T^-1 M_IA = X'(T^-1 X) with X = M_IA: symmetric, one triangle formed
-                let m_ia = backend.mat_from_col_major(i, a, &block(&inactive, &active))?;
+                let m_ia = backend.mat_from_col_major(i, a, m_ia)?;
                 let mut x = m_ia.clone();
                 backend.solve_in_place(t, &mut x)?;
                 backend.symmetric_product_tn(&mut sigma, Accum::Add, &m_ia, &x, B::Real::one())?;
