@@ -296,46 +296,34 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
             &rf.to_col_major(&xr).unwrap(),
             1e-10,
         );
-        // the small factorizations: borrowed and owned alike, at full precision
-        for owned in [false, true] {
-            let op = be.op_from_col_major(n, n, &pm).unwrap();
-            let f = if owned {
-                be.cholesky_owned(op)
-            } else {
-                be.cholesky(&op)
-            }
-            .expect("cholesky");
-            let mut x = be.mat_from_col_major(n, k, &rhs).unwrap();
-            be.solve_in_place(&f, &mut x).unwrap();
-            let mut xr = rf.mat_from_col_major(n, k, &rhs).unwrap();
-            let pf = rf
-                .cholesky(&rf.op_from_col_major(n, n, &pm).unwrap())
-                .unwrap();
-            rf.solve_in_place(&pf, &mut xr).unwrap();
-            assert_close(
-                &format!("cholesky (owned {owned}) n={n} k={k}"),
-                &host(be, &x),
-                &rf.to_col_major(&xr).unwrap(),
-                1e-12,
-            );
-        }
-        // in the precision of H's factor
-        let coarse = be
-            .cholesky_owned_coarse(be.op_from_col_major(n, n, &pm).unwrap())
-            .expect("cholesky_owned_coarse");
-        let mut x = be.mat_from_col_major(n, k, &rhs).unwrap();
-        be.solve_in_place(&coarse, &mut x).unwrap();
+        // the small factorizations: borrowed and owned alike at full precision, the coarse
+        // one in the precision of H's factor
         let mut xr = rf.mat_from_col_major(n, k, &rhs).unwrap();
         let pf = rf
             .cholesky(&rf.op_from_col_major(n, n, &pm).unwrap())
             .unwrap();
         rf.solve_in_place(&pf, &mut xr).unwrap();
-        assert_close(
-            &format!("cholesky_owned_coarse n={n} k={k}"),
-            &host(be, &x),
-            &rf.to_col_major(&xr).unwrap(),
-            1e4 * be.factor_epsilon().max(1e-16),
-        );
+        let expected = rf.to_col_major(&xr).unwrap();
+        for how in ["borrowed", "owned", "coarse"] {
+            let op = be.op_from_col_major(n, n, &pm).unwrap();
+            let (f, tol) = match how {
+                "borrowed" => (be.cholesky(&op), 1e-12),
+                "owned" => (be.cholesky_owned(op), 1e-12),
+                _ => (
+                    be.cholesky_owned_coarse(op),
+                    1e4 * be.factor_epsilon().max(1e-16),
+                ),
+            };
+            let f = f.expect("cholesky");
+            let mut x = be.mat_from_col_major(n, k, &rhs).unwrap();
+            be.solve_in_place(&f, &mut x).unwrap();
+            assert_close(
+                &format!("cholesky ({how}) n={n} k={k}"),
+                &host(be, &x),
+                &expected,
+                tol,
+            );
+        }
     }
     let neg = be.op_from_col_major(2, 2, &[-1.0, 0.0, 0.0, -1.0]).unwrap();
     let none = be.op_from_col_major(0, 2, &[]).unwrap();
