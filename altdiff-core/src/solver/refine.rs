@@ -25,7 +25,7 @@ use num_traits::{Float, One, Zero};
 use crate::solver::AltDiff;
 use crate::solver::dual::{DualKernel, DualOps, stack, unstack};
 use crate::solver::limit::Limit;
-use crate::solver::termination::Products;
+use crate::solver::termination::{Operators, Products};
 use crate::{Accum, LinAlg, Real, Result, Trans};
 
 /// The most correction rounds of one refinement.
@@ -123,23 +123,8 @@ impl<B: LinAlg> Residual<B> {
     ) -> Result<(Self, Products<B>)> {
         let one = B::Real::one();
         let (lam, nu) = unstack(backend, y, backend.op_shape(a).0)?;
-        let k = backend.shape(x).1;
-        let product = |op: &B::Op, trans: Trans, rhs: &B::Mat| -> Result<B::Mat> {
-            let rows = match trans {
-                Trans::No => backend.op_shape(op).0,
-                Trans::Yes => backend.op_shape(op).1,
-            };
-            let mut out = backend.zeros(rows, k)?;
-            backend.apply(&mut out, Accum::Replace, op, trans, rhs, one)?;
-            Ok(out)
-        };
-        let products = Products::<B> {
-            px: product(p, Trans::No, x)?,
-            ax: product(a, Trans::No, x)?,
-            gx: product(g, Trans::No, x)?,
-            atl: product(a, Trans::Yes, &lam)?,
-            gtn: product(g, Trans::Yes, &nu)?,
-        };
+        let ops = Operators { backend, p, a, g };
+        let products = ops.products_of(x, &lam, &nu)?;
         let cx = stack(backend, &products.ax, &products.gx)?;
         let mut cty = products.atl.clone();
         backend.axpby(one, &products.gtn, one, &mut cty)?;

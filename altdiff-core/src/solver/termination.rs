@@ -108,8 +108,13 @@ impl<B: LinAlg> Operators<'_, B> {
 
     /// The products of `it` (`x` and `(lam, nu)`, blocks of any width).
     pub fn products(&self, it: &Iterate<B>) -> Result<Products<B>> {
+        self.products_of(&it.x, &it.lam, &it.nu)
+    }
+
+    /// The products of `x` and `(lam, nu)` (blocks of any width).
+    pub fn products_of(&self, x: &B::Mat, lam: &B::Mat, nu: &B::Mat) -> Result<Products<B>> {
         let be = self.backend;
-        let k = be.shape(&it.x).1;
+        let k = be.shape(x).1;
         let product = |op: &B::Op, trans: Trans, rhs: &B::Mat| -> Result<B::Mat> {
             let (rows, cols) = be.op_shape(op);
             let mut out = be.zeros(if trans == Trans::No { rows } else { cols }, k)?;
@@ -117,11 +122,11 @@ impl<B: LinAlg> Operators<'_, B> {
             Ok(out)
         };
         Ok(Products {
-            px: product(self.p, Trans::No, &it.x)?,
-            ax: product(self.a, Trans::No, &it.x)?,
-            gx: product(self.g, Trans::No, &it.x)?,
-            atl: product(self.a, Trans::Yes, &it.lam)?,
-            gtn: product(self.g, Trans::Yes, &it.nu)?,
+            px: product(self.p, Trans::No, x)?,
+            ax: product(self.a, Trans::No, x)?,
+            gx: product(self.g, Trans::No, x)?,
+            atl: product(self.a, Trans::Yes, lam)?,
+            gtn: product(self.g, Trans::Yes, nu)?,
         })
     }
 
