@@ -610,12 +610,7 @@ impl<B: LinAlg> AltDiff<B> {
         let (be, dims) = (&self.backend, self.dims);
         let k = be.shape(&params.q).1;
         let mut finished = Finished::new(dims, k);
-        let ops = Operators {
-            backend: be,
-            p: &self.p,
-            a: &self.a,
-            g: &self.g,
-        };
+        let ops = self.operators();
         let mut sub = select_params(be, params, &active)?;
         let mut stepper = self.stepper(&sub)?;
         let rule = self.settings.stopping;

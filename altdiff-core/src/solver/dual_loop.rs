@@ -427,19 +427,8 @@ impl<B: LinAlg> AltDiff<B> {
         iterate: &Iterate<B>,
         params: &QpParams<B>,
     ) -> Result<Measures<B::Real>> {
-        let (be, dims) = (&self.backend, self.dims);
-        let ops = self.operators();
-        let mut ws = Workspace::new(be, dims, 1)?;
-        be.apply(
-            &mut ws.gx,
-            Accum::Replace,
-            &self.g,
-            Trans::No,
-            &iterate.x,
-            B::Real::one(),
-        )?;
-        let mut scratch = MeasureScratch::new(be, dims, 1)?;
-        ops.measure(iterate, params, &ws, &mut scratch)
+        let products = self.operators().products(iterate)?;
+        measure_products(&self.backend, iterate, params, products)
     }
 }
 

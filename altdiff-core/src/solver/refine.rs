@@ -113,7 +113,7 @@ impl<B: LinAlg> Residual<B> {
     }
 
     /// [`Residual::of`] with `C = [A; G]` in its two blocks, and the products it took: those
-    /// of the measures of `(x, y)` ([`Operators::measure_products`]).
+    /// of the measures of `(x, y)` ([`measure_products`](crate::solver::termination::measure_products)).
     pub fn of_parts(
         backend: &B,
         [p, a, g]: [&B::Op; 3],
