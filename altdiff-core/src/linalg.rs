@@ -629,6 +629,107 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         ))
     }
 
+    /// `M = C H^-1 C'` ([`LinAlg::gram_inverse`] without `K`) for a factor that may keep what
+    /// it formed `M` from for later solves through this `C` ([`LinAlg::solve_split`],
+    /// [`LinAlg::solve_join`]): a factor `H = L L'` keeps `W = L^-1 C'`. The default keeps
+    /// nothing.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let h = be.op_from_col_major(2, 2, &[2.0, 0.0, 0.0, 4.0])?;
+    /// let none = be.op_from_col_major(0, 2, &[])?;
+    /// let mut factor = be.factor(&h, &none, &none, 0.0)?;
+    /// let c = be.op_from_col_major(1, 2, &[1.0, 2.0])?;
+    /// let m = be.gram_inverse_keeping(&mut factor, &c)?;
+    /// assert!((be.to_col_major(&m)?[0] - 1.5).abs() < 1e-12); // 1/2 + 4/4
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn gram_inverse_keeping(&self, factor: &mut Self::Factor, c: &Self::Op) -> Result<Self::Mat> {
+        Ok(self.gram_inverse(factor, c, false)?.0)
+    }
+
+    /// `(C H^-1 f, t)`: a solve with `H` seen through `C`, and the intermediate `t` that
+    /// [`LinAlg::solve_join`] finishes `H^-1 (f - C'y)` from, with the same `C` (what `t`
+    /// holds is the backend's: the default's `t` is `H^-1 f`; a factor `H = L L'` that kept
+    /// `W = L^-1 C'` ([`LinAlg::gram_inverse_keeping`]) returns `t = L^-1 f` and
+    /// `C H^-1 f = W't`, half the triangular solves and no product with `C`).
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let h = be.op_from_col_major(2, 2, &[2.0, 0.0, 0.0, 4.0])?;
+    /// let none = be.op_from_col_major(0, 2, &[])?;
+    /// let factor = be.factor(&h, &none, &none, 0.0)?;
+    /// let c = be.op_from_col_major(1, 2, &[1.0, 2.0])?;
+    /// let f = be.mat_from_col_major(2, 1, &[2.0, 4.0])?;
+    /// let (chf, t) = be.solve_split(&factor, &c, &f)?;
+    /// assert!((be.to_col_major(&chf)?[0] - 3.0).abs() < 1e-12); // C H^-1 f = 1 + 2
+    /// let y = be.mat_from_col_major(1, 1, &[1.0])?;
+    /// let x = be.solve_join(&factor, &c, t, &y)?; // H^-1 (f - C'y) = [1/2, 1/2]
+    /// assert!(be.to_col_major(&x)?.iter().all(|v| (v - 0.5).abs() < 1e-12));
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn solve_split(
+        &self,
+        factor: &Self::Factor,
+        c: &Self::Op,
+        f: &Self::Mat,
+    ) -> Result<(Self::Mat, Self::Mat)> {
+        let mut t = f.clone();
+        self.solve_in_place(factor, &mut t)?;
+        let mut chf = self.zeros(self.op_shape(c).0, self.shape(f).1)?;
+        self.apply(
+            &mut chf,
+            crate::Accum::Replace,
+            c,
+            crate::Trans::No,
+            &t,
+            Self::Real::one(),
+        )?;
+        Ok((chf, t))
+    }
+
+    /// `H^-1 (f - C'y)` from the `t` of [`LinAlg::solve_split`] of `f` with the same `C`.
+    /// The default solves for `C'y` and subtracts.
+    ///
+    /// # Errors
+    /// A backend error.
+    fn solve_join(
+        &self,
+        factor: &Self::Factor,
+        c: &Self::Op,
+        t: Self::Mat,
+        y: &Self::Mat,
+    ) -> Result<Self::Mat> {
+        let one = Self::Real::one();
+        let mut cty = self.zeros(self.op_shape(c).1, self.shape(y).1)?;
+        self.apply(
+            &mut cty,
+            crate::Accum::Replace,
+            c,
+            crate::Trans::Yes,
+            y,
+            one,
+        )?;
+        self.solve_in_place(factor, &mut cty)?;
+        let mut x = t;
+        self.axpby(-one, &cty, one, &mut x)?;
+        Ok(x)
+    }
+
     /// `diag(rows) m diag(cols)` in place; `None` leaves that side alone. The default goes
     /// through the host (one copy each way).
     ///

@@ -155,6 +155,41 @@ fn product_solve<T: ComplexField>(
     x
 }
 
+/// `(C H^-1 f, L^-1 f)` from the half `W = L^-1 C'`: one triangular solve, one product.
+fn split_by_half<T: ComplexField>(
+    l: MatRef<'_, T>,
+    w: MatRef<'_, T>,
+    f: Mat<T>,
+    par: Par,
+) -> (Mat<T>, Mat<T>) {
+    let mut t = f;
+    triangular_solve::solve_lower_triangular_in_place(l, t.as_mut(), par);
+    let mut chf = Mat::zeros(w.ncols(), t.ncols());
+    faer::linalg::matmul::matmul(
+        chf.as_mut(),
+        faer::Accum::Replace,
+        w.transpose(),
+        t.as_ref(),
+        T::one_impl(),
+        par,
+    );
+    (chf, t)
+}
+
+/// `H^-1 (f - C'y) = L^-T (t - W y)` from `t = L^-1 f`: one product, one triangular solve.
+fn join_by_half<T: ComplexField + std::ops::Neg<Output = T>>(
+    l: MatRef<'_, T>,
+    w: MatRef<'_, T>,
+    t: Mat<T>,
+    y: MatRef<'_, T>,
+    par: Par,
+) -> Mat<T> {
+    let mut x = t;
+    faer::linalg::matmul::matmul(x.as_mut(), faer::Accum::Add, w, y, -T::one_impl(), par);
+    triangular_solve::solve_upper_triangular_in_place(l.transpose(), x.as_mut(), par);
+    x
+}
+
 /// A copy of `m` with every entry converted by `convert`, column by column (contiguous
 /// columns as slices, so that the conversion vectorizes).
 fn converted<S: Copy, T: Copy + ComplexField>(
@@ -291,7 +326,8 @@ pub enum Precision {
     Single,
 }
 
-/// The factor in its precision.
+/// A matrix in the factor's precision: the factor `L` itself, or the half `W = L^-1 C'` it
+/// keeps ([`DenseCholesky::gram_inverse_keeping`]).
 #[derive(Clone, Debug)]
 enum Lower {
     Double(Mat<f64>),
@@ -313,6 +349,9 @@ enum Lower {
 #[derive(Clone, Debug)]
 pub struct DenseCholesky {
     l: Lower,
+    /// `W = L^-1 C'` (n x r) for the `C` of [`DenseCholesky::gram_inverse_keeping`], in the
+    /// factor's precision (boxed: the factor stays small inside other types).
+    half: Option<Box<Lower>>,
 }
 
 impl DenseCholesky {
@@ -401,6 +440,7 @@ impl DenseCholesky {
                 cholesky_in_place(h.as_mut(), par)?;
                 Ok(Self {
                     l: Lower::Single(h),
+                    half: None,
                 })
             }
         }
@@ -463,6 +503,7 @@ impl DenseCholesky {
         cholesky_in_place(l.as_mut(), par)?;
         Ok(Self {
             l: Lower::Double(l),
+            half: None,
         })
     }
 
@@ -494,6 +535,154 @@ impl DenseCholesky {
             Lower::Single(l) => {
                 let (m, k) = gram_and_k(l.as_ref(), transposed(c, single), with_k, par);
                 (widen(m.as_ref()), k.map(|k| widen(k.as_ref())))
+            }
+        }
+    }
+
+    /// `M = C H^-1 C'` (r x r) for `C` (r x n), keeping the half `W = L^-1 C'` it is formed
+    /// from in the factor, in its precision: then [`DenseCholesky::solve_split`] and
+    /// [`DenseCholesky::solve_join`] with the same `C` take products with `W` and one
+    /// triangular solve each instead of products with `C` and two. Any half kept before is
+    /// replaced.
+    ///
+    /// # Panics
+    /// When `C` does not have `n` columns.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let mut chol = DenseCholesky::new(faer::mat![[4.0, 0.0], [0.0, 1.0]].as_ref(), Par::Seq)?;
+    /// let c = faer::mat![[2.0, 1.0]];
+    /// let m = chol.gram_inverse_keeping(c.as_ref(), Par::Seq);
+    /// assert!((m[(0, 0)] - 2.0).abs() < 1e-12); // 4/4 + 1/1
+    /// assert!(chol.keeps_half());
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn gram_inverse_keeping(&mut self, c: MatRef<'_, f64>, par: Par) -> Mat<f64> {
+        assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
+        let (m, half) = match &self.l {
+            Lower::Double(l) => {
+                let (m, w) = gram_with_half(l.as_ref(), transposed(c, |v| v), par);
+                (m, Lower::Double(w))
+            }
+            Lower::Single(l) => {
+                let (m, w) = gram_with_half(l.as_ref(), transposed(c, single), par);
+                (widen(m.as_ref()), Lower::Single(w))
+            }
+        };
+        self.half = Some(Box::new(half));
+        m
+    }
+
+    /// Whether the factor keeps a half `W = L^-1 C'` ([`DenseCholesky::gram_inverse_keeping`]).
+    pub fn keeps_half(&self) -> bool {
+        self.half.is_some()
+    }
+
+    /// The kept half when it is for a `C` of `r` rows.
+    fn half_for(&self, r: usize) -> Option<&Lower> {
+        self.half.as_deref().filter(|half| match half {
+            Lower::Double(w) => w.ncols() == r,
+            Lower::Single(w) => w.ncols() == r,
+        })
+    }
+
+    /// `(C H^-1 f, t)`: the product through `C` of the solve with `H`, and the intermediate
+    /// `t` that [`DenseCholesky::solve_join`] finishes from. With a half kept for this `C`,
+    /// `t = L^-1 f` and `C H^-1 f = W' t` (one triangular solve, one product with `W`, in the
+    /// factor's precision); without, `t = H^-1 f` and a product with `C`.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let mut chol = DenseCholesky::new(faer::mat![[4.0, 0.0], [0.0, 1.0]].as_ref(), Par::Seq)?;
+    /// let c = faer::mat![[2.0, 1.0]];
+    /// chol.gram_inverse_keeping(c.as_ref(), Par::Seq);
+    /// let (chf, t) = chol.solve_split(c.as_ref(), faer::mat![[4.0], [1.0]].as_ref(), Par::Seq);
+    /// assert!((chf[(0, 0)] - 3.0).abs() < 1e-12); // C H^-1 f = 2 * 1 + 1 * 1
+    /// // H^-1 (f - C' 1) = [2/4, 0]
+    /// let x = chol.solve_join(c.as_ref(), t, faer::mat![[1.0]].as_ref(), Par::Seq);
+    /// assert!((x[(0, 0)] - 0.5).abs() < 1e-12 && x[(1, 0)].abs() < 1e-12);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn solve_split(
+        &self,
+        c: MatRef<'_, f64>,
+        f: MatRef<'_, f64>,
+        par: Par,
+    ) -> (Mat<f64>, Mat<f64>) {
+        assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
+        assert_eq!(f.nrows(), self.dim(), "DenseCholesky: rhs rows");
+        match (&self.l, self.half_for(c.nrows())) {
+            (Lower::Double(l), Some(Lower::Double(w))) => {
+                split_by_half(l.as_ref(), w.as_ref(), f.to_owned(), par)
+            }
+            (Lower::Single(l), Some(Lower::Single(w))) => {
+                let (chf, t) = split_by_half(l.as_ref(), w.as_ref(), narrow(f), par);
+                (widen(chf.as_ref()), widen(t.as_ref()))
+            }
+            _ => {
+                let mut t = f.to_owned();
+                self.solve_in_place(t.as_mut(), par);
+                let mut chf = Mat::zeros(c.nrows(), f.ncols());
+                faer::linalg::matmul::matmul(
+                    chf.as_mut(),
+                    faer::Accum::Replace,
+                    c,
+                    t.as_ref(),
+                    1.0,
+                    par,
+                );
+                (chf, t)
+            }
+        }
+    }
+
+    /// `H^-1 (f - C'y)` from the `t` of [`DenseCholesky::solve_split`] of `f` with the same
+    /// `C`: `L^-T (t - W y)` with a kept half, else `t - H^-1 C'y`.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    pub fn solve_join(
+        &self,
+        c: MatRef<'_, f64>,
+        t: Mat<f64>,
+        y: MatRef<'_, f64>,
+        par: Par,
+    ) -> Mat<f64> {
+        assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
+        assert_eq!(t.nrows(), self.dim(), "DenseCholesky: t rows");
+        assert_eq!(y.nrows(), c.nrows(), "DenseCholesky: y rows");
+        match (&self.l, self.half_for(c.nrows())) {
+            (Lower::Double(l), Some(Lower::Double(w))) => {
+                join_by_half(l.as_ref(), w.as_ref(), t, y, par)
+            }
+            (Lower::Single(l), Some(Lower::Single(w))) => {
+                // t widened from f32 narrows back exactly
+                let x = join_by_half(
+                    l.as_ref(),
+                    w.as_ref(),
+                    narrow(t.as_ref()),
+                    narrow(y).as_ref(),
+                    par,
+                );
+                widen(x.as_ref())
+            }
+            _ => {
+                let mut cty = Mat::zeros(c.ncols(), y.ncols());
+                faer::linalg::matmul::matmul(
+                    cty.as_mut(),
+                    faer::Accum::Replace,
+                    c.transpose(),
+                    y,
+                    1.0,
+                    par,
+                );
+                self.solve_in_place(cty.as_mut(), par);
+                t - cty
             }
         }
     }

@@ -296,6 +296,29 @@ impl LinAlg for FaerBackend {
         Ok(factor.half_product_solve(half.as_ref(), rhs.as_ref(), alpha, self.par))
     }
 
+    fn gram_inverse_keeping(&self, factor: &mut DenseCholesky, c: &Mat<f64>) -> Result<Mat<f64>> {
+        Ok(factor.gram_inverse_keeping(c.as_ref(), self.par))
+    }
+
+    fn solve_split(
+        &self,
+        factor: &DenseCholesky,
+        c: &Mat<f64>,
+        f: &Mat<f64>,
+    ) -> Result<(Mat<f64>, Mat<f64>)> {
+        Ok(factor.solve_split(c.as_ref(), f.as_ref(), self.par))
+    }
+
+    fn solve_join(
+        &self,
+        factor: &DenseCholesky,
+        c: &Mat<f64>,
+        t: Mat<f64>,
+        y: &Mat<f64>,
+    ) -> Result<Mat<f64>> {
+        Ok(factor.solve_join(c.as_ref(), t, y.as_ref(), self.par))
+    }
+
     fn is_psd_with_shift(&self, p: &Mat<f64>, shift: f64) -> Result<bool> {
         DenseCholesky::is_psd_with_shift(p.as_ref(), shift, self.par)
     }

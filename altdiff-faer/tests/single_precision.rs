@@ -141,6 +141,25 @@ fn single_precision_factor_operations_match_double() {
     let eye = Mat::<f64>::identity(n, n);
     assert!(relative(&(&full * &inv_d), &eye) < 1e-12);
     check("H^-1", &inv_s, &inv_d);
+    // the split solve through the kept half, in f32, against the plain f64 one
+    let (mut kept, f) = (factor(Precision::Single), c.transpose() * &y * 3.0);
+    check(
+        "M kept",
+        &kept.gram_inverse_keeping(c.as_ref(), Par::Seq),
+        &m_d,
+    );
+    assert!(kept.keeps_half() && !double.keeps_half());
+    let (chf_d, t_d) = double.solve_split(c.as_ref(), f.as_ref(), Par::Seq);
+    let (chf_s, t_s) = kept.solve_split(c.as_ref(), f.as_ref(), Par::Seq);
+    check("C H^-1 f", &chf_s, &chf_d);
+    let (x_d, x_s) = (
+        double.solve_join(c.as_ref(), t_d, y.as_ref(), Par::Seq),
+        kept.solve_join(c.as_ref(), t_s, y.as_ref(), Par::Seq),
+    );
+    check("H^-1 (f - C'y)", &x_s, &x_d);
+    let mut direct = &f - c.transpose() * &y;
+    double.solve_in_place(direct.as_mut(), Par::Seq);
+    assert!(relative(&x_d, &direct) < 1e-12);
 }
 
 /// `J'g` of the KKT oracle's Jacobian wrt `param` at the active set `active`.

@@ -128,6 +128,14 @@ fn column_major_view(m: &Array2<f64>) -> faer::MatRef<'_, f64> {
     as_faer(m.view()).expect("column-major")
 }
 
+/// Runs `f` on a faer view of `m`: without a copy when `m` is contiguous in either order.
+fn viewed<R>(m: &Array2<f64>, f: impl FnOnce(faer::MatRef<'_, f64>) -> R) -> R {
+    match as_faer(m.view()) {
+        Some(view) => f(view),
+        None => f(column_major_view(&fortran(m))),
+    }
+}
+
 impl LinAlg for NdarrayBackend {
     altdiff_core::dense_op_grads!();
 
@@ -263,6 +271,37 @@ impl LinAlg for NdarrayBackend {
         let c = fortran(c);
         let (m, w) = factor.gram_inverse_with_half(column_major_view(&c), self.par.0);
         Ok(Some((from_faer(&m), from_faer(&w))))
+    }
+
+    fn gram_inverse_keeping(
+        &self,
+        factor: &mut DenseCholesky,
+        c: &Array2<f64>,
+    ) -> Result<Array2<f64>> {
+        let m = viewed(c, |c| factor.gram_inverse_keeping(c, self.par.0));
+        Ok(from_faer(&m))
+    }
+
+    fn solve_split(
+        &self,
+        factor: &DenseCholesky,
+        c: &Array2<f64>,
+        f: &Array2<f64>,
+    ) -> Result<(Array2<f64>, Array2<f64>)> {
+        let (chf, t) = viewed(c, |c| viewed(f, |f| factor.solve_split(c, f, self.par.0)));
+        Ok((from_faer(&chf), from_faer(&t)))
+    }
+
+    fn solve_join(
+        &self,
+        factor: &DenseCholesky,
+        c: &Array2<f64>,
+        t: Array2<f64>,
+        y: &Array2<f64>,
+    ) -> Result<Array2<f64>> {
+        let t = viewed(&t, |t| t.to_owned());
+        let x = viewed(c, |c| viewed(y, |y| factor.solve_join(c, t, y, self.par.0)));
+        Ok(from_faer(&x))
     }
 
     fn half_product_solve(

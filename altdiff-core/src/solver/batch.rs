@@ -23,8 +23,8 @@ use crate::solver::limit::Limit;
 use crate::solver::status::Status;
 use crate::solver::termination::{Measures, Operators, Products, residuals_small};
 use crate::{
-    Accum, AltDiff, Error, Field, LinAlg, QpDims, QpParams, QpProblem, Real, Result, Settings,
-    StoppingRule, Trans, VjpMode,
+    AltDiff, Error, Field, LinAlg, QpDims, QpParams, QpProblem, Real, Result, Settings,
+    StoppingRule, VjpMode,
 };
 
 /// How one element of a batch ended (see [`AltDiff::solve_batch`]).
@@ -950,14 +950,11 @@ impl<B: LinAlg> AltDiff<B> {
         usable: &[bool],
     ) -> Result<(B::Mat, B::Mat, B::Mat)> {
         let (be, dims) = (&self.backend, self.dims);
-        let (one, zero) = (B::Real::one(), B::Real::zero());
+        let zero = B::Real::zero();
         let dual = self.batch_dual_ops()?;
         let (r, k) = (dims.p + dims.m, usable.len());
-        // z = H^-1 g and C z for the whole block
-        let mut z = seed.clone();
-        be.solve_in_place(&self.factor, &mut z)?;
-        let mut cz = be.zeros(r, k)?;
-        be.apply(&mut cz, Accum::Replace, &dual.c, Trans::No, &z, one)?;
+        // C H^-1 g for the whole block, and its intermediate t for H^-1 (g - C'w)
+        let (cz, t) = be.solve_split(&self.factor, &dual.c, seed)?;
         let (cz, s_columns) = (host_columns(be, &cz)?, host_columns(be, s)?);
         let mut w = vec![vec![zero; r]; k];
         let mut degenerate = Vec::new();
@@ -973,7 +970,8 @@ impl<B: LinAlg> AltDiff<B> {
                     let w_j = system.solve(be, &u)?;
                     if self.refines() {
                         let g_j = select_columns(be, seed, &[j])?;
-                        let grads = self.limit_grads(dual, &g_j, &w_j)?;
+                        let t_j = select_columns(be, &t, &[j])?;
+                        let grads = self.limit_grads(dual, t_j, &w_j)?;
                         refined.push(j);
                         let (q, b, h) = self.refine_grads(dual, &system, &g_j, grads)?;
                         for (columns, block) in refined_columns.iter_mut().zip([&q, &b, &h]) {
@@ -987,7 +985,7 @@ impl<B: LinAlg> AltDiff<B> {
             }
         }
         let w = from_columns(be, r, &w)?;
-        let mut grads = self.limit_grads(dual, seed, &w)?;
+        let mut grads = self.limit_grads(dual, t, &w)?;
         if !refined.is_empty() {
             let [q, b, h] = &refined_columns;
             let with = (

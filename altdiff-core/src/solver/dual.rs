@@ -55,7 +55,6 @@ impl<B: LinAlg> DualOps<B> {
         with_k: bool,
         keep_half: bool,
     ) -> Result<Self> {
-        let (n, r) = (dims.n, dims.p + dims.m);
         let c = backend.op_stack_rows(a, g)?;
         let kept = if keep_half && !with_k {
             backend.gram_inverse_with_half(factor, &c)?
@@ -69,6 +68,34 @@ impl<B: LinAlg> DualOps<B> {
                 (m, k, None)
             }
         };
+        Self::from_parts(backend, c, m, k, half, dims)
+    }
+
+    /// Forms `C` and `M = C H^-1 C'`, and lets the factor keep what it formed `M` from
+    /// ([`LinAlg::gram_inverse_keeping`]): the solves through `C` of the limit system
+    /// ([`LinAlg::solve_split`]) then take fewer triangular solves and no products with `C`.
+    pub fn keeping(
+        backend: &B,
+        a: &B::Op,
+        g: &B::Op,
+        factor: &mut B::Factor,
+        dims: QpDims,
+    ) -> Result<Self> {
+        let c = backend.op_stack_rows(a, g)?;
+        let m = backend.gram_inverse_keeping(factor, &c)?;
+        Self::from_parts(backend, c, m, None, None, dims)
+    }
+
+    /// The operators from `C`, `M` and, when formed, `K` or the half of `K`.
+    fn from_parts(
+        backend: &B,
+        c: B::Op,
+        m: B::Mat,
+        k: Option<B::Mat>,
+        half: Option<B::Op>,
+        dims: QpDims,
+    ) -> Result<Self> {
+        let (n, r) = (dims.n, dims.p + dims.m);
         let m_host = backend.to_col_major(&m)?;
         let m = backend.op_from_mat(m)?;
         let k = match k {
@@ -111,6 +138,8 @@ pub(crate) struct DualBlock<B: LinAlg> {
 #[derive(Clone, Debug)]
 pub(crate) struct DualData<B: LinAlg> {
     pub hc: Option<B::Mat>,
+    /// The intermediate of `c`'s [`LinAlg::solve_split`] (when `chc` was formed by it).
+    pub split: Option<B::Mat>,
     pub chc: B::Mat,
     pub bh: B::Mat,
     /// `c`, unless it is `C'z` (then `cz` is known and `c` is never formed).
@@ -186,23 +215,32 @@ pub(crate) struct DualKernel<'a, B: LinAlg> {
 }
 
 impl<B: LinAlg> DualKernel<'_, B> {
-    /// The constant terms for data `(c, b, h)` of `k` columns.
+    /// The constant terms for data `(c, b, h)` of `k` columns: `C H^-1 c` by
+    /// [`LinAlg::solve_split`], whose intermediate finishes `x` ([`DualKernel::x_of`]), or,
+    /// when `K` is formed, with `H^-1 c` itself (`x = -H^-1 c - K v`).
     pub fn data(&self, c: &B::Mat, b: &B::Mat, h: &B::Mat) -> Result<DualData<B>> {
         let be = self.backend;
-        let mut hc = c.clone();
-        be.solve_in_place(self.factor, &mut hc)?;
-        let (r, k) = (be.op_shape(&self.ops.c).0, be.shape(c).1);
-        let mut chc = be.zeros(r, k)?;
-        be.apply(
-            &mut chc,
-            Accum::Replace,
-            &self.ops.c,
-            Trans::No,
-            &hc,
-            B::Real::one(),
-        )?;
+        let (chc, hc, split) = if self.ops.k.is_some() {
+            let mut hc = c.clone();
+            be.solve_in_place(self.factor, &mut hc)?;
+            let (r, k) = (be.op_shape(&self.ops.c).0, be.shape(c).1);
+            let mut chc = be.zeros(r, k)?;
+            be.apply(
+                &mut chc,
+                Accum::Replace,
+                &self.ops.c,
+                Trans::No,
+                &hc,
+                B::Real::one(),
+            )?;
+            (chc, Some(hc), None)
+        } else {
+            let (chc, t) = be.solve_split(self.factor, &self.ops.c, c)?;
+            (chc, None, Some(t))
+        };
         Ok(DualData {
-            hc: Some(hc),
+            hc,
+            split,
             chc,
             bh: stack(be, b, h)?,
             c: Some(c.clone()),
@@ -235,6 +273,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
         let cz: Vec<B::Real> = bh.iter().map(|&e| minus_rho * e).collect();
         Ok(DualData {
             hc: None,
+            split: None,
             chc: be.mat_from_col_major(r, d, &chc)?,
             bh: be.mat_from_col_major(r, d, &bh)?,
             c: None,
@@ -270,6 +309,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
         };
         Ok(DualData {
             hc: Some(hc),
+            split: None,
             chc,
             bh: be.zeros(r, n)?,
             c,
@@ -366,8 +406,9 @@ impl<B: LinAlg> DualKernel<'_, B> {
     }
 
     /// `x = -H^-1 (c + C'v)` for a given `v`: `-H^-1 c - K v` when `K` and `H^-1 c` are
-    /// known, `-K (v + z)` for `c = C'z` ([`DualKernel::k_times`]), else a product with `C'`
-    /// and a solve with `H`.
+    /// known, the join of `c`'s split solve ([`LinAlg::solve_join`]) when the data kept one,
+    /// `-K (v + z)` for `c = C'z` ([`DualKernel::k_times`]), else a product with `C'` and a
+    /// solve with `H`.
     pub fn x_of(&self, v: &B::Mat, data: &DualData<B>) -> Result<B::Mat> {
         let (be, one) = (self.backend, B::Real::one());
         if let (Some(k), Some(hc)) = (&self.ops.k, &data.hc) {
@@ -375,6 +416,15 @@ impl<B: LinAlg> DualKernel<'_, B> {
             be.axpby(-one, hc, B::Real::zero(), &mut x)?;
             be.apply(&mut x, Accum::Add, k, Trans::No, v, -one)?;
             return Ok(x);
+        }
+        if let Some(t) = &data.split {
+            // -H^-1 (c - C'(-v))
+            let mut minus_v = v.clone();
+            be.axpby(-one, v, B::Real::zero(), &mut minus_v)?;
+            let x = be.solve_join(self.factor, &self.ops.c, t.clone(), &minus_v)?;
+            let mut minus_x = x.clone();
+            be.axpby(-one, &x, B::Real::zero(), &mut minus_x)?;
+            return Ok(minus_x);
         }
         if let Some(z) = &data.cz {
             let mut minus_vz = z.clone();

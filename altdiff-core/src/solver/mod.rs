@@ -188,7 +188,7 @@ impl<B: LinAlg> AltDiff<B> {
         if settings.check_convexity && !test_on_gram {
             check_convexity(&backend, &p, p_max)?;
         }
-        let factor = match backend.factor(&p, &a, &g, rho) {
+        let mut factor = match backend.factor(&p, &a, &g, rho) {
             Err(err @ Error::NotPositiveDefinite { .. }) if test_on_gram => {
                 check_convexity(&backend, &p, p_max)?;
                 return Err(err);
@@ -203,9 +203,12 @@ impl<B: LinAlg> AltDiff<B> {
             // the Jacobians wrt b and h then take a product with W and one triangular solve
             // instead of a product with C' and a solve with H
             let keep_half = specs.iter().any(|(p, _)| matches!(p, Param::B | Param::H));
-            Some(DualOps::new(
-                &backend, &a, &g, &factor, dims, with_k, keep_half,
-            )?)
+            Some(if with_k || keep_half {
+                DualOps::new(&backend, &a, &g, &factor, dims, with_k, keep_half)?
+            } else {
+                // the limit system's solves through C (the polish, the limit VJP) use it
+                DualOps::keeping(&backend, &a, &g, &mut factor, dims)?
+            })
         } else {
             None
         };

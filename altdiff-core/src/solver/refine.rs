@@ -180,8 +180,8 @@ impl<B: LinAlg> AltDiff<B> {
     /// (`f`: `n x k`; `e`: `r x k`, its rows of `I` unused). As ADMM data: `q = -f`,
     /// `[b; h] = e` (zero on `I`), `c = q - rho C'[b; h]`; then `v = -S^-1 (C H^-1 c +
     /// [b; h])`, `x = -H^-1 (c + C'v)` and `y = v` on `A`. By linearity `C H^-1 c =
-    /// -C H^-1 f - rho M e` and `x = H^-1 (f - C'(v - rho e))`: two solves with `H`, one
-    /// product with `C` and one with `C'`.
+    /// -C H^-1 f - rho M e` and `x = H^-1 (f - C'(v - rho e))`: one solve with `H` split
+    /// around `S` ([`LinAlg::solve_split`], [`LinAlg::solve_join`]).
     pub(super) fn active_solve(
         &self,
         dk: &DualKernel<'_, B>,
@@ -191,18 +191,14 @@ impl<B: LinAlg> AltDiff<B> {
     ) -> Result<(B::Mat, B::Mat)> {
         let (be, one, rho) = (&self.backend, B::Real::one(), self.rho);
         let e = system.without_inactive(be, e)?;
-        let mut hf = f.clone();
-        be.solve_in_place(dk.factor, &mut hf)?;
-        let (r, k) = be.shape(&e);
-        let mut chc = be.zeros(r, k)?;
-        be.apply(&mut chc, Accum::Replace, &dk.ops.c, Trans::No, &hf, -one)?;
-        be.apply(&mut chc, Accum::Add, &dk.ops.m, Trans::No, &e, -rho)?;
+        let (mut chf, t) = be.solve_split(dk.factor, &dk.ops.c, f)?;
+        be.apply(&mut chf, Accum::Add, &dk.ops.m, Trans::No, &e, rho)?;
+        let mut chc = chf.clone();
+        be.axpby(-one, &chf, B::Real::zero(), &mut chc)?;
         let v = system.point_of(be, &chc, &e)?;
         let mut w = v.clone();
         be.axpby(-rho, &e, one, &mut w)?;
-        let mut x = f.clone();
-        be.apply(&mut x, Accum::Add, &dk.ops.c, Trans::Yes, &w, -one)?;
-        be.solve_in_place(dk.factor, &mut x)?;
+        let x = be.solve_join(dk.factor, &dk.ops.c, t, &w)?;
         Ok((x, system.without_inactive(be, &v)?))
     }
 

@@ -186,7 +186,7 @@ impl<B: LinAlg> AltDiff<B> {
             }
             return self.vjp_kkt(solution, g);
         };
-        let (be, dims, one) = (&self.backend, self.dims, B::Real::one());
+        let (be, dims) = (&self.backend, self.dims);
         let mut stacked = vec![B::Real::zero(); dims.p];
         stacked.extend(be.to_col_major(solution.s())?);
         let built;
@@ -201,12 +201,9 @@ impl<B: LinAlg> AltDiff<B> {
                 Err(other) => return Err(other),
             },
         };
-        let mut zeta = g.clone();
-        be.solve_in_place(&self.factor, &mut zeta)?;
-        let mut cz = be.zeros(dims.p + dims.m, 1)?;
-        be.apply(&mut cz, Accum::Replace, &dual.c, Trans::No, &zeta, one)?;
+        let (cz, t) = be.solve_split(&self.factor, &dual.c, g)?;
         let w = system.solve(be, &cz)?;
-        let mut grads = self.limit_grads(dual, g, &w)?;
+        let mut grads = self.limit_grads(dual, t, &w)?;
         if self.refines() {
             grads = self.refine_grads(dual, system, g, grads)?;
         }
@@ -214,18 +211,18 @@ impl<B: LinAlg> AltDiff<B> {
         self.with_closed_forms(solution, q, b, h)
     }
 
-    /// The adjoints from the limit system's `w = S^-1 C H^-1 g` (blocks of any width):
-    /// `zeta = H^-1 (g - C'w)`, then `q: -zeta`, `b: w_b + rho A zeta`, `h: w_h + rho G zeta`.
+    /// The adjoints from the limit system's `w = S^-1 C H^-1 g` (blocks of any width), with
+    /// `t` the intermediate of `g`'s [`LinAlg::solve_split`]: `zeta = H^-1 (g - C'w)`
+    /// ([`LinAlg::solve_join`]), then `q: -zeta`, `b: w_b + rho A zeta`,
+    /// `h: w_h + rho G zeta`.
     pub(super) fn limit_grads(
         &self,
         dual: &DualOps<B>,
-        g: &B::Mat,
+        t: B::Mat,
         w: &B::Mat,
     ) -> Result<(B::Mat, B::Mat, B::Mat)> {
         let (be, one) = (&self.backend, B::Real::one());
-        let mut zeta = g.clone();
-        be.apply(&mut zeta, Accum::Add, &dual.c, Trans::Yes, w, -one)?;
-        be.solve_in_place(&self.factor, &mut zeta)?;
+        let zeta = be.solve_join(&self.factor, &dual.c, t, w)?;
         let (mut b, mut h) = unstack(be, w, self.dims.p)?;
         be.apply(&mut b, Accum::Add, &self.a, Trans::No, &zeta, self.rho)?;
         be.apply(&mut h, Accum::Add, &self.g, Trans::No, &zeta, self.rho)?;

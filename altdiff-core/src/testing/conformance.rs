@@ -296,6 +296,7 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
             &rf.to_col_major(&xr).unwrap(),
             1e-10,
         );
+        split_solves_match_reference(be, &mut rng, (n, k), &pm, (&a, &g));
         // the small factorizations: borrowed and owned alike at full precision, the coarse
         // one in the precision of H's factor
         let mut xr = rf.mat_from_col_major(n, k, &rhs).unwrap();
@@ -410,6 +411,84 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
         .unwrap();
     assert!((d - 3.0).abs() < 1e-15, "dot: {d}");
     diagonal_scalings_match_reference(be, &mut rng);
+}
+
+/// `solve_split` / `solve_join` equal the reference's `C H^-1 f` and `H^-1 (f - C'y)` for
+/// a factor that kept what `gram_inverse_keeping` formed `M` from and for one that did not,
+/// and `gram_inverse_keeping`'s `M` equals the reference's (to the factor's precision).
+fn split_solves_match_reference<B: LinAlg<Real = f64>>(
+    be: &B,
+    rng: &mut StdRng,
+    (n, k): (usize, usize),
+    pm: &[f64],
+    (a, g): (&[f64], &[f64]),
+) {
+    let rf = RefBackend;
+    let (p, m) = (a.len() / n, g.len() / n);
+    let r = p + m;
+    let c: Vec<f64> = (0..n)
+        .flat_map(|j| a[j * p..(j + 1) * p].iter().chain(&g[j * m..(j + 1) * m]))
+        .copied()
+        .collect();
+    let (f, y) = (random_block(rng, n, k), random_block(rng, r, k));
+    let rho = 1.3;
+    let factor_of = |be: &B| {
+        be.factor(
+            &be.op_from_col_major(n, n, pm).unwrap(),
+            &be.op_from_col_major(p, n, a).unwrap(),
+            &be.op_from_col_major(m, n, g).unwrap(),
+            rho,
+        )
+        .expect("factor")
+    };
+    let rff = rf
+        .factor(
+            &rf.op_from_col_major(n, n, pm).unwrap(),
+            &rf.op_from_col_major(p, n, a).unwrap(),
+            &rf.op_from_col_major(m, n, g).unwrap(),
+            rho,
+        )
+        .unwrap();
+    let rc = rf.op_from_col_major(r, n, &c).unwrap();
+    let (m_ref, _) = rf.gram_inverse(&rff, &rc, false).unwrap();
+    let (chf_ref, t_ref) = rf
+        .solve_split(&rff, &rc, &rf.mat_from_col_major(n, k, &f).unwrap())
+        .unwrap();
+    let x_ref = rf
+        .solve_join(&rff, &rc, t_ref, &rf.mat_from_col_major(r, k, &y).unwrap())
+        .unwrap();
+    let tol = 1e4 * be.factor_epsilon().max(1e-16);
+    let bc = be.op_from_col_major(r, n, &c).unwrap();
+    let mut kept = factor_of(be);
+    let m_kept = be
+        .gram_inverse_keeping(&mut kept, &bc)
+        .expect("gram_inverse_keeping");
+    assert_close(
+        &format!("gram_inverse_keeping n={n} r={r}"),
+        &host(be, &m_kept),
+        &rf.to_col_major(&m_ref).unwrap(),
+        tol,
+    );
+    for (how, factor) in [("kept", kept), ("plain", factor_of(be))] {
+        let (chf, t) = be
+            .solve_split(&factor, &bc, &be.mat_from_col_major(n, k, &f).unwrap())
+            .expect("solve_split");
+        assert_close(
+            &format!("solve_split ({how}) n={n} r={r} k={k}"),
+            &host(be, &chf),
+            &rf.to_col_major(&chf_ref).unwrap(),
+            tol,
+        );
+        let x = be
+            .solve_join(&factor, &bc, t, &be.mat_from_col_major(r, k, &y).unwrap())
+            .expect("solve_join");
+        assert_close(
+            &format!("solve_join ({how}) n={n} r={r} k={k}"),
+            &host(be, &x),
+            &rf.to_col_major(&x_ref).unwrap(),
+            tol,
+        );
+    }
 }
 
 /// `scale_rows_cols`, `op_scaled`, `op_abs_max`, `op_abs_sums` and `op_stack_rows`
