@@ -240,6 +240,106 @@ fn abs_max_column<T: Real>(column: &[T], rows: &[T], cj: T, row_max: &mut [T]) -
 /// The independent lanes of the column maximum in [`abs_max_scaled`].
 const MAX_LANES: usize = 8;
 
+/// The largest `|v_ij|` and the sums of `|v_ij|` (in `f64`) of every row and every column
+/// of a matrix, measured in one pass ([`abs_profile`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AbsProfile<T> {
+    /// The largest `|v_ij|` of every row.
+    pub row_max: Vec<T>,
+    /// The largest `|v_ij|` of every column.
+    pub col_max: Vec<T>,
+    /// The sum of `|v_ij|` of every row.
+    pub row_sums: Vec<f64>,
+    /// The sum of `|v_ij|` of every column.
+    pub col_sums: Vec<f64>,
+}
+
+/// [`abs_max_scaled`] with unit scales and [`abs_sums`] in one pass over the columns of a
+/// matrix with `nrows` rows; the row maxima and sums only `with_rows` (else left empty: the
+/// column reductions alone stream, the rows' cost a read and a write per entry).
+///
+/// # Example
+/// ```
+/// use altdiff_core::kernels;
+/// let columns = [[1.0, -4.0], [0.0, 2.0]];
+/// let profile = kernels::abs_profile(columns.iter().map(|c| &c[..]), 2, true);
+/// assert_eq!((profile.row_max, profile.col_max), (vec![1.0, 4.0], vec![4.0, 2.0]));
+/// assert_eq!((profile.row_sums, profile.col_sums), (vec![1.0, 6.0], vec![5.0, 2.0]));
+/// let columns_only = kernels::abs_profile(columns.iter().map(|c| &c[..]), 2, false);
+/// assert!(columns_only.row_max.is_empty() && columns_only.col_sums == vec![5.0, 2.0]);
+/// ```
+pub fn abs_profile<'a, T: Real>(
+    columns: impl IntoIterator<Item = &'a [T]>,
+    nrows: usize,
+    with_rows: bool,
+) -> AbsProfile<T> {
+    let rows = if with_rows { nrows } else { 0 };
+    let mut out = AbsProfile {
+        row_max: vec![T::zero(); rows],
+        row_sums: vec![0.0; rows],
+        ..AbsProfile::default()
+    };
+    for column in columns {
+        let column = &column[..column.len().min(nrows)];
+        let (col_max, col_sum) = if with_rows {
+            abs_profile_column(column, &mut out.row_max, &mut out.row_sums)
+        } else {
+            abs_column(column)
+        };
+        out.col_max.push(col_max);
+        out.col_sums.push(col_sum);
+    }
+    out
+}
+
+/// The largest `|v_i|` of a column and its sum of `|v_i|`, in independent lanes.
+fn abs_column<T: Real>(column: &[T]) -> (T, f64) {
+    let (mut max_lanes, mut sum_lanes) = ([T::zero(); MAX_LANES], [0.0; MAX_LANES]);
+    for v in column.chunks_exact(MAX_LANES) {
+        for k in 0..MAX_LANES {
+            let a = v[k].abs();
+            max_lanes[k] = if a > max_lanes[k] { a } else { max_lanes[k] };
+            sum_lanes[k] += a.to_f64_lossy();
+        }
+    }
+    for &v in &column[column.len() - column.len() % MAX_LANES..] {
+        let a = v.abs();
+        max_lanes[0] = if a > max_lanes[0] { a } else { max_lanes[0] };
+        sum_lanes[0] += a.to_f64_lossy();
+    }
+    let max = max_lanes.into_iter().fold(T::zero(), |acc, a| acc.max(a));
+    (max, sum_lanes.iter().sum())
+}
+
+/// [`abs_column`] that also raises `row_max` and adds to `row_sums` (as long as `column`).
+fn abs_profile_column<T: Real>(column: &[T], row_max: &mut [T], row_sums: &mut [f64]) -> (T, f64) {
+    let (mut max_lanes, mut sum_lanes) = ([T::zero(); MAX_LANES], [0.0; MAX_LANES]);
+    let chunks = column
+        .chunks_exact(MAX_LANES)
+        .zip(row_max.chunks_exact_mut(MAX_LANES))
+        .zip(row_sums.chunks_exact_mut(MAX_LANES));
+    for ((v, row_max), row_sums) in chunks {
+        for k in 0..MAX_LANES {
+            let a = v[k].abs();
+            row_max[k] = if a > row_max[k] { a } else { row_max[k] };
+            max_lanes[k] = if a > max_lanes[k] { a } else { max_lanes[k] };
+            let a = a.to_f64_lossy();
+            row_sums[k] += a;
+            sum_lanes[k] += a;
+        }
+    }
+    let tail = column.len() - column.len() % MAX_LANES;
+    for (i, &v) in column.iter().enumerate().skip(tail) {
+        let a = v.abs();
+        row_max[i] = if a > row_max[i] { a } else { row_max[i] };
+        max_lanes[0] = if a > max_lanes[0] { a } else { max_lanes[0] };
+        row_sums[i] += a.to_f64_lossy();
+        sum_lanes[0] += a.to_f64_lossy();
+    }
+    let max = max_lanes.into_iter().fold(T::zero(), |acc, a| acc.max(a));
+    (max, sum_lanes.iter().sum())
+}
+
 /// The sums of `|v_ij|` over every row and every column of a matrix with `nrows` rows given
 /// by its columns, in `f64`: `(row sums, column sums)`.
 ///

@@ -218,6 +218,36 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         let lhs = self.op_from_col_major(k, n, &self.to_col_major(lhs)?)?;
         self.apply(dst, accum, &lhs, Trans::Yes, rhs, alpha)
     }
+    /// [`LinAlg::symmetric_product_tn`] in the arithmetic of `H`'s factor
+    /// ([`LinAlg::factor_epsilon`]), for a product that only a factorization of that
+    /// arithmetic reads ([`LinAlg::cholesky_owned_coarse`]: the Schur complement of the
+    /// limit system). The default is [`LinAlg::symmetric_product_tn`].
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{Accum, LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let u = be.mat_from_col_major(1, 2, &[1.0, 2.0])?;
+    /// let mut dst = be.zeros(2, 2)?;
+    /// be.symmetric_product_tn_coarse(&mut dst, Accum::Replace, &u, &u, 1.0)?;
+    /// assert_eq!(be.to_col_major(&dst)?, vec![1.0, 2.0, 2.0, 4.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn symmetric_product_tn_coarse(
+        &self,
+        dst: &mut Self::Mat,
+        accum: Accum,
+        lhs: &Self::Mat,
+        rhs: &Self::Mat,
+        alpha: Self::Real,
+    ) -> Result<()> {
+        self.symmetric_product_tn(dst, accum, lhs, rhs, alpha)
+    }
     /// Factors `H = P + rho (A'A + G'G)` (Cholesky). `A` or `G` may have zero rows.
     ///
     /// # Errors
@@ -381,6 +411,35 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         grad: &mut Self::OpGrad,
         terms: &[(Self::Real, &Self::Mat, &Self::Mat)],
     ) -> Result<()>;
+    /// A new gradient `sum_t alpha_t lhs_t rhs_t'` on the pattern of `op` (the closed forms
+    /// of the VJPs). The default is [`LinAlg::grad_zeros`] then [`LinAlg::grad_add_outer`]; a
+    /// dense backend writes each entry once (an `n x n` gradient is memory-bound: one pass
+    /// instead of a zero fill and a read-modify-write per term).
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{Field, LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_col_major(1, 2, &[0.0, 0.0])?;
+    /// let (u, v) = (be.mat_from_col_major(1, 1, &[2.0])?, be.mat_from_col_major(2, 1, &[1.0, 3.0])?);
+    /// let grad = be.grad_outer(&op, &[(0.5, &u, &v), (1.0, &u, &v)])?;
+    /// assert_eq!(be.grad_to_host(&grad, Field::A)?.col_major().to_vec(), vec![3.0, 9.0]);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn grad_outer(
+        &self,
+        op: &Self::Op,
+        terms: &[(Self::Real, &Self::Mat, &Self::Mat)],
+    ) -> Result<Self::OpGrad> {
+        let mut grad = self.grad_zeros(op)?;
+        self.grad_add_outer(&mut grad, terms)?;
+        Ok(grad)
+    }
     /// The gradient on the host (dense, or sparse on the pattern), named `field`.
     ///
     /// # Errors
@@ -655,6 +714,43 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         Ok(self.gram_inverse(factor, c, false)?.0)
     }
 
+    /// `dst = [dst +] alpha M v` for the `M` (`m`) of [`LinAlg::gram_inverse_keeping`]: a
+    /// factor that kept `M` in its own, coarser arithmetic (the one `m` was converted from)
+    /// applies that copy, at a fraction of the memory traffic (the products of the
+    /// dual-space iteration). The default applies `m`.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{Accum, LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let h = be.op_from_col_major(1, 1, &[4.0])?;
+    /// let none = be.op_from_col_major(0, 1, &[])?;
+    /// let mut factor = be.factor(&h, &none, &none, 0.0)?;
+    /// let m = be.gram_inverse_keeping(&mut factor, &be.op_from_col_major(1, 1, &[2.0])?)?;
+    /// let m = be.op_from_mat(m)?; // M = 2 * 2 / 4
+    /// let mut dst = be.mat_from_col_major(1, 1, &[0.0])?;
+    /// be.apply_gram(&factor, &m, &mut dst, Accum::Replace, &be.mat_from_col_major(1, 1, &[3.0])?, 2.0)?;
+    /// assert!((be.to_col_major(&dst)?[0] - 6.0).abs() < 1e-12);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn apply_gram(
+        &self,
+        factor: &Self::Factor,
+        m: &Self::Op,
+        dst: &mut Self::Mat,
+        accum: crate::Accum,
+        v: &Self::Mat,
+        alpha: Self::Real,
+    ) -> Result<()> {
+        let _ = factor;
+        self.apply(dst, accum, m, crate::Trans::No, v, alpha)
+    }
+
     /// `(C H^-1 f, t)`: a solve with `H` seen through `C`, and the intermediate `t` that
     /// [`LinAlg::solve_join`] finishes `H^-1 (f - C'y)` from, with the same `C` (what `t`
     /// holds is the backend's: the default's `t` is `H^-1 f`; a factor `H = L L'` that kept
@@ -872,6 +968,48 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         }
         let data = self.op_to_col_major(op)?;
         Ok(crate::kernels::abs_sums(data.chunks_exact(r), r))
+    }
+
+    /// The largest `|op_ij|` and the sums of `|op_ij|` of every column and, `with_rows`, of
+    /// every row ([`kernels::AbsProfile`](crate::kernels::AbsProfile)): the first pass of the
+    /// Ruiz equilibration, whose sums also bound `|H|` for the convexity test. The default
+    /// calls [`LinAlg::op_abs_max`] (unit scales) and [`LinAlg::op_abs_sums`]; a backend with
+    /// host columns measures both in one pass
+    /// ([`kernels::abs_profile`](crate::kernels::abs_profile)).
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let op = be.op_from_col_major(2, 2, &[1.0, -4.0, 0.0, 2.0])?;
+    /// let profile = be.op_abs_profile(&op, true)?;
+    /// assert_eq!((profile.row_max, profile.col_sums), (vec![1.0, 4.0], vec![5.0, 2.0]));
+    /// assert!(be.op_abs_profile(&op, false)?.row_sums.is_empty());
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn op_abs_profile(
+        &self,
+        op: &Self::Op,
+        with_rows: bool,
+    ) -> Result<crate::kernels::AbsProfile<Self::Real>> {
+        let (r, c) = self.op_shape(op);
+        let ones = vec![Self::Real::one(); r.max(c)];
+        let (mut row_max, col_max) = self.op_abs_max(op, &ones[..r], &ones[..c])?;
+        let (mut row_sums, col_sums) = self.op_abs_sums(op)?;
+        if !with_rows {
+            (row_max, row_sums) = (Vec::new(), Vec::new());
+        }
+        Ok(crate::kernels::AbsProfile {
+            row_max,
+            col_max,
+            row_sums,
+            col_sums,
+        })
     }
 
     /// Whether the dense `(p + m) x (p + m)` dual-space operator `M = C H^-1 C'` is worth

@@ -67,6 +67,47 @@ pub fn symmetric_product_tn(
     mirror_lower(dst);
 }
 
+/// [`symmetric_product_tn`] in `f32`: the inputs narrowed, the lower triangle formed in
+/// `f32`, then widened into `dst` and mirrored (the limit system's Schur complement for a
+/// single-precision Cholesky).
+///
+/// # Panics
+/// When `lhs` and `rhs` differ in shape or `dst` is not square of their column count.
+pub(crate) fn symmetric_product_tn_single(
+    mut dst: MatMut<'_, f64>,
+    accum: faer::Accum,
+    lhs: MatRef<'_, f64>,
+    rhs: MatRef<'_, f64>,
+    alpha: f64,
+    par: Par,
+) {
+    assert_eq!(lhs.shape(), rhs.shape(), "symmetric_product_tn: shapes");
+    let k = lhs.ncols();
+    assert_eq!(dst.shape(), (k, k), "symmetric_product_tn: destination");
+    let mut lower = Mat::<f32>::zeros(k, k);
+    triangular::matmul(
+        lower.as_mut(),
+        BlockStructure::TriangularLower,
+        faer::Accum::Replace,
+        narrow(lhs).transpose(),
+        BlockStructure::Rectangular,
+        narrow(rhs).as_ref(),
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    for j in 0..k {
+        for i in j..k {
+            let product = alpha * f64::from(lower[(i, j)]);
+            dst[(i, j)] = match accum {
+                faer::Accum::Replace => product,
+                faer::Accum::Add => dst[(i, j)] + product,
+            };
+        }
+    }
+    mirror_lower(dst);
+}
+
 /// Copies the strict lower triangle onto the upper one.
 pub(crate) fn mirror_lower<T: Copy>(mut m: MatMut<'_, T>) {
     for j in 0..m.ncols() {
@@ -352,6 +393,8 @@ pub struct DenseCholesky {
     /// `W = L^-1 C'` (n x r) for the `C` of [`DenseCholesky::gram_inverse_keeping`], in the
     /// factor's precision (boxed: the factor stays small inside other types).
     half: Option<Box<Lower>>,
+    /// `M = W'W` in `f32`, kept with a single-precision half for [`DenseCholesky::apply_gram`].
+    gram: Option<Box<Mat<f32>>>,
 }
 
 impl DenseCholesky {
@@ -441,6 +484,7 @@ impl DenseCholesky {
                 Ok(Self {
                     l: Lower::Single(h),
                     half: None,
+                    gram: None,
                 })
             }
         }
@@ -504,6 +548,7 @@ impl DenseCholesky {
         Ok(Self {
             l: Lower::Double(l),
             half: None,
+            gram: None,
         })
     }
 
@@ -560,6 +605,7 @@ impl DenseCholesky {
     /// ```
     pub fn gram_inverse_keeping(&mut self, c: MatRef<'_, f64>, par: Par) -> Mat<f64> {
         assert_eq!(c.ncols(), self.dim(), "DenseCholesky: C columns");
+        self.gram = None;
         let (m, half) = match &self.l {
             Lower::Double(l) => {
                 let (m, w) = gram_with_half(l.as_ref(), transposed(c, |v| v), par);
@@ -567,11 +613,71 @@ impl DenseCholesky {
             }
             Lower::Single(l) => {
                 let (m, w) = gram_with_half(l.as_ref(), transposed(c, single), par);
-                (widen(m.as_ref()), Lower::Single(w))
+                let wide = widen(m.as_ref());
+                self.gram = Some(Box::new(m));
+                (wide, Lower::Single(w))
             }
         };
         self.half = Some(Box::new(half));
         m
+    }
+
+    /// `dst = [dst +] alpha M v` for the `M` (`m`, r x r) of
+    /// [`DenseCholesky::gram_inverse_keeping`]: with a single-precision factor, by the `f32`
+    /// copy of `M` it kept (the one `m` was widened from: half the memory traffic, and no
+    /// accuracy that `m` has lost), else by `m`.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par, Precision};
+    /// let h = faer::mat![[4.0, 0.0], [0.0, 1.0]];
+    /// let mut chol = DenseCholesky::penalized_in(h.as_ref(), &[], 0.0, Par::Seq, Precision::Single)?;
+    /// let m = chol.gram_inverse_keeping(faer::mat![[2.0, 1.0]].as_ref(), Par::Seq);
+    /// let mut dst = faer::mat![[1.0]];
+    /// chol.apply_gram(m.as_ref(), dst.as_mut(), faer::Accum::Add, faer::mat![[3.0]].as_ref(), -1.0, Par::Seq);
+    /// assert!((dst[(0, 0)] + 5.0).abs() < 1e-6); // 1 - 2 * 3
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn apply_gram(
+        &self,
+        m: MatRef<'_, f64>,
+        mut dst: MatMut<'_, f64>,
+        accum: faer::Accum,
+        v: MatRef<'_, f64>,
+        alpha: f64,
+        par: Par,
+    ) {
+        assert_eq!(m.ncols(), v.nrows(), "DenseCholesky: M columns");
+        assert_eq!(
+            dst.shape(),
+            (m.nrows(), v.ncols()),
+            "DenseCholesky: M v shape"
+        );
+        let Some(gram) = self.gram.as_deref().filter(|g| g.shape() == m.shape()) else {
+            faer::linalg::matmul::matmul(dst, accum, m, v, alpha, par);
+            return;
+        };
+        let mut mv = Mat::<f32>::zeros(gram.nrows(), v.ncols());
+        faer::linalg::matmul::matmul(
+            mv.as_mut(),
+            faer::Accum::Replace,
+            gram.as_ref(),
+            narrow(v).as_ref(),
+            1.0,
+            par,
+        );
+        for j in 0..dst.ncols() {
+            for i in 0..dst.nrows() {
+                let product = alpha * f64::from(mv[(i, j)]);
+                dst[(i, j)] = match accum {
+                    faer::Accum::Replace => product,
+                    faer::Accum::Add => dst[(i, j)] + product,
+                };
+            }
+        }
     }
 
     /// Whether the factor keeps a half `W = L^-1 C'` ([`DenseCholesky::gram_inverse_keeping`]).

@@ -101,6 +101,16 @@ fn from_col_major(nrows: usize, ncols: usize, data: &[f64]) -> Mat<f64> {
     MatRef::from_column_major_slice(data, nrows, ncols).to_owned()
 }
 
+/// `a l r' + b u v'` (`rows x cols`) written once, column by column.
+fn outer_pair(
+    rows: usize,
+    cols: usize,
+    (a, l, r): (f64, &[f64], &[f64]),
+    (b, u, v): (f64, &[f64], &[f64]),
+) -> Mat<f64> {
+    Mat::from_fn(rows, cols, |i, j| a * r[j] * l[i] + b * v[j] * u[i])
+}
+
 impl LinAlg for FaerBackend {
     altdiff_core::dense_op_grads!();
 
@@ -151,6 +161,44 @@ impl LinAlg for FaerBackend {
     fn op_abs_sums(&self, op: &Mat<f64>) -> Result<(Vec<f64>, Vec<f64>)> {
         let columns = (0..op.ncols()).map(|j| op.col_as_slice(j));
         Ok(altdiff_core::kernels::abs_sums(columns, op.nrows()))
+    }
+
+    fn grad_outer(&self, op: &Mat<f64>, terms: &[(f64, &Mat<f64>, &Mat<f64>)]) -> Result<Mat<f64>> {
+        let (rows, cols) = op.shape();
+        let vectors = terms
+            .iter()
+            .all(|(_, l, r)| l.shape() == (rows, 1) && r.shape() == (cols, 1));
+        match terms {
+            [(a, l, r), (b, u, v)] if vectors => {
+                let (l, r, u, v) = (
+                    l.col_as_slice(0),
+                    r.col_as_slice(0),
+                    u.col_as_slice(0),
+                    v.col_as_slice(0),
+                );
+                Ok(outer_pair(rows, cols, (*a, l, r), (*b, u, v)))
+            }
+            _ => {
+                let mut grad = Mat::zeros(rows, cols);
+                for &(alpha, lhs, rhs) in terms {
+                    self.gemm_nt(&mut grad, Accum::Add, lhs, rhs, alpha)?;
+                }
+                Ok(grad)
+            }
+        }
+    }
+
+    fn op_abs_profile(
+        &self,
+        op: &Mat<f64>,
+        with_rows: bool,
+    ) -> Result<altdiff_core::kernels::AbsProfile<f64>> {
+        let columns = (0..op.ncols()).map(|j| op.col_as_slice(j));
+        Ok(altdiff_core::kernels::abs_profile(
+            columns,
+            op.nrows(),
+            with_rows,
+        ))
     }
 
     fn op_stack_rows(&self, top: &Mat<f64>, bottom: &Mat<f64>) -> Result<Mat<f64>> {
@@ -234,6 +282,30 @@ impl LinAlg for FaerBackend {
         Ok(())
     }
 
+    fn symmetric_product_tn_coarse(
+        &self,
+        dst: &mut Mat<f64>,
+        accum: Accum,
+        lhs: &Mat<f64>,
+        rhs: &Mat<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        match self.precision {
+            Precision::Double => self.symmetric_product_tn(dst, accum, lhs, rhs, alpha),
+            Precision::Single => {
+                crate::cholesky::symmetric_product_tn_single(
+                    dst.as_mut(),
+                    faer_accum(accum),
+                    lhs.as_ref(),
+                    rhs.as_ref(),
+                    alpha,
+                    self.par,
+                );
+                Ok(())
+            }
+        }
+    }
+
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
         DenseCholesky::penalized_in(
             p.as_ref(),
@@ -298,6 +370,26 @@ impl LinAlg for FaerBackend {
 
     fn gram_inverse_keeping(&self, factor: &mut DenseCholesky, c: &Mat<f64>) -> Result<Mat<f64>> {
         Ok(factor.gram_inverse_keeping(c.as_ref(), self.par))
+    }
+
+    fn apply_gram(
+        &self,
+        factor: &DenseCholesky,
+        m: &Mat<f64>,
+        dst: &mut Mat<f64>,
+        accum: Accum,
+        v: &Mat<f64>,
+        alpha: f64,
+    ) -> Result<()> {
+        factor.apply_gram(
+            m.as_ref(),
+            dst.as_mut(),
+            faer_accum(accum),
+            v.as_ref(),
+            alpha,
+            self.par,
+        );
+        Ok(())
     }
 
     fn solve_split(

@@ -342,13 +342,11 @@ pub(crate) fn closed_forms<B: LinAlg>(
     let [x, lam, nu] = point;
     let [d, gb, gh] = grads;
     let [p_op, a_op, g_op] = ops;
-    let mut p = be.grad_zeros(p_op)?;
-    be.grad_add_outer(&mut p, &[(half, d, x), (half, x, d)])?;
-    let mut a = be.grad_zeros(a_op)?;
-    be.grad_add_outer(&mut a, &[(one, lam, d), (-one, gb, x)])?;
-    let mut g = be.grad_zeros(g_op)?;
-    be.grad_add_outer(&mut g, &[(one, nu, d), (-one, gh, x)])?;
-    Ok([p, a, g])
+    Ok([
+        be.grad_outer(p_op, &[(half, d, x), (half, x, d)])?,
+        be.grad_outer(a_op, &[(one, lam, d), (-one, gb, x)])?,
+        be.grad_outer(g_op, &[(one, nu, d), (-one, gh, x)])?,
+    ])
 }
 
 /// `(M + M')/2` of a square gradient, on the host (a sparse one on its pattern: an entry

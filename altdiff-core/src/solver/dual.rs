@@ -332,11 +332,11 @@ impl<B: LinAlg> DualKernel<'_, B> {
         be.lincomb([(one, &blk.y), (rho, &blk.s)], zero, &mut blk.v)?;
         // Cx = -C H^-1 c - M v
         be.axpby(-one, &data.chc, zero, &mut blk.cx)?;
-        be.apply(
+        be.apply_gram(
+            self.factor,
+            &self.ops.m,
             &mut blk.cx,
             Accum::Add,
-            &self.ops.m,
-            Trans::No,
             &blk.v,
             -one,
         )?;

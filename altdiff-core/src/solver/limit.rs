@@ -128,7 +128,13 @@ impl<B: LinAlg> Limit<B> {
                 let m_ia = backend.mat_from_col_major(i, a, m_ia)?;
                 let mut x = m_ia.clone();
                 backend.solve_in_place(t, &mut x)?;
-                backend.symmetric_product_tn(&mut sigma, Accum::Add, &m_ia, &x, B::Real::one())?;
+                // in the arithmetic of Sigma's factor: a coarse one reads no more
+                let one = B::Real::one();
+                if coarse {
+                    backend.symmetric_product_tn_coarse(&mut sigma, Accum::Add, &m_ia, &x, one)?
+                } else {
+                    backend.symmetric_product_tn(&mut sigma, Accum::Add, &m_ia, &x, one)?
+                };
             }
             Some(cholesky(backend.op_from_mat(sigma)?, a)?)
         } else {

@@ -142,14 +142,18 @@ impl<B: LinAlg> AltDiff<B> {
         settings.validate()?;
         let dims = problem.dims();
         let ops = [problem.p(), problem.a(), problem.g()];
-        // the largest |P_ij|, when a scaling pass measured it on the data as it stays
-        let (scaling, [p, a, g], p_max) = match settings.scaling {
+        // the largest |P_ij| and the sums bounding |H|, when a scaling pass measured them on
+        // the data as it stays
+        let (scaling, [p, a, g], measured) = match settings.scaling {
             Some(ruiz) => match Scaling::ruiz(&backend, ops, dims, ruiz)? {
                 Ruized::Scaled(scaling, scaled) => (Some(scaling), scaled, None),
-                Ruized::Unscaled { p_max } => (None, ops.map(Clone::clone), Some(p_max)),
+                Ruized::Unscaled { p_max, sums } => {
+                    (None, ops.map(Clone::clone), Some((p_max, sums)))
+                }
             },
             None => (None, ops.map(Clone::clone), None),
         };
+        let (p_max, sums) = measured.unzip();
         if let Some(ruiz) = settings.scaling
             && scaling.is_some()
             && ruiz.adaptive_rho
@@ -214,7 +218,7 @@ impl<B: LinAlg> AltDiff<B> {
         };
         if test_on_gram
             && let Some(dual) = &dual
-            && !convex_by_gram(&backend, dual, &p, p_max, rho)?
+            && !convex_by_gram(&backend, dual, &p, (p_max, sums), rho)?
         {
             check_convexity(&backend, &p, p_max)?;
         }
@@ -974,6 +978,29 @@ fn largest(values: &[f64]) -> f64 {
     values.iter().copied().fold(0.0, f64::max)
 }
 
+/// The largest row sum of `|P|`, and the largest row and column sums of `|C|`
+/// (`C = [A; G]`): `|H|_inf <= p_rows + rho c_cols c_rows` in the convexity test.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SumBounds {
+    pub p_rows: f64,
+    pub c_rows: f64,
+    pub c_cols: f64,
+}
+
+impl SumBounds {
+    /// The bounds from the row (or, as `P` is symmetric, column) sums of `|P|` and the
+    /// profiles of `A` and `G`.
+    pub fn of<T>(p_rows: &[f64], blocks: [&crate::kernels::AbsProfile<T>; 2]) -> Self {
+        let [a, g] = blocks;
+        let c_cols = a.col_sums.iter().zip(&g.col_sums).map(|(x, y)| x + y);
+        Self {
+            p_rows: largest(p_rows),
+            c_rows: largest(&a.row_sums).max(largest(&g.row_sums)),
+            c_cols: c_cols.fold(0.0, f64::max),
+        }
+    }
+}
+
 /// The convexity test on `M = C H^-1 C'` (r x r) instead of `P` (n x n). With `H = L L'`
 /// and `W = L^-1 C'`, `P = H - rho C'C = L (I - rho W W') L'`, and `W W'` has the nonzero
 /// eigenvalues of `W'W = M`: `P` is positive semidefinite iff `rho lambda_max(M) <= 1`.
@@ -986,14 +1013,24 @@ fn convex_by_gram<B: LinAlg>(
     backend: &B,
     dual: &DualOps<B>,
     p: &B::Op,
-    p_max: Option<f64>,
+    (p_max, sums): (Option<f64>, Option<SumBounds>),
     rho: B::Real,
 ) -> Result<bool> {
     let r = backend.op_shape(&dual.c).0;
-    let (p_rows, _) = backend.op_abs_sums(p)?;
-    let (c_rows, c_cols) = backend.op_abs_sums(&dual.c)?;
+    let sums = match sums {
+        Some(sums) => sums,
+        None => {
+            let (p_rows, _) = backend.op_abs_sums(p)?;
+            let (c_rows, c_cols) = backend.op_abs_sums(&dual.c)?;
+            SumBounds {
+                p_rows: largest(&p_rows),
+                c_rows: largest(&c_rows),
+                c_cols: largest(&c_cols),
+            }
+        }
+    };
     let rho_f = rho.to_f64_lossy();
-    let h_norm = largest(&p_rows) + rho_f * largest(&c_cols) * largest(&c_rows);
+    let h_norm = sums.p_rows + rho_f * sums.c_cols * sums.c_rows;
     let tau = convexity_shift(backend, p, p_max)? / h_norm.max(f64::MIN_POSITIVE);
     let diagonal = B::Real::of((1.0 + tau) / rho_f);
     let mut t: Vec<B::Real> = dual.m_host.iter().map(|&v| -v).collect();

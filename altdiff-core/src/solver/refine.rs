@@ -192,7 +192,7 @@ impl<B: LinAlg> AltDiff<B> {
         let (be, one, rho) = (&self.backend, B::Real::one(), self.rho);
         let e = system.without_inactive(be, e)?;
         let (mut chf, t) = be.solve_split(dk.factor, &dk.ops.c, f)?;
-        be.apply(&mut chf, Accum::Add, &dk.ops.m, Trans::No, &e, rho)?;
+        be.apply_gram(dk.factor, &dk.ops.m, &mut chf, Accum::Add, &e, rho)?;
         let mut chc = chf.clone();
         be.axpby(-one, &chf, B::Real::zero(), &mut chc)?;
         let v = system.point_of(be, &chc, &e)?;

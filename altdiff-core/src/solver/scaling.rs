@@ -14,7 +14,7 @@
 use crate::solver::iteration::Iterate;
 use crate::solver::solution::{Certificate, Derivative, Solution, TangentKey};
 use crate::solver::termination::{Products, measure_products};
-use crate::solver::{Directions, Grads};
+use crate::solver::{Directions, Grads, SumBounds};
 use crate::{HostMatrix, LinAlg, Param, QpDims, QpParams, Real, Result, Ruiz};
 
 /// Below this a row or column norm counts as zero (left unscaled); above [`MAX_SCALE`] it is
@@ -53,8 +53,8 @@ pub(crate) enum Ruized<B: LinAlg> {
     /// The scaling and the scaled `(P, A, G)`.
     Scaled(Scaling<B>, [B::Op; 3]),
     /// The norms spread less than the threshold: the data stays as it is. `p_max` is the
-    /// largest `|P_ij|`, which the first pass measured.
-    Unscaled { p_max: f64 },
+    /// largest `|P_ij|` and `sums` the sums bounding `|H|`, which the first pass measured.
+    Unscaled { p_max: f64, sums: SumBounds },
 }
 
 impl<B: LinAlg> Scaling<B> {
@@ -72,9 +72,25 @@ impl<B: LinAlg> Scaling<B> {
             |v: Vec<B::Real>| -> Vec<f64> { v.into_iter().map(Real::to_f64_lossy).collect() };
         for pass in 0..ruiz.iterations {
             let dr = real(&d);
-            let (_, p_cols) = backend.op_abs_max(p, &dr, &dr)?;
-            let (a_rows, a_cols) = backend.op_abs_max(a, &real(&e_a), &dr)?;
-            let (g_rows, g_cols) = backend.op_abs_max(g, &real(&e_g), &dr)?;
+            // the first pass (unit scales) also sums |P|, |A|, |G|: the bound on |H| of the
+            // convexity test, when the data stays unscaled
+            let (p_cols, a_rows, a_cols, g_rows, g_cols, sums) = if pass == 0 {
+                // P is symmetric: its columns' maxima and sums are its rows'
+                let pp = backend.op_abs_profile(p, false)?;
+                let (ap, gp) = (
+                    backend.op_abs_profile(a, true)?,
+                    backend.op_abs_profile(g, true)?,
+                );
+                let sums = SumBounds::of(&pp.col_sums, [&ap, &gp]);
+                (
+                    pp.col_max, ap.row_max, ap.col_max, gp.row_max, gp.col_max, sums,
+                )
+            } else {
+                let (_, p_cols) = backend.op_abs_max(p, &dr, &dr)?;
+                let (a_rows, a_cols) = backend.op_abs_max(a, &real(&e_a), &dr)?;
+                let (g_rows, g_cols) = backend.op_abs_max(g, &real(&e_g), &dr)?;
+                (p_cols, a_rows, a_cols, g_rows, g_cols, SumBounds::default())
+            };
             let p_cols = f64s(p_cols);
             let columns: Vec<f64> = p_cols
                 .iter()
@@ -85,7 +101,7 @@ impl<B: LinAlg> Scaling<B> {
             let (a_rows, g_rows) = (f64s(a_rows), f64s(g_rows));
             if pass == 0 && spread(columns.iter().chain(&a_rows).chain(&g_rows)) <= ruiz.threshold {
                 let p_max = p_cols.into_iter().fold(0.0, f64::max);
-                return Ok(Ruized::Unscaled { p_max });
+                return Ok(Ruized::Unscaled { p_max, sums });
             }
             for (dj, norm) in d.iter_mut().zip(columns) {
                 *dj *= ruiz_factor(norm);

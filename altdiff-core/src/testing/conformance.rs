@@ -411,6 +411,61 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
         .unwrap();
     assert!((d - 3.0).abs() < 1e-15, "dot: {d}");
     diagonal_scalings_match_reference(be, &mut rng);
+    outer_gradients_match_reference(be, &mut rng);
+}
+
+/// `grad_outer` (the closed forms' gradients, written at once) equals the reference's zeros
+/// plus `grad_add_outer`: pairs of vector terms, one term, blocks of two columns, empty shapes.
+fn outer_gradients_match_reference<B: LinAlg<Real = f64>>(be: &B, rng: &mut StdRng) {
+    let rf = RefBackend;
+    for (r, c) in [(3, 4), (4, 4), (1, 1), (0, 2), (2, 0)] {
+        for (terms, k) in [(2, 1), (1, 1), (2, 2)] {
+            let op = random_block(rng, r, c);
+            let blocks: Vec<(f64, Vec<f64>, Vec<f64>)> = (0..terms)
+                .map(|t| {
+                    (
+                        0.5 - t as f64,
+                        random_block(rng, r, k),
+                        random_block(rng, c, k),
+                    )
+                })
+                .collect();
+            let of = |be: &B| -> Vec<(f64, B::Mat, B::Mat)> {
+                blocks
+                    .iter()
+                    .map(|(a, l, rr)| {
+                        let lhs = be.mat_from_col_major(r, k, l).unwrap();
+                        (*a, lhs, be.mat_from_col_major(c, k, rr).unwrap())
+                    })
+                    .collect()
+            };
+            let mats = of(be);
+            let refs: Vec<(f64, &B::Mat, &B::Mat)> =
+                mats.iter().map(|(a, l, rr)| (*a, l, rr)).collect();
+            let got = be
+                .grad_outer(&be.op_from_col_major(r, c, &op).unwrap(), &refs)
+                .expect("grad_outer");
+            let rop = rf.op_from_col_major(r, c, &op).unwrap();
+            let mut expected = rf.grad_zeros(&rop).unwrap();
+            let rmats: Vec<_> = blocks
+                .iter()
+                .map(|(a, l, rr)| {
+                    let lhs = rf.mat_from_col_major(r, k, l).unwrap();
+                    (*a, lhs, rf.mat_from_col_major(c, k, rr).unwrap())
+                })
+                .collect();
+            let rrefs: Vec<_> = rmats.iter().map(|(a, l, rr)| (*a, l, rr)).collect();
+            rf.grad_add_outer(&mut expected, &rrefs).unwrap();
+            let got = be.grad_to_host(&got, crate::Field::A).unwrap();
+            let expected = rf.grad_to_host(&expected, crate::Field::A).unwrap();
+            assert_close(
+                &format!("grad_outer {r}x{c}, {terms} terms of {k} columns"),
+                &got.col_major(),
+                &expected.col_major(),
+                1e-14,
+            );
+        }
+    }
 }
 
 /// `solve_split` / `solve_join` equal the reference's `C H^-1 f` and `H^-1 (f - C'y)` for
