@@ -360,8 +360,14 @@ pub enum Precision {
     ///   factorization saves): Jacobians and JVPs of the limit or of the iteration, and the
     ///   unrolled and implicit VJPs.
     ///
-    /// The small factorizations of the solver (the limit system, the convexity test on `M`:
-    /// [`LinAlg::cholesky`](altdiff_core::LinAlg::cholesky)) stay `f64`; where the
+    /// What is formed from the `f32` factor stays `f32` where only refined solves read it:
+    /// the half `W = L^-1 C'` and `M = W'W` that the factor keeps
+    /// ([`DenseCholesky::gram_inverse_keeping`]) serve the dual-space iteration's products
+    /// ([`DenseCholesky::apply_gram`]) and the solves through `C`
+    /// ([`DenseCholesky::solve_split`]), and the limit system of a refined solve is formed
+    /// and factored in `f32` ([`LinAlg::cholesky_owned_coarse`](altdiff_core::LinAlg::cholesky_owned_coarse)).
+    /// The convexity test on `M` and the limit system of Jacobians
+    /// ([`LinAlg::cholesky`](altdiff_core::LinAlg::cholesky)) stay `f64`; where the
     /// convexity test on the single-precision `M` cannot decide, the solver runs the exact
     /// `f64` test on `P`.
     Single,
