@@ -96,16 +96,27 @@ pub(crate) fn symmetric_product_tn_single(
         1.0,
         par,
     );
-    for j in 0..k {
-        for i in j..k {
-            let product = alpha * f64::from(lower[(i, j)]);
+    // the upper triangle of `lower` is zero, and the mirror overwrites `dst`'s
+    accumulate_widened(dst.as_mut(), accum, alpha, lower.as_ref());
+    mirror_lower(dst);
+}
+
+/// `dst = [dst +] alpha src` for an `f32` block `src` of `dst`'s shape.
+fn accumulate_widened(
+    mut dst: MatMut<'_, f64>,
+    accum: faer::Accum,
+    alpha: f64,
+    src: MatRef<'_, f32>,
+) {
+    for j in 0..dst.ncols() {
+        for i in 0..dst.nrows() {
+            let product = alpha * f64::from(src[(i, j)]);
             dst[(i, j)] = match accum {
                 faer::Accum::Replace => product,
                 faer::Accum::Add => dst[(i, j)] + product,
             };
         }
     }
-    mirror_lower(dst);
 }
 
 /// Copies the strict lower triangle onto the upper one.
@@ -650,7 +661,7 @@ impl DenseCholesky {
     pub fn apply_gram(
         &self,
         m: MatRef<'_, f64>,
-        mut dst: MatMut<'_, f64>,
+        dst: MatMut<'_, f64>,
         accum: faer::Accum,
         v: MatRef<'_, f64>,
         alpha: f64,
@@ -675,15 +686,7 @@ impl DenseCholesky {
             1.0,
             par,
         );
-        for j in 0..dst.ncols() {
-            for i in 0..dst.nrows() {
-                let product = alpha * f64::from(mv[(i, j)]);
-                dst[(i, j)] = match accum {
-                    faer::Accum::Replace => product,
-                    faer::Accum::Add => dst[(i, j)] + product,
-                };
-            }
-        }
+        accumulate_widened(dst, accum, alpha, mv.as_ref());
     }
 
     /// Whether the factor keeps a half `W = L^-1 C'` ([`DenseCholesky::gram_inverse_keeping`]).
