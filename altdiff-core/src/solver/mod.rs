@@ -1053,3 +1053,61 @@ fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op, p_max: Option<f64>) -> Res
         Err(Error::NotConvex { shift })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels;
+
+    /// A column-major `r x c` block of small integers and halves (sums exact in `f64`).
+    fn block(r: usize, c: usize, seed: usize) -> Vec<f64> {
+        (0..r * c)
+            .map(|k| ((k * 7 + seed * 13) % 11) as f64 / 2.0 - 2.5)
+            .collect()
+    }
+
+    #[test]
+    fn sum_bounds_equal_the_sums_of_the_stacked_blocks() {
+        // more rows than the kernels' lanes, and a tail; P symmetric
+        let (n, p, m) = (11, 9, 3);
+        let w = block(n, n, 1);
+        let pm: Vec<f64> = (0..n * n).map(|k| w[k] + w[(k % n) * n + k / n]).collect();
+        let (a, g) = (block(p, n, 2), block(m, n, 3));
+        let profile = |d: &[f64], r: usize, rows| kernels::abs_profile(d.chunks_exact(r), r, rows);
+        let (pp, ap, gp) = (
+            profile(&pm, n, false),
+            profile(&a, p, true),
+            profile(&g, m, true),
+        );
+        // the one-pass profile is the two-pass maxima and sums
+        for (d, r, got) in [(&a, p, &ap), (&g, m, &gp)] {
+            let ones = vec![1.0; n.max(r)];
+            let (row_max, col_max) =
+                kernels::abs_max_scaled(d.chunks_exact(r), &ones[..r], &ones[..n]);
+            let (row_sums, col_sums) = kernels::abs_sums(d.chunks_exact(r), r);
+            assert_eq!((&got.row_max, &got.col_max), (&row_max, &col_max));
+            assert_eq!((&got.row_sums, &got.col_sums), (&row_sums, &col_sums));
+        }
+        // P by columns only
+        let ones = vec![1.0; n];
+        let (_, col_max) = kernels::abs_max_scaled(pm.chunks_exact(n), &ones, &ones);
+        let (_, col_sums) = kernels::abs_sums(pm.chunks_exact(n), n);
+        assert_eq!((&pp.col_max, &pp.col_sums), (&col_max, &col_sums));
+        assert!(pp.row_max.is_empty() && pp.row_sums.is_empty());
+        // the bounds are those of P and of the stacked C = [A; G]
+        let c: Vec<f64> = (0..n)
+            .flat_map(|j| a[j * p..(j + 1) * p].iter().chain(&g[j * m..(j + 1) * m]))
+            .copied()
+            .collect();
+        let (c_rows, c_cols) = kernels::abs_sums(c.chunks_exact(p + m), p + m);
+        let (p_rows, _) = kernels::abs_sums(pm.chunks_exact(n), n);
+        assert_eq!(
+            SumBounds::of(&pp.col_sums, [&ap, &gp]),
+            SumBounds {
+                p_rows: largest(&p_rows),
+                c_rows: largest(&c_rows),
+                c_cols: largest(&c_cols),
+            }
+        );
+    }
+}
