@@ -421,39 +421,21 @@ fn outer_gradients_match_reference<B: LinAlg<Real = f64>>(be: &B, rng: &mut StdR
     for (r, c) in [(3, 4), (4, 4), (1, 1), (0, 2), (2, 0)] {
         for (terms, k) in [(2, 1), (1, 1), (2, 2)] {
             let op = random_block(rng, r, c);
-            let blocks: Vec<(f64, Vec<f64>, Vec<f64>)> = (0..terms)
+            let blocks: Vec<OuterTerm> = (0..terms)
                 .map(|t| {
-                    (
-                        0.5 - t as f64,
-                        random_block(rng, r, k),
-                        random_block(rng, c, k),
-                    )
+                    let (l, rr) = (random_block(rng, r, k), random_block(rng, c, k));
+                    (0.5 - t as f64, l, rr)
                 })
                 .collect();
-            let of = |be: &B| -> Vec<(f64, B::Mat, B::Mat)> {
-                blocks
-                    .iter()
-                    .map(|(a, l, rr)| {
-                        let lhs = be.mat_from_col_major(r, k, l).unwrap();
-                        (*a, lhs, be.mat_from_col_major(c, k, rr).unwrap())
-                    })
-                    .collect()
-            };
-            let mats = of(be);
-            let refs: Vec<(f64, &B::Mat, &B::Mat)> =
-                mats.iter().map(|(a, l, rr)| (*a, l, rr)).collect();
+            let mats = outer_terms(be, (r, c, k), &blocks);
+            let refs: Vec<_> = mats.iter().map(|(a, l, rr)| (*a, l, rr)).collect();
             let got = be
                 .grad_outer(&be.op_from_col_major(r, c, &op).unwrap(), &refs)
                 .expect("grad_outer");
-            let rop = rf.op_from_col_major(r, c, &op).unwrap();
-            let mut expected = rf.grad_zeros(&rop).unwrap();
-            let rmats: Vec<_> = blocks
-                .iter()
-                .map(|(a, l, rr)| {
-                    let lhs = rf.mat_from_col_major(r, k, l).unwrap();
-                    (*a, lhs, rf.mat_from_col_major(c, k, rr).unwrap())
-                })
-                .collect();
+            let mut expected = rf
+                .grad_zeros(&rf.op_from_col_major(r, c, &op).unwrap())
+                .unwrap();
+            let rmats = outer_terms(&rf, (r, c, k), &blocks);
             let rrefs: Vec<_> = rmats.iter().map(|(a, l, rr)| (*a, l, rr)).collect();
             rf.grad_add_outer(&mut expected, &rrefs).unwrap();
             let got = be.grad_to_host(&got, crate::Field::A).unwrap();
@@ -466,6 +448,24 @@ fn outer_gradients_match_reference<B: LinAlg<Real = f64>>(be: &B, rng: &mut StdR
             );
         }
     }
+}
+
+/// A term `alpha l r'` of an outer-product gradient, its blocks column-major on the host.
+type OuterTerm = (f64, Vec<f64>, Vec<f64>);
+
+/// The terms on backend `be`: `l` is `rows x k`, `r` is `cols x k`.
+fn outer_terms<L: LinAlg<Real = f64>>(
+    be: &L,
+    (rows, cols, k): (usize, usize, usize),
+    terms: &[OuterTerm],
+) -> Vec<(f64, L::Mat, L::Mat)> {
+    terms
+        .iter()
+        .map(|(a, l, r)| {
+            let lhs = be.mat_from_col_major(rows, k, l).unwrap();
+            (*a, lhs, be.mat_from_col_major(cols, k, r).unwrap())
+        })
+        .collect()
 }
 
 /// `solve_split` / `solve_join` equal the reference's `C H^-1 f` and `H^-1 (f - C'y)` for
