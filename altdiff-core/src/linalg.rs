@@ -218,36 +218,6 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         let lhs = self.op_from_col_major(k, n, &self.to_col_major(lhs)?)?;
         self.apply(dst, accum, &lhs, Trans::Yes, rhs, alpha)
     }
-    /// [`LinAlg::symmetric_product_tn`] in the arithmetic of `H`'s factor
-    /// ([`LinAlg::factor_epsilon`]), for a product that only a factorization of that
-    /// arithmetic reads ([`LinAlg::cholesky_owned_coarse`]: the Schur complement of the
-    /// limit system). The default is [`LinAlg::symmetric_product_tn`].
-    ///
-    /// # Errors
-    /// A backend error.
-    ///
-    /// # Example
-    /// ```
-    /// # #[cfg(feature = "testing")] {
-    /// use altdiff_core::{Accum, LinAlg, testing::RefBackend};
-    /// let be = RefBackend;
-    /// let u = be.mat_from_col_major(1, 2, &[1.0, 2.0])?;
-    /// let mut dst = be.zeros(2, 2)?;
-    /// be.symmetric_product_tn_coarse(&mut dst, Accum::Replace, &u, &u, 1.0)?;
-    /// assert_eq!(be.to_col_major(&dst)?, vec![1.0, 2.0, 2.0, 4.0]);
-    /// # }
-    /// # Ok::<(), altdiff_core::Error>(())
-    /// ```
-    fn symmetric_product_tn_coarse(
-        &self,
-        dst: &mut Self::Mat,
-        accum: Accum,
-        lhs: &Self::Mat,
-        rhs: &Self::Mat,
-        alpha: Self::Real,
-    ) -> Result<()> {
-        self.symmetric_product_tn(dst, accum, lhs, rhs, alpha)
-    }
     /// Factors `H = P + rho (A'A + G'G)` (Cholesky). `A` or `G` may have zero rows.
     ///
     /// # Errors
@@ -360,6 +330,51 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// ```
     fn cholesky_owned_coarse(&self, op: Self::Op) -> Result<Self::Factor> {
         self.cholesky_owned(op)
+    }
+
+    /// The Cholesky factor of `S = B + X T^-1 X'`: `B` (`a x a`, column-major on the host,
+    /// symmetric) and, when given, the factor of `T` (`i x i`) and `X` (`a x i`); in the
+    /// arithmetic of [`LinAlg::factor`] when `coarse` (as [`LinAlg::cholesky_owned_coarse`]).
+    /// The limit system's `Sigma = M_AA + M_AI T^-1 M_IA`. The default forms `X T^-1 X'` by
+    /// [`LinAlg::gram_inverse`] (in `T`'s arithmetic), adds `B` and factors the sum; a
+    /// backend may form and factor it in place.
+    ///
+    /// # Errors
+    /// As [`LinAlg::cholesky`]: [`crate::Error::NotPositiveDefinite`] when `S` is not.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let t = be.cholesky_owned(be.op_from_col_major(1, 1, &[2.0])?)?;
+    /// let x = be.op_from_col_major(1, 1, &[2.0])?;
+    /// // S = 1 + 2 * 2 / 2 = 3
+    /// let s = be.cholesky_schur(1, &[1.0], Some((&t, &x)), false)?;
+    /// let mut y = be.mat_from_col_major(1, 1, &[3.0])?;
+    /// be.solve_in_place(&s, &mut y)?;
+    /// assert!((be.to_col_major(&y)?[0] - 1.0).abs() < 1e-15);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn cholesky_schur(
+        &self,
+        a: usize,
+        base: &[Self::Real],
+        schur: Option<(&Self::Factor, &Self::Op)>,
+        coarse: bool,
+    ) -> Result<Self::Factor> {
+        let mut s = self.mat_from_col_major(a, a, base)?;
+        if let Some((t, x)) = schur {
+            let (xtx, _) = self.gram_inverse(t, x, false)?;
+            self.axpby(Self::Real::one(), &xtx, Self::Real::one(), &mut s)?;
+        }
+        let s = self.op_from_mat(s)?;
+        if coarse {
+            self.cholesky_owned_coarse(s)
+        } else {
+            self.cholesky_owned(s)
+        }
     }
 
     /// The unit roundoff of [`LinAlg::factor`] and its solves: the precision of

@@ -67,40 +67,6 @@ pub fn symmetric_product_tn(
     mirror_lower(dst);
 }
 
-/// [`symmetric_product_tn`] in `f32`: the inputs narrowed, the lower triangle formed in
-/// `f32`, then widened into `dst` and mirrored (the limit system's Schur complement for a
-/// single-precision Cholesky).
-///
-/// # Panics
-/// When `lhs` and `rhs` differ in shape or `dst` is not square of their column count.
-pub(crate) fn symmetric_product_tn_single(
-    mut dst: MatMut<'_, f64>,
-    accum: faer::Accum,
-    lhs: MatRef<'_, f64>,
-    rhs: MatRef<'_, f64>,
-    alpha: f64,
-    par: Par,
-) {
-    assert_eq!(lhs.shape(), rhs.shape(), "symmetric_product_tn: shapes");
-    let k = lhs.ncols();
-    assert_eq!(dst.shape(), (k, k), "symmetric_product_tn: destination");
-    let mut lower = Mat::<f32>::zeros(k, k);
-    triangular::matmul(
-        lower.as_mut(),
-        BlockStructure::TriangularLower,
-        faer::Accum::Replace,
-        narrow(lhs).transpose(),
-        BlockStructure::Rectangular,
-        narrow(rhs).as_ref(),
-        BlockStructure::Rectangular,
-        1.0,
-        par,
-    );
-    // the upper triangle of `lower` is zero, and the mirror overwrites `dst`'s
-    accumulate_widened(dst.as_mut(), accum, alpha, lower.as_ref());
-    mirror_lower(dst);
-}
-
 /// `dst = [dst +] alpha src` for an `f32` block `src` of `dst`'s shape.
 fn accumulate_widened(
     mut dst: MatMut<'_, f64>,
@@ -503,6 +469,69 @@ impl DenseCholesky {
                     half: None,
                     gram: None,
                 })
+            }
+        }
+    }
+
+    /// Factors `S = B + X T^-1 X'` in `precision`: `B` (`a x a`, symmetric, its lower
+    /// triangle read) and, when given, `T`'s factor and `X` (`a x i`). In single precision
+    /// with a single-precision `T`, all of it in `f32` and in place: `Y = L_T^-1 X'`, the
+    /// lower triangle of `Y'Y` added to `B`'s narrowed copy, and its Cholesky (the limit
+    /// system's `Sigma`, [`LinAlg::cholesky_schur`](altdiff_core::LinAlg::cholesky_schur)).
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`] with the failing pivot.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par, Precision};
+    /// let t = DenseCholesky::new(faer::mat![[2.0]].as_ref(), Par::Seq)?;
+    /// let x = faer::mat![[2.0], [0.0]];
+    /// let b = faer::mat![[1.0, 0.0], [0.0, 1.0]];
+    /// // S = B + X T^-1 X' = [[3, 0], [0, 1]]
+    /// let s = DenseCholesky::schur_in(b.as_ref(), Some((&t, x.as_ref())), Par::Seq, Precision::Single)?;
+    /// let mut y = faer::mat![[3.0], [1.0]];
+    /// s.solve_in_place(y.as_mut(), Par::Seq);
+    /// assert!((y[(0, 0)] - 1.0).abs() < 1e-6 && (y[(1, 0)] - 1.0).abs() < 1e-6);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn schur_in(
+        b: MatRef<'_, f64>,
+        schur: Option<(&DenseCholesky, MatRef<'_, f64>)>,
+        par: Par,
+        precision: Precision,
+    ) -> Result<Self> {
+        if let Some((t, x)) = schur {
+            assert_eq!(x.shape(), (b.nrows(), t.dim()), "DenseCholesky: X shape");
+        }
+        match (precision, schur) {
+            (Precision::Single, Some((t, x))) if t.precision() == Precision::Single => {
+                let Lower::Single(l) = &t.l else {
+                    unreachable!("a single-precision factor")
+                };
+                let mut s = narrow(b);
+                let mut y = transposed(x, single);
+                triangular_solve::solve_lower_triangular_in_place(l.as_ref(), y.as_mut(), par);
+                lower_gram(s.as_mut(), y.as_ref(), 1.0, par);
+                cholesky_in_place(s.as_mut(), par)?;
+                Ok(Self {
+                    l: Lower::Single(s),
+                    half: None,
+                    gram: None,
+                })
+            }
+            (precision, schur) => {
+                let mut s = b.to_owned();
+                if let Some((t, x)) = schur {
+                    s += t.gram_inverse(x, false, par).0;
+                }
+                match precision {
+                    Precision::Double => Self::from_owned(s, par),
+                    Precision::Single => Self::penalized_in(s.as_ref(), &[], 0.0, par, precision),
+                }
             }
         }
     }

@@ -282,30 +282,6 @@ impl LinAlg for FaerBackend {
         Ok(())
     }
 
-    fn symmetric_product_tn_coarse(
-        &self,
-        dst: &mut Mat<f64>,
-        accum: Accum,
-        lhs: &Mat<f64>,
-        rhs: &Mat<f64>,
-        alpha: f64,
-    ) -> Result<()> {
-        match self.precision {
-            Precision::Double => self.symmetric_product_tn(dst, accum, lhs, rhs, alpha),
-            Precision::Single => {
-                crate::cholesky::symmetric_product_tn_single(
-                    dst.as_mut(),
-                    faer_accum(accum),
-                    lhs.as_ref(),
-                    rhs.as_ref(),
-                    alpha,
-                    self.par,
-                );
-                Ok(())
-            }
-        }
-    }
-
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
         DenseCholesky::penalized_in(
             p.as_ref(),
@@ -332,6 +308,26 @@ impl LinAlg for FaerBackend {
                 DenseCholesky::penalized_in(op.as_ref(), &[], 0.0, self.par, Precision::Single)
             }
         }
+    }
+
+    fn cholesky_schur(
+        &self,
+        a: usize,
+        base: &[f64],
+        schur: Option<(&DenseCholesky, &Mat<f64>)>,
+        coarse: bool,
+    ) -> Result<DenseCholesky> {
+        let precision = if coarse {
+            self.precision
+        } else {
+            Precision::Double
+        };
+        DenseCholesky::schur_in(
+            MatRef::from_column_major_slice(base, a, a),
+            schur.map(|(t, x)| (t, x.as_ref())),
+            self.par,
+            precision,
+        )
     }
 
     fn factor_epsilon(&self) -> f64 {

@@ -160,6 +160,24 @@ fn single_precision_factor_operations_match_double() {
     let mut direct = &f - c.transpose() * &y;
     double.solve_in_place(direct.as_mut(), Par::Seq);
     assert!(relative(&x_d, &direct) < 1e-12);
+    // B + X T^-1 X' (here I + C H^-1 C'): in f32 formed and factored in place
+    let eye_r = Mat::<f64>::identity(r, r);
+    let schur = |t: &DenseCholesky, precision| {
+        DenseCholesky::schur_in(eye_r.as_ref(), Some((t, c.as_ref())), Par::Seq, precision)
+            .expect("positive definite")
+    };
+    let (s_d, s_s) = (
+        schur(&double, Precision::Double),
+        schur(&single, Precision::Single),
+    );
+    assert_eq!(s_s.precision(), Precision::Single);
+    let (mut z_d, mut z_s, mut z) = (y.clone(), y.clone(), y.clone());
+    s_d.solve_in_place(z_d.as_mut(), Par::Seq);
+    s_s.solve_in_place(z_s.as_mut(), Par::Seq);
+    check("(B + X T^-1 X')^-1 y", &z_s, &z_d);
+    let sum = DenseCholesky::new((&eye_r + &m_d).as_ref(), Par::Seq).expect("definite");
+    sum.solve_in_place(z.as_mut(), Par::Seq);
+    assert!(relative(&z_d, &z) < 1e-12);
 }
 
 /// `J'g` of the KKT oracle's Jacobian wrt `param` at the active set `active`.

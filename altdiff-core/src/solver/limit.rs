@@ -92,51 +92,41 @@ impl<B: LinAlg> Limit<B> {
         let block = |rows: &[usize], cols: &[usize]| -> Vec<B::Real> {
             crate::kernels::gather_block(&ops.m_host, r, rows, cols.iter().copied())
         };
-        let cholesky = |op: B::Op, k: usize| -> Result<B::Factor> {
-            let factor = if coarse {
-                backend.cholesky_owned_coarse(op)
-            } else {
-                backend.cholesky_owned(op)
-            };
-            factor.map_err(|err| match err {
+        // a system that is not positive definite has dependent active rows
+        let singular = |k: usize| {
+            move |err| match err {
                 Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: k },
                 other => other,
-            })
+            }
         };
         let (a, i) = (active.len(), inactive.len());
         let t = if i > 0 {
             let mut t = block(&inactive, &inactive);
             t.iter_mut().for_each(|e| *e = -*e);
             (0..i).for_each(|d| t[d * i + d] = t[d * i + d] + B::Real::one() / rho);
-            Some(cholesky(backend.op_from_col_major(i, i, &t)?, i)?)
+            let t = backend.op_from_col_major(i, i, &t)?;
+            let t = if coarse {
+                backend.cholesky_owned_coarse(t)
+            } else {
+                backend.cholesky_owned(t)
+            };
+            Some(t.map_err(singular(i))?)
         } else {
             None
         };
-        // M_IA, gathered once: an operator of the coupling and X of Sigma's Schur term
-        let m_ia = (a > 0 && i > 0).then(|| block(&inactive, &active));
-        let coupling = match &m_ia {
-            Some(m_ia) => Some((
+        let coupling = if a > 0 && i > 0 {
+            Some((
                 backend.op_from_col_major(a, i, &block(&active, &inactive))?,
-                backend.op_from_col_major(i, a, m_ia)?,
-            )),
-            None => None,
+                backend.op_from_col_major(i, a, &block(&inactive, &active))?,
+            ))
+        } else {
+            None
         };
         let sigma = if a > 0 {
-            let mut sigma = backend.mat_from_col_major(a, a, &block(&active, &active))?;
-            if let (Some(t), Some(m_ia)) = (&t, &m_ia) {
-                // M_AI T^-1 M_IA = X'(T^-1 X) with X = M_IA: symmetric, one triangle formed
-                let m_ia = backend.mat_from_col_major(i, a, m_ia)?;
-                let mut x = m_ia.clone();
-                backend.solve_in_place(t, &mut x)?;
-                // in the arithmetic of Sigma's factor: a coarse one reads no more
-                let one = B::Real::one();
-                if coarse {
-                    backend.symmetric_product_tn_coarse(&mut sigma, Accum::Add, &m_ia, &x, one)?
-                } else {
-                    backend.symmetric_product_tn(&mut sigma, Accum::Add, &m_ia, &x, one)?
-                };
-            }
-            Some(cholesky(backend.op_from_mat(sigma)?, a)?)
+            // Sigma = M_AA + M_AI T^-1 M_IA, formed and factored in the arithmetic asked
+            let schur = t.as_ref().zip(coupling.as_ref().map(|(m_ai, _)| m_ai));
+            let sigma = backend.cholesky_schur(a, &block(&active, &active), schur, coarse);
+            Some(sigma.map_err(singular(a))?)
         } else {
             None
         };

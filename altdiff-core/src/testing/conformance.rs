@@ -325,6 +325,7 @@ pub fn ops_match_reference<B: LinAlg<Real = f64>>(be: &B) {
                 tol,
             );
         }
+        schur_cholesky_matches_reference(be, &mut rng, (n, k), &pm, &rhs);
     }
     let neg = be.op_from_col_major(2, 2, &[-1.0, 0.0, 0.0, -1.0]).unwrap();
     let none = be.op_from_col_major(0, 2, &[]).unwrap();
@@ -543,6 +544,87 @@ fn split_solves_match_reference<B: LinAlg<Real = f64>>(
             &rf.to_col_major(&x_ref).unwrap(),
             tol,
         );
+    }
+}
+
+/// `cholesky_schur` of `B = pm` plus `X T^-1 X'` (`T` positive definite of `i` rows, `X`
+/// random; the term absent for `i = 0`) solves like the reference's Cholesky of the sum
+/// formed densely, at full precision and at the factor's (`coarse`, with a coarse `T`);
+/// and a `B` that is not positive definite fails.
+fn schur_cholesky_matches_reference<B: LinAlg<Real = f64>>(
+    be: &B,
+    rng: &mut StdRng,
+    (n, k): (usize, usize),
+    pm: &[f64],
+    rhs: &[f64],
+) {
+    let rf = RefBackend;
+    for i in [0, 1, 3] {
+        let w = random_block(rng, i, i);
+        let t: Vec<f64> = (0..i * i)
+            .map(|e| {
+                let (r, c) = (e % i, e / i);
+                (0..i).map(|l| w[r * i + l] * w[c * i + l]).sum::<f64>()
+                    + if r == c { 1.0 } else { 0.0 }
+            })
+            .collect();
+        let x = random_block(rng, n, i);
+        // B + X T^-1 X' on the host: T^-1 X' by the reference
+        let t_ref = rf
+            .cholesky(&rf.op_from_col_major(i, i, &t).unwrap())
+            .unwrap();
+        let mut tix = rf
+            .mat_from_col_major(i, n, &crate::kernels::transpose(&x, n))
+            .unwrap();
+        rf.solve_in_place(&t_ref, &mut tix).unwrap();
+        let tix = rf.to_col_major(&tix).unwrap();
+        let s: Vec<f64> = (0..n * n)
+            .map(|e| {
+                let (r, c) = (e % n, e / n);
+                pm[e] + (0..i).map(|l| x[l * n + r] * tix[c * i + l]).sum::<f64>()
+            })
+            .collect();
+        let s_ref = rf
+            .cholesky(&rf.op_from_col_major(n, n, &s).unwrap())
+            .unwrap();
+        let mut expected = rf.mat_from_col_major(n, k, rhs).unwrap();
+        rf.solve_in_place(&s_ref, &mut expected).unwrap();
+        let expected = rf.to_col_major(&expected).unwrap();
+        for coarse in [false, true] {
+            let t_op = be.op_from_col_major(i, i, &t).unwrap();
+            let t_factor = if coarse {
+                be.cholesky_owned_coarse(t_op)
+            } else {
+                be.cholesky_owned(t_op)
+            }
+            .expect("cholesky of T");
+            let x_op = be.op_from_col_major(n, i, &x).unwrap();
+            let schur = (i > 0).then_some((&t_factor, &x_op));
+            let f = be
+                .cholesky_schur(n, pm, schur, coarse)
+                .expect("cholesky_schur");
+            let mut got = be.mat_from_col_major(n, k, rhs).unwrap();
+            be.solve_in_place(&f, &mut got).unwrap();
+            let tol = if coarse {
+                1e4 * be.factor_epsilon().max(1e-16)
+            } else {
+                1e-10
+            };
+            assert_close(
+                &format!("cholesky_schur n={n} i={i} k={k} coarse={coarse}"),
+                &host(be, &got),
+                &expected,
+                tol,
+            );
+            let minus_identity = [-1.0, 0.0, 0.0, -1.0];
+            assert!(
+                matches!(
+                    be.cholesky_schur(2, &minus_identity, None, coarse),
+                    Err(Error::NotPositiveDefinite { .. })
+                ),
+                "cholesky_schur of -I (coarse={coarse}) must fail"
+            );
+        }
     }
 }
 
