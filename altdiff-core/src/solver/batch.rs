@@ -971,9 +971,9 @@ impl<B: LinAlg> AltDiff<B> {
                     if self.refines() {
                         let g_j = select_columns(be, seed, &[j])?;
                         let t_j = select_columns(be, &t, &[j])?;
-                        let grads = self.limit_grads(dual, t_j, &w_j)?;
+                        let zeta = be.solve_join(&self.factor, &dual.c, t_j, &w_j)?;
                         refined.push(j);
-                        let (q, b, h) = self.refine_grads(dual, &system, &g_j, grads)?;
+                        let (q, b, h) = self.refine_grads(dual, &system, &g_j, (zeta, &w_j))?;
                         for (columns, block) in refined_columns.iter_mut().zip([&q, &b, &h]) {
                             columns.push(be.to_col_major(block)?);
                         }

@@ -235,18 +235,20 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// The limit VJP's adjoints `(J_q'g, J_b'g, J_h'g)` for the seeds `g` refined: they are
-    /// `(-u, mu_b, mu_h)` for `P u + C_A' mu_A = g`, `C_A u = 0`, `mu_I = 0`.
+    /// `(-u, mu_b, mu_h)` for `P u + C_A' mu_A = g`, `C_A u = 0`, `mu_I = 0`. The start is
+    /// the limit system's `(zeta, w)` ([`AltDiff::limit_grads`]): `u = zeta` and `mu_A =
+    /// w_A` (the terms `rho C_A zeta` of the unrefined adjoints vanish on `A`, so they are
+    /// not formed).
     pub(super) fn refine_grads(
         &self,
         dual: &DualOps<B>,
         system: &Limit<B>,
         g: &B::Mat,
-        (q, b, h): (B::Mat, B::Mat, B::Mat),
+        (zeta, w): (B::Mat, &B::Mat),
     ) -> Result<(B::Mat, B::Mat, B::Mat)> {
         let (be, one, zero) = (&self.backend, B::Real::one(), B::Real::zero());
-        let mut u = q.clone();
-        be.axpby(-one, &q, zero, &mut u)?;
-        let mut mu = system.without_inactive(be, &stack(be, &b, &h)?)?;
+        let mut u = zeta;
+        let mut mu = system.without_inactive(be, w)?;
         let none = be.zeros(be.shape(&mu).0, be.shape(&mu).1)?;
         self.refine(
             &self.dual_kernel(dual),

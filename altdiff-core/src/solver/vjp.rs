@@ -203,11 +203,12 @@ impl<B: LinAlg> AltDiff<B> {
         };
         let (cz, t) = be.solve_split(&self.factor, &dual.c, g)?;
         let w = system.solve(be, &cz)?;
-        let mut grads = self.limit_grads(dual, t, &w)?;
-        if self.refines() {
-            grads = self.refine_grads(dual, system, g, grads)?;
-        }
-        let (q, b, h) = grads;
+        let (q, b, h) = if self.refines() {
+            let zeta = be.solve_join(&self.factor, &dual.c, t, &w)?;
+            self.refine_grads(dual, system, g, (zeta, &w))?
+        } else {
+            self.limit_grads(dual, t, &w)?
+        };
         self.with_closed_forms(solution, q, b, h)
     }
 
