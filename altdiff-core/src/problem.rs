@@ -1,5 +1,7 @@
 //! [`QpProblem`]: the matrices of a QP on a backend, and [`Qp`], its validated owner.
 
+use std::sync::Arc;
+
 use num_traits::Float;
 
 use crate::{Error, Field, HostMatrix, HostQp, LinAlg, QpDims, Real, Result};
@@ -27,6 +29,22 @@ pub trait QpProblem<B: LinAlg> {
     fn a(&self) -> &B::Op;
     /// `G` (m x n); zero rows when there are no inequalities.
     fn g(&self) -> &B::Op;
+    /// `[P, A, G]` behind shared pointers, when the problem keeps them so: a solver then
+    /// holds them without a copy ([`Qp`] does). `None` by default: the solver copies them.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{QpProblem, testing::{RefBackend, tiny_qp}};
+    /// let qp = altdiff_core::Qp::from_host(&RefBackend, &tiny_qp())?;
+    /// let [p, _, _] = qp.shared().expect("a Qp shares its matrices");
+    /// assert!(std::ptr::eq(&*p, qp.p()));
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn shared(&self) -> Option<[Arc<B::Op>; 3]> {
+        None
+    }
 }
 
 /// The parameters of a QP on a backend: `q` (n x k), `b` (p x k), `h` (m x k), with `k = 1`
@@ -135,7 +153,9 @@ pub(crate) fn check_block<B: LinAlg>(
     Ok(())
 }
 
-/// A validated QP on a backend: owns `P`, `A`, `G` and one parameter set `(q, b, h)`.
+/// A validated QP on a backend: owns `P`, `A`, `G` (shared: a clone of the `Qp` or a
+/// solver made from it reads the same matrices, [`QpProblem::shared`]) and one parameter set
+/// `(q, b, h)`.
 ///
 /// # Example
 /// ```
@@ -149,9 +169,9 @@ pub(crate) fn check_block<B: LinAlg>(
 #[derive(Clone, Debug)]
 pub struct Qp<B: LinAlg> {
     dims: QpDims,
-    p: B::Op,
-    a: B::Op,
-    g: B::Op,
+    p: Arc<B::Op>,
+    a: Arc<B::Op>,
+    g: Arc<B::Op>,
     params: QpParams<B>,
 }
 
@@ -162,7 +182,7 @@ impl<B: LinAlg> Qp<B> {
     /// Those of [`HostQp::validate`], or a backend error.
     pub fn from_host(backend: &B, host: &HostQp) -> Result<Self> {
         let dims = host.validate()?;
-        let op = |m: &HostMatrix| backend.op_from_host(m);
+        let op = |m: &HostMatrix| backend.op_from_host(m).map(Arc::new);
         let params = QpParams::from_host(backend, dims, &host.q, &host.b, &host.h)?;
         Ok(Self {
             dims,
@@ -221,9 +241,9 @@ impl<B: LinAlg> Qp<B> {
         };
         Ok(Self {
             dims,
-            p,
-            a: fit(a)?,
-            g: fit(g)?,
+            p: Arc::new(p),
+            a: Arc::new(fit(a)?),
+            g: Arc::new(fit(g)?),
             params,
         })
     }
@@ -246,6 +266,9 @@ impl<B: LinAlg> QpProblem<B> for Qp<B> {
     }
     fn g(&self) -> &B::Op {
         &self.g
+    }
+    fn shared(&self) -> Option<[Arc<B::Op>; 3]> {
+        Some([self.p.clone(), self.a.clone(), self.g.clone()])
     }
 }
 

@@ -26,6 +26,8 @@ pub use solution::{Certificate, HostSolution, Solution, TangentKey};
 pub use status::Status;
 pub use tangent::Directions;
 
+use std::sync::Arc;
+
 use num_traits::{Float, One, Zero};
 
 use crate::solver::adjoint::{
@@ -81,9 +83,11 @@ use crate::{
 pub struct AltDiff<B: LinAlg> {
     backend: B,
     dims: QpDims,
-    p: B::Op,
-    a: B::Op,
-    g: B::Op,
+    /// `P`, `A`, `G`: the problem's own when it shares them ([`QpProblem::shared`]) and the
+    /// data stay unscaled, else the solver's copies.
+    p: Arc<B::Op>,
+    a: Arc<B::Op>,
+    g: Arc<B::Op>,
     factor: B::Factor,
     rho: B::Real,
     settings: Settings,
@@ -144,14 +148,18 @@ impl<B: LinAlg> AltDiff<B> {
         let ops = [problem.p(), problem.a(), problem.g()];
         // the largest |P_ij| and the sums bounding |H|, when a scaling pass measured them on
         // the data as it stays
+        // the problem's matrices without a copy when it shares them
+        let unscaled = || {
+            problem
+                .shared()
+                .unwrap_or_else(|| ops.map(|op| Arc::new(op.clone())))
+        };
         let (scaling, [p, a, g], measured) = match settings.scaling {
             Some(ruiz) => match Scaling::ruiz(&backend, ops, dims, ruiz)? {
-                Ruized::Scaled(scaling, scaled) => (Some(scaling), scaled, None),
-                Ruized::Unscaled { p_max, sums } => {
-                    (None, ops.map(Clone::clone), Some((p_max, sums)))
-                }
+                Ruized::Scaled(scaling, scaled) => (Some(scaling), scaled.map(Arc::new), None),
+                Ruized::Unscaled { p_max, sums } => (None, unscaled(), Some((p_max, sums))),
             },
-            None => (None, ops.map(Clone::clone), None),
+            None => (None, unscaled(), None),
         };
         let (p_max, sums) = measured.unzip();
         if let Some(ruiz) = settings.scaling
@@ -1109,5 +1117,40 @@ mod tests {
                 c_cols: largest(&c_cols),
             }
         );
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod sharing_tests {
+    use super::*;
+    use crate::testing::{RefBackend, tiny_qp};
+    use crate::{Qp, Ruiz};
+
+    fn shares(solver: &AltDiff<RefBackend>, qp: &Qp<RefBackend>) -> [bool; 3] {
+        let theirs = qp.shared().expect("a Qp shares its matrices");
+        let ours = [&solver.p, &solver.a, &solver.g];
+        std::array::from_fn(|i| Arc::ptr_eq(ours[i], &theirs[i]))
+    }
+
+    #[test]
+    fn a_solver_shares_the_matrices_it_leaves_unscaled() -> Result<()> {
+        let be = RefBackend;
+        let qp = Qp::from_host(&be, &tiny_qp())?;
+        // no scaling, and a scaling pass that finds the data well scaled: no copy
+        for scaling in [None, Some(Ruiz::default())] {
+            let solver = AltDiff::new(be, &qp, Settings::default().with_scaling(scaling))?;
+            assert_eq!(shares(&solver, &qp), [true; 3], "{scaling:?}");
+        }
+        // always equilibrated: the solver's own scaled copies, the problem's untouched
+        let always = Ruiz {
+            threshold: 1.0,
+            ..Ruiz::default()
+        };
+        let solver = AltDiff::new(be, &qp, Settings::default().with_scaling(Some(always)))?;
+        assert_eq!(shares(&solver, &qp), [false; 3]);
+        let p = be.op_to_col_major(qp.p())?;
+        assert_eq!(p[..3], [2.0, 0.5, 0.0]);
+        assert_ne!(be.op_to_col_major(&solver.p)?, p);
+        Ok(())
     }
 }
