@@ -342,11 +342,13 @@ pub enum Precision {
     /// ([`DenseCholesky::gram_inverse_keeping`]) serve the dual-space iteration's products
     /// ([`DenseCholesky::apply_gram`]) and the solves through `C`
     /// ([`DenseCholesky::solve_split`]), and the limit system of a refined solve is formed
-    /// and factored in `f32` ([`LinAlg::cholesky_owned_coarse`](altdiff_core::LinAlg::cholesky_owned_coarse)).
-    /// The convexity test on `M` and the limit system of Jacobians
-    /// ([`LinAlg::cholesky`](altdiff_core::LinAlg::cholesky)) stay `f64`; where the
-    /// convexity test on the single-precision `M` cannot decide, the solver runs the exact
-    /// `f64` test on `P`.
+    /// and factored in `f32` ([`LinAlg::cholesky_owned_coarse`](altdiff_core::LinAlg::cholesky_owned_coarse),
+    /// [`LinAlg::cholesky_schur`](altdiff_core::LinAlg::cholesky_schur)). So is the convexity
+    /// test on `M`, as `M` is only known to `f32` precision: it accepts `P` when
+    /// `x'Px >= -tau x'Hx` with `tau` at least `r * f32::EPSILON` (`r = p + m`; about `8e-5`
+    /// at `r = 700`), where `f64` asks `tau = sqrt(f64::EPSILON) max|P| / |H|`. Where that
+    /// test fails, the solver runs the exact `f64` test on `P`. The limit system of
+    /// Jacobians ([`LinAlg::cholesky`](altdiff_core::LinAlg::cholesky)) stays `f64`.
     Single,
 }
 

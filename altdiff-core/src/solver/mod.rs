@@ -1017,6 +1017,13 @@ impl SumBounds {
 /// [`check_convexity`]: then `x'Px >= -tau x'Hx >= -shift |x|^2`, the same guarantee as
 /// that test. A failure is not conclusive (the bound on `|H|` may be loose): the caller then
 /// runs [`check_convexity`].
+///
+/// A coarse factor ([`refine::is_coarse`], e.g. single precision) knows `M` only to its own
+/// precision: its `M` is `C H~^-1 C'` for an `H~` within rounding of `H`, so no test on it
+/// resolves `P` beyond that. The test is then made in the factor's arithmetic
+/// ([`LinAlg::cholesky_owned_coarse`]), with `tau` at least `r` times the factor's unit
+/// roundoff (what a Cholesky of `r` rows in it may lose): `x'Px >= -tau x'Hx` to the
+/// factor's precision.
 fn convex_by_gram<B: LinAlg>(
     backend: &B,
     dual: &DualOps<B>,
@@ -1039,12 +1046,23 @@ fn convex_by_gram<B: LinAlg>(
     };
     let rho_f = rho.to_f64_lossy();
     let h_norm = sums.p_rows + rho_f * sums.c_cols * sums.c_rows;
-    let tau = convexity_shift(backend, p, p_max)? / h_norm.max(f64::MIN_POSITIVE);
+    let coarse = refine::is_coarse(backend);
+    let rounding = if coarse {
+        r as f64 * backend.factor_epsilon()
+    } else {
+        0.0
+    };
+    let tau = (convexity_shift(backend, p, p_max)? / h_norm.max(f64::MIN_POSITIVE)).max(rounding);
     let diagonal = B::Real::of((1.0 + tau) / rho_f);
     let mut t: Vec<B::Real> = dual.m_host.iter().map(|&v| -v).collect();
     (0..r).for_each(|i| t[i * r + i] = t[i * r + i] + diagonal);
     let t = backend.op_from_col_major(r, r, &t)?;
-    match backend.cholesky_owned(t) {
+    let factor = if coarse {
+        backend.cholesky_owned_coarse(t)
+    } else {
+        backend.cholesky_owned(t)
+    };
+    match factor {
         Ok(_) => Ok(true),
         Err(Error::NotPositiveDefinite { .. }) => Ok(false),
         Err(other) => Err(other),
