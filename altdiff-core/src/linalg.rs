@@ -332,12 +332,13 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         self.cholesky_owned(op)
     }
 
-    /// The Cholesky factor of `S = B + X T^-1 X'`: `B` (`a x a`, column-major on the host,
-    /// symmetric) and, when given, the factor of `T` (`i x i`) and `X` (`a x i`); in the
-    /// arithmetic of [`LinAlg::factor`] when `coarse` (as [`LinAlg::cholesky_owned_coarse`]).
-    /// The limit system's `Sigma = M_AA + M_AI T^-1 M_IA`. The default forms `X T^-1 X'` by
-    /// [`LinAlg::gram_inverse`] (in `T`'s arithmetic), adds `B` and factors the sum; a
-    /// backend may form and factor it in place.
+    /// The Cholesky factor of `S = shift I + alpha B + X T^-1 X'`: `B` (`a x a`, column-major
+    /// on the host, symmetric), `(alpha, shift)` and, when given, the factor of `T` (`i x i`)
+    /// and `X` (`a x i`); in the arithmetic of [`LinAlg::factor`] when `coarse` (as
+    /// [`LinAlg::cholesky_owned_coarse`]). The limit system's
+    /// `Sigma = M_AA + M_AI T^-1 M_IA` and the convexity test's `(1 + tau)/rho I - M`. The
+    /// default forms `X T^-1 X'` by [`LinAlg::gram_inverse`] (in `T`'s arithmetic), adds
+    /// the rest and factors the sum; a backend may form and factor it in place.
     ///
     /// # Errors
     /// As [`LinAlg::cholesky`]: [`crate::Error::NotPositiveDefinite`] when `S` is not.
@@ -349,11 +350,13 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// let be = RefBackend;
     /// let t = be.cholesky_owned(be.op_from_col_major(1, 1, &[2.0])?)?;
     /// let x = be.op_from_col_major(1, 1, &[2.0])?;
-    /// // S = 1 + 2 * 2 / 2 = 3
-    /// let s = be.cholesky_schur(1, &[1.0], Some((&t, &x)), false)?;
-    /// let mut y = be.mat_from_col_major(1, 1, &[3.0])?;
+    /// // S = 1 + 1 + 2 * 2 / 2 = 4
+    /// let s = be.cholesky_schur(1, &[1.0], (1.0, 1.0), Some((&t, &x)), false)?;
+    /// let mut y = be.mat_from_col_major(1, 1, &[4.0])?;
     /// be.solve_in_place(&s, &mut y)?;
     /// assert!((be.to_col_major(&y)?[0] - 1.0).abs() < 1e-15);
+    /// // 1 - B: not positive definite
+    /// assert!(be.cholesky_schur(1, &[1.0], (-1.0, 1.0), None, false).is_err());
     /// # }
     /// # Ok::<(), altdiff_core::Error>(())
     /// ```
@@ -361,10 +364,13 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         &self,
         a: usize,
         base: &[Self::Real],
+        (alpha, shift): (Self::Real, Self::Real),
         schur: Option<(&Self::Factor, &Self::Op)>,
         coarse: bool,
     ) -> Result<Self::Factor> {
-        let mut s = self.mat_from_col_major(a, a, base)?;
+        let mut s: Vec<Self::Real> = base.iter().map(|&v| alpha * v).collect();
+        (0..a).for_each(|i| s[i * a + i] = s[i * a + i] + shift);
+        let mut s = self.mat_from_col_major(a, a, &s)?;
         if let Some((t, x)) = schur {
             let (xtx, _) = self.gram_inverse(t, x, false)?;
             self.axpby(Self::Real::one(), &xtx, Self::Real::one(), &mut s)?;

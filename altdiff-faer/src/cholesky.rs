@@ -233,6 +233,31 @@ fn converted<S: Copy, T: Copy + ComplexField>(
     out
 }
 
+/// [`converted`] of the lower triangle only (the upper one is left zero): for the matrices
+/// a Cholesky factorization reads no more of (`P` in `H = P + rho C'C`).
+fn converted_lower<S: Copy, T: Copy + ComplexField>(
+    m: MatRef<'_, S>,
+    convert: impl Fn(S) -> T,
+) -> Mat<T> {
+    let mut out = Mat::<T>::zeros(m.nrows(), m.ncols());
+    for j in 0..m.ncols().min(m.nrows()) {
+        let dst = &mut out.col_as_slice_mut(j)[j..];
+        match m.col(j).try_as_col_major() {
+            Some(col) => {
+                for (d, &v) in dst.iter_mut().zip(&col.as_slice()[j..]) {
+                    *d = convert(v);
+                }
+            }
+            None => {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = convert(m[(j + i, j)]);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The number of source columns [`transposed`] reads together.
 const PANEL: usize = 8;
 
@@ -452,16 +477,17 @@ impl DenseCholesky {
         par: Par,
         precision: Precision,
     ) -> Result<Self> {
+        // the factorization reads the lower triangle only
         match precision {
             Precision::Double => {
-                let mut h = p.to_owned();
+                let mut h = converted_lower(p, |v| v);
                 for block in blocks {
                     lower_gram(h.as_mut(), *block, rho, par);
                 }
                 Self::from_owned(h, par)
             }
             Precision::Single => {
-                let mut h = narrow(p);
+                let mut h = converted_lower(p, single);
                 for block in blocks {
                     lower_gram(h.as_mut(), narrow(*block).as_ref(), single(rho), par);
                 }
@@ -475,11 +501,13 @@ impl DenseCholesky {
         }
     }
 
-    /// Factors `S = B + X T^-1 X'` in `precision`: `B` (`a x a`, symmetric, its lower
-    /// triangle read) and, when given, `T`'s factor and `X` (`a x i`). In single precision
-    /// with a single-precision `T`, all of it in `f32` and in place: `Y = L_T^-1 X'`, the
-    /// lower triangle of `Y'Y` added to `B`'s narrowed copy, and its Cholesky (the limit
-    /// system's `Sigma`, [`LinAlg::cholesky_schur`](altdiff_core::LinAlg::cholesky_schur)).
+    /// Factors `S = shift I + alpha B + X T^-1 X'` in `precision`: `B` (`a x a`, symmetric,
+    /// its lower triangle read), `(alpha, shift)` and, when given, `T`'s factor and `X`
+    /// (`a x i`). The lower triangle of `shift I + alpha B` is formed in one pass (the
+    /// diagonal in `f64`, then rounded); in single precision with a single-precision `T`,
+    /// the rest in `f32` and in place: `Y = L_T^-1 X'`, the lower triangle of `Y'Y` added,
+    /// and the Cholesky (the limit system's `Sigma` and the convexity test,
+    /// [`LinAlg::cholesky_schur`](altdiff_core::LinAlg::cholesky_schur)).
     ///
     /// # Errors
     /// [`Error::NotPositiveDefinite`] with the failing pivot.
@@ -494,48 +522,64 @@ impl DenseCholesky {
     /// let x = faer::mat![[2.0], [0.0]];
     /// let b = faer::mat![[1.0, 0.0], [0.0, 1.0]];
     /// // S = B + X T^-1 X' = [[3, 0], [0, 1]]
-    /// let s = DenseCholesky::schur_in(b.as_ref(), Some((&t, x.as_ref())), Par::Seq, Precision::Single)?;
+    /// let s = DenseCholesky::schur_in(b.as_ref(), (1.0, 0.0), Some((&t, x.as_ref())), Par::Seq, Precision::Single)?;
     /// let mut y = faer::mat![[3.0], [1.0]];
     /// s.solve_in_place(y.as_mut(), Par::Seq);
     /// assert!((y[(0, 0)] - 1.0).abs() < 1e-6 && (y[(1, 0)] - 1.0).abs() < 1e-6);
+    /// // 2 I - B is positive definite, I - 2 B is not
+    /// assert!(DenseCholesky::schur_in(b.as_ref(), (-1.0, 2.0), None, Par::Seq, Precision::Double).is_ok());
+    /// assert!(DenseCholesky::schur_in(b.as_ref(), (-2.0, 1.0), None, Par::Seq, Precision::Single).is_err());
     /// # Ok::<(), altdiff_core::Error>(())
     /// ```
     pub fn schur_in(
         b: MatRef<'_, f64>,
+        (alpha, shift): (f64, f64),
         schur: Option<(&DenseCholesky, MatRef<'_, f64>)>,
         par: Par,
         precision: Precision,
     ) -> Result<Self> {
+        assert_eq!(b.nrows(), b.ncols(), "DenseCholesky: B must be square");
         if let Some((t, x)) = schur {
             assert_eq!(x.shape(), (b.nrows(), t.dim()), "DenseCholesky: X shape");
         }
-        match (precision, schur) {
-            (Precision::Single, Some((t, x))) if t.precision() == Precision::Single => {
-                let Lower::Single(l) = &t.l else {
-                    unreachable!("a single-precision factor")
-                };
-                let mut s = narrow(b);
-                let mut y = transposed(x, single);
-                triangular_solve::solve_lower_triangular_in_place(l.as_ref(), y.as_mut(), par);
-                lower_gram(s.as_mut(), y.as_ref(), 1.0, par);
-                cholesky_in_place(s.as_mut(), par)?;
-                Ok(Self {
-                    l: Lower::Single(s),
-                    half: None,
-                    gram: None,
-                })
-            }
-            (precision, schur) => {
-                let mut s = b.to_owned();
+        let diagonal = |i: usize| shift + alpha * b[(i, i)];
+        let l = match precision {
+            Precision::Double => {
+                let mut s = converted_lower(b, |v| alpha * v);
+                (0..s.nrows()).for_each(|i| s[(i, i)] = diagonal(i));
                 if let Some((t, x)) = schur {
                     s += t.gram_inverse(x, false, par).0;
                 }
-                match precision {
-                    Precision::Double => Self::from_owned(s, par),
-                    Precision::Single => Self::penalized_in(s.as_ref(), &[], 0.0, par, precision),
-                }
+                cholesky_in_place(s.as_mut(), par)?;
+                Lower::Double(s)
             }
-        }
+            Precision::Single => {
+                let mut s = converted_lower(b, |v| single(alpha * v));
+                (0..s.nrows()).for_each(|i| s[(i, i)] = single(diagonal(i)));
+                match schur.map(|(t, x)| (&t.l, t, x)) {
+                    Some((Lower::Single(l), _, x)) => {
+                        let mut y = transposed(x, single);
+                        triangular_solve::solve_lower_triangular_in_place(
+                            l.as_ref(),
+                            y.as_mut(),
+                            par,
+                        );
+                        lower_gram(s.as_mut(), y.as_ref(), 1.0, par);
+                    }
+                    Some((Lower::Double(_), t, x)) => {
+                        s += narrow(t.gram_inverse(x, false, par).0.as_ref());
+                    }
+                    None => {}
+                }
+                cholesky_in_place(s.as_mut(), par)?;
+                Lower::Single(s)
+            }
+        };
+        Ok(Self {
+            l,
+            half: None,
+            gram: None,
+        })
     }
 
     /// The arithmetic of the factor.

@@ -314,6 +314,7 @@ impl LinAlg for FaerBackend {
         &self,
         a: usize,
         base: &[f64],
+        affine: (f64, f64),
         schur: Option<(&DenseCholesky, &Mat<f64>)>,
         coarse: bool,
     ) -> Result<DenseCholesky> {
@@ -324,6 +325,7 @@ impl LinAlg for FaerBackend {
         };
         DenseCholesky::schur_in(
             MatRef::from_column_major_slice(base, a, a),
+            affine,
             schur.map(|(t, x)| (t, x.as_ref())),
             self.par,
             precision,

@@ -163,7 +163,8 @@ fn single_precision_factor_operations_match_double() {
     // B + X T^-1 X' (here I + C H^-1 C'): in f32 formed and factored in place
     let eye_r = Mat::<f64>::identity(r, r);
     let schur = |t: &DenseCholesky, precision| {
-        DenseCholesky::schur_in(eye_r.as_ref(), Some((t, c.as_ref())), Par::Seq, precision)
+        let schur = Some((t, c.as_ref()));
+        DenseCholesky::schur_in(eye_r.as_ref(), (1.0, 0.0), schur, Par::Seq, precision)
             .expect("positive definite")
     };
     let (s_d, s_s) = (
@@ -177,6 +178,28 @@ fn single_precision_factor_operations_match_double() {
     check("(B + X T^-1 X')^-1 y", &z_s, &z_d);
     let sum = DenseCholesky::new((&eye_r + &m_d).as_ref(), Par::Seq).expect("definite");
     sum.solve_in_place(z.as_mut(), Par::Seq);
+    assert!(relative(&z_d, &z) < 1e-12);
+    // shift I + alpha B: (2 I - 0.5 I) z = y, and with the term, 0.25 I + 0.5 I + M
+    for precision in [Precision::Double, Precision::Single] {
+        let s = DenseCholesky::schur_in(eye_r.as_ref(), (-0.5, 2.0), None, Par::Seq, precision)
+            .expect("definite");
+        let mut z = y.clone();
+        s.solve_in_place(z.as_mut(), Par::Seq);
+        assert!(relative(&(&z * 1.5), &y) < 1e-6, "{precision:?}");
+    }
+    let affine = |t: &DenseCholesky, precision| {
+        let schur = Some((t, c.as_ref()));
+        DenseCholesky::schur_in(eye_r.as_ref(), (0.5, 0.25), schur, Par::Seq, precision)
+            .expect("positive definite")
+    };
+    let (mut z_d, mut z_s, mut z) = (y.clone(), y.clone(), y.clone());
+    affine(&double, Precision::Double).solve_in_place(z_d.as_mut(), Par::Seq);
+    affine(&single, Precision::Single).solve_in_place(z_s.as_mut(), Par::Seq);
+    check("(0.25 I + 0.5 B + X T^-1 X')^-1 y", &z_s, &z_d);
+    let sum = &eye_r * 0.75 + &m_d;
+    DenseCholesky::new(sum.as_ref(), Par::Seq)
+        .expect("definite")
+        .solve_in_place(z.as_mut(), Par::Seq);
     assert!(relative(&z_d, &z) < 1e-12);
 }
 

@@ -125,7 +125,9 @@ impl<B: LinAlg> Limit<B> {
         let sigma = if a > 0 {
             // Sigma = M_AA + M_AI T^-1 M_IA, formed and factored in the arithmetic asked
             let schur = t.as_ref().zip(coupling.as_ref().map(|(m_ai, _)| m_ai));
-            let sigma = backend.cholesky_schur(a, &block(&active, &active), schur, coarse);
+            let (one, zero) = (B::Real::one(), B::Real::zero());
+            let base = block(&active, &active);
+            let sigma = backend.cholesky_schur(a, &base, (one, zero), schur, coarse);
             Some(sigma.map_err(singular(a))?)
         } else {
             None

@@ -1054,15 +1054,8 @@ fn convex_by_gram<B: LinAlg>(
     };
     let tau = (convexity_shift(backend, p, p_max)? / h_norm.max(f64::MIN_POSITIVE)).max(rounding);
     let diagonal = B::Real::of((1.0 + tau) / rho_f);
-    let mut t: Vec<B::Real> = dual.m_host.iter().map(|&v| -v).collect();
-    (0..r).for_each(|i| t[i * r + i] = t[i * r + i] + diagonal);
-    let t = backend.op_from_col_major(r, r, &t)?;
-    let factor = if coarse {
-        backend.cholesky_owned_coarse(t)
-    } else {
-        backend.cholesky_owned(t)
-    };
-    match factor {
+    let affine = (-B::Real::one(), diagonal);
+    match backend.cholesky_schur(r, &dual.m_host, affine, None, coarse) {
         Ok(_) => Ok(true),
         Err(Error::NotPositiveDefinite { .. }) => Ok(false),
         Err(other) => Err(other),

@@ -547,10 +547,10 @@ fn split_solves_match_reference<B: LinAlg<Real = f64>>(
     }
 }
 
-/// `cholesky_schur` of `B = pm` plus `X T^-1 X'` (`T` positive definite of `i` rows, `X`
-/// random; the term absent for `i = 0`) solves like the reference's Cholesky of the sum
-/// formed densely, at full precision and at the factor's (`coarse`, with a coarse `T`);
-/// and a `B` that is not positive definite fails.
+/// `cholesky_schur` of `0.25 I + 0.5 B` (`B = pm`) plus `X T^-1 X'` (`T` positive definite
+/// of `i` rows, `X` random; the term absent for `i = 0`) solves like the reference's
+/// Cholesky of the sum formed densely, at full precision and at the factor's (`coarse`, with
+/// a coarse `T`); `shift I - B` factors for `B = I` when `shift > 1` and fails below.
 fn schur_cholesky_matches_reference<B: LinAlg<Real = f64>>(
     be: &B,
     rng: &mut StdRng,
@@ -581,7 +581,8 @@ fn schur_cholesky_matches_reference<B: LinAlg<Real = f64>>(
         let s: Vec<f64> = (0..n * n)
             .map(|e| {
                 let (r, c) = (e % n, e / n);
-                pm[e] + (0..i).map(|l| x[l * n + r] * tix[c * i + l]).sum::<f64>()
+                let shift = if r == c { 0.25 } else { 0.0 };
+                shift + 0.5 * pm[e] + (0..i).map(|l| x[l * n + r] * tix[c * i + l]).sum::<f64>()
             })
             .collect();
         let s_ref = rf
@@ -601,7 +602,7 @@ fn schur_cholesky_matches_reference<B: LinAlg<Real = f64>>(
             let x_op = be.op_from_col_major(n, i, &x).unwrap();
             let schur = (i > 0).then_some((&t_factor, &x_op));
             let f = be
-                .cholesky_schur(n, pm, schur, coarse)
+                .cholesky_schur(n, pm, (0.5, 0.25), schur, coarse)
                 .expect("cholesky_schur");
             let mut got = be.mat_from_col_major(n, k, rhs).unwrap();
             be.solve_in_place(&f, &mut got).unwrap();
@@ -616,13 +617,18 @@ fn schur_cholesky_matches_reference<B: LinAlg<Real = f64>>(
                 &expected,
                 tol,
             );
-            let minus_identity = [-1.0, 0.0, 0.0, -1.0];
+            let identity = [1.0, 0.0, 0.0, 1.0];
+            assert!(
+                be.cholesky_schur(2, &identity, (-1.0, 1.5), None, coarse)
+                    .is_ok(),
+                "cholesky_schur of 0.5 I (coarse={coarse})"
+            );
             assert!(
                 matches!(
-                    be.cholesky_schur(2, &minus_identity, None, coarse),
+                    be.cholesky_schur(2, &identity, (-1.0, 0.5), None, coarse),
                     Err(Error::NotPositiveDefinite { .. })
                 ),
-                "cholesky_schur of -I (coarse={coarse}) must fail"
+                "cholesky_schur of -0.5 I (coarse={coarse}) must fail"
             );
         }
     }
