@@ -5,11 +5,12 @@
 //! silent fallback to `f64` fails), while the `f64` backend agrees to `1e-8`.
 
 use altdiff_core::testing::{
-    Generator, clarabel_solve, dual_active_set, kkt_jacobian, random_qp, rel_diff, solve_host,
+    Generator, clarabel_solve, dual_active_set, kkt_jacobian, masked_qp, random_qp, rel_diff,
+    solve_host,
 };
 use altdiff_core::{
-    AltDiff, Error, Field, HostMatrix, HostQp, IterationSpace, LinAlg, Param, Qp, Settings, Status,
-    StoppingRule, VjpMode, Wrt,
+    AltDiff, Error, HostQp, IterationSpace, LinAlg, Param, Qp, Settings, Status, StoppingRule,
+    VjpMode, Wrt,
 };
 use altdiff_faer::{DenseCholesky, FaerBackend, Par, Precision};
 use faer::Mat;
@@ -451,37 +452,25 @@ fn reported_measures_are_those_of_the_returned_point() {
 }
 
 /// The convexity test in single precision runs on the `f32` `M` with `tau >= r * eps32`:
-/// `P = diag(1, 1, -delta)` with `C = [e3'; e1']` keeps `H` positive definite, and
-/// `rho lambda_max(M) = rho / (rho - delta)`. An indefinite `P` far above that tolerance is
-/// rejected (and the exact test confirms), a singular positive semidefinite one passes.
+/// on [`masked_qp`]`(-delta)` (`H` positive definite, `rho lambda_max(M) = rho / (rho -
+/// delta)`) an indefinite `P` far above that tolerance is rejected (and the exact test
+/// confirms), a singular positive semidefinite one passes.
 #[test]
 fn single_precision_convexity_test_rejects_indefinite_p() {
-    let masked = |last: f64| HostQp {
-        p: HostMatrix::from_fn(3, 3, |i, j| match (i, j) {
-            (2, 2) => last,
-            (i, j) if i == j => 1.0,
-            _ => 0.0,
-        }),
-        q: vec![1.0, -1.0, 0.5],
-        a: HostMatrix::from_rows(Field::A, &[vec![0.0, 0.0, 1.0]]).expect("rows"),
-        b: vec![0.0],
-        g: HostMatrix::from_rows(Field::G, &[vec![1.0, 0.0, 0.0]]).expect("rows"),
-        h: vec![1.0],
-    };
     let be = single();
     for settings in [
         Settings::default().with_limit(true),
         Settings::default().with_iteration(IterationSpace::Dual),
     ] {
         for delta in [0.5, 1e-3] {
-            let qp = Qp::from_host(&be, &masked(-delta)).expect("valid");
+            let qp = Qp::from_host(&be, &masked_qp(-delta)).expect("valid");
             let made = AltDiff::new(be.clone(), &qp, settings.clone());
             assert!(
                 matches!(made, Err(Error::NotConvex { .. })),
                 "P_33 = -{delta}: {settings:?}"
             );
         }
-        let qp = Qp::from_host(&be, &masked(0.0)).expect("valid");
+        let qp = Qp::from_host(&be, &masked_qp(0.0)).expect("valid");
         let solver = AltDiff::new(be.clone(), &qp, settings.clone()).expect("convex");
         let sol = solver.solve(qp.params()).expect("solves");
         assert!(sol.status().is_solved(), "{settings:?}");

@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::testing::{
     Generator, RefBackend, active_set, badly_scaled, central_diff, central_diff_along,
-    clarabel_solve, dual_active_set, kkt_jacobian, kkt_jvp, perturbed, random_qp, rel_diff,
-    solve_host, tiny_qp, zero_direction,
+    clarabel_solve, dual_active_set, kkt_jacobian, kkt_jvp, masked_qp, perturbed, random_qp,
+    rel_diff, solve_host, tiny_qp, zero_direction,
 };
 use crate::{
     Accum, AltDiff, Anderson, Directions, Error, Field, HostMatrix, HostQp, HostSolution,
@@ -1295,24 +1295,12 @@ pub fn bad_inputs_are_errors<B: LinAlg<Real = f64>>(be: &B) {
     // P indefinite but H = P + rho C'C positive definite: in the dual space the test runs
     // on M = C H^-1 C' (rho lambda_max(M) > 1) and the exact test confirms; a singular
     // positive semidefinite P (rho lambda_max(M) = 1) passes
-    let masked = |last: f64| HostQp {
-        p: HostMatrix::from_fn(3, 3, |i, j| match (i, j) {
-            (2, 2) => last,
-            (i, j) if i == j => 1.0,
-            _ => 0.0,
-        }),
-        q: vec![1.0, -1.0, 0.5],
-        a: HostMatrix::from_rows(Field::A, &[vec![0.0, 0.0, 1.0]]).unwrap(),
-        b: vec![0.0],
-        g: HostMatrix::from_rows(Field::G, &[vec![1.0, 0.0, 0.0]]).unwrap(),
-        h: vec![1.0],
-    };
     for settings in [
         Settings::default(),
         Settings::default().with_limit(true),
         Settings::default().with_iteration(crate::IterationSpace::Dual),
     ] {
-        let qp = Qp::from_host(be, &masked(-0.1)).unwrap();
+        let qp = Qp::from_host(be, &masked_qp(-0.1)).unwrap();
         assert!(
             matches!(
                 AltDiff::new(be.clone(), &qp, settings.clone()),
@@ -1320,7 +1308,7 @@ pub fn bad_inputs_are_errors<B: LinAlg<Real = f64>>(be: &B) {
             ),
             "indefinite P, positive definite H: {settings:?}"
         );
-        let qp = Qp::from_host(be, &masked(0.0)).unwrap();
+        let qp = Qp::from_host(be, &masked_qp(0.0)).unwrap();
         let solver = AltDiff::new(be.clone(), &qp, settings.clone());
         assert!(solver.is_ok(), "singular PSD P: {settings:?}");
     }

@@ -23,7 +23,7 @@ pub use closed_forms::{max_abs_diff, simplex_projection, softmax};
 pub use finite_diff::{central_diff, central_diff_along, perturbed, zero_direction};
 pub use kkt::{active_set, dual_active_set, kkt_jacobian, kkt_jvp, rel_diff};
 pub use problems::{
-    Generator, badly_scaled, classification_qp, mat_vec, random_lp, random_qp, tiny_qp,
+    Generator, badly_scaled, classification_qp, masked_qp, mat_vec, random_lp, random_qp, tiny_qp,
 };
 pub use reference::{RefBackend, RefFactor, RefMat};
 

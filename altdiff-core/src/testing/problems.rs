@@ -36,6 +36,34 @@ pub fn tiny_qp() -> HostQp {
     }
 }
 
+/// `P = diag(1, 1, last)` with the equality `x_3 = 0` and the inequality `x_1 <= 1`: with
+/// `C = [e3'; e1']`, `H = P + rho C'C` is positive definite for `last > -rho`, and
+/// `rho lambda_max(C H^-1 C') = rho / (rho + last)`. So `P` is indefinite for `last < 0`
+/// while `H` is not, the case the convexity test on `M = C H^-1 C'` must catch, and
+/// positive semidefinite and singular for `last = 0`.
+///
+/// # Example
+/// ```
+/// let qp = altdiff_core::testing::masked_qp(-0.1);
+/// assert_eq!(qp.p.get(2, 2), -0.1);
+/// assert_eq!(qp.validate()?.p, 1);
+/// # Ok::<(), altdiff_core::Error>(())
+/// ```
+pub fn masked_qp(last: f64) -> HostQp {
+    HostQp {
+        p: HostMatrix::from_fn(3, 3, |i, j| match (i, j) {
+            (2, 2) => last,
+            (i, j) if i == j => 1.0,
+            _ => 0.0,
+        }),
+        q: vec![1.0, -1.0, 0.5],
+        a: HostMatrix::from_rows(Field::A, &[vec![0.0, 0.0, 1.0]]).expect("one row"),
+        b: vec![0.0],
+        g: HostMatrix::from_rows(Field::G, &[vec![1.0, 0.0, 0.0]]).expect("one row"),
+        h: vec![1.0],
+    }
+}
+
 /// How [`random_qp`] draws a problem.
 ///
 /// # Example
