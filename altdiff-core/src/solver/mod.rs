@@ -146,14 +146,14 @@ impl<B: LinAlg> AltDiff<B> {
         settings.validate()?;
         let dims = problem.dims();
         let ops = [problem.p(), problem.a(), problem.g()];
-        // the largest |P_ij| and the sums bounding |H|, when a scaling pass measured them on
-        // the data as it stays
         // the problem's matrices without a copy when it shares them
         let unscaled = || {
             problem
                 .shared()
                 .unwrap_or_else(|| ops.map(|op| Arc::new(op.clone())))
         };
+        // the largest |P_ij| and the sums bounding |H|, when a scaling pass measured them on
+        // the data as it stays
         let (scaling, [p, a, g], measured) = match settings.scaling {
             Some(ruiz) => match Scaling::ruiz(&backend, ops, dims, ruiz)? {
                 Ruized::Scaled(scaling, scaled) => (Some(scaling), scaled.map(Arc::new), None),
