@@ -343,6 +343,10 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
     /// # Errors
     /// As [`LinAlg::cholesky`]: [`crate::Error::NotPositiveDefinite`] when `S` is not.
     ///
+    /// # Panics
+    /// When `base` does not hold `a * a` values or `X` is not `a x i` (the shapes are the
+    /// caller's, as for [`LinAlg::apply`]).
+    ///
     /// # Example
     /// ```
     /// # #[cfg(feature = "testing")] {
