@@ -134,13 +134,24 @@ fn gram_with_half<T: ComplexField + Copy>(
     ct: Mat<T>,
     par: Par,
 ) -> (Mat<T>, Mat<T>) {
-    let mut w = ct;
-    triangular_solve::solve_lower_triangular_in_place(l, w.as_mut(), par);
-    let r = w.ncols();
-    let mut m = Mat::zeros(r, r);
-    lower_gram(m.as_mut(), w.as_ref(), T::one_impl(), par);
+    let mut m = Mat::zeros(ct.ncols(), ct.ncols());
+    let w = add_lower_gram_inverse(m.as_mut(), l, ct, par);
     mirror_lower(m.as_mut());
     (m, w)
+}
+
+/// `W = L^-1 C'` from `C'` (`ct`), with the lower triangle of `W'W = C (L L')^-1 C'` added
+/// to `dst`.
+fn add_lower_gram_inverse<T: ComplexField + Copy>(
+    dst: MatMut<'_, T>,
+    l: MatRef<'_, T>,
+    ct: Mat<T>,
+    par: Par,
+) -> Mat<T> {
+    let mut w = ct;
+    triangular_solve::solve_lower_triangular_in_place(l, w.as_mut(), par);
+    lower_gram(dst, w.as_ref(), T::one_impl(), par);
+    w
 }
 
 /// `M = C H^-1 C'` and, when `with_k`, `K = L^-T W` ([`gram_with_half`]), in the factor's
@@ -214,23 +225,7 @@ fn converted<S: Copy, T: Copy + ComplexField>(
     m: MatRef<'_, S>,
     convert: impl Fn(S) -> T,
 ) -> Mat<T> {
-    let mut out = Mat::<T>::zeros(m.nrows(), m.ncols());
-    for j in 0..m.ncols() {
-        let dst = out.col_as_slice_mut(j);
-        match m.col(j).try_as_col_major() {
-            Some(col) => {
-                for (d, &v) in dst.iter_mut().zip(col.as_slice()) {
-                    *d = convert(v);
-                }
-            }
-            None => {
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = convert(m[(i, j)]);
-                }
-            }
-        }
-    }
-    out
+    converted_from(m, convert, |_| 0)
 }
 
 /// [`converted`] of the lower triangle only (the upper one is left zero): for the matrices
@@ -239,18 +234,28 @@ fn converted_lower<S: Copy, T: Copy + ComplexField>(
     m: MatRef<'_, S>,
     convert: impl Fn(S) -> T,
 ) -> Mat<T> {
+    converted_from(m, convert, |j| j)
+}
+
+/// [`converted`] of the rows `first(j)..` of every column `j` (the others left zero).
+fn converted_from<S: Copy, T: Copy + ComplexField>(
+    m: MatRef<'_, S>,
+    convert: impl Fn(S) -> T,
+    first: impl Fn(usize) -> usize,
+) -> Mat<T> {
     let mut out = Mat::<T>::zeros(m.nrows(), m.ncols());
-    for j in 0..m.ncols().min(m.nrows()) {
-        let dst = &mut out.col_as_slice_mut(j)[j..];
+    for j in 0..m.ncols() {
+        let i0 = first(j).min(m.nrows());
+        let dst = &mut out.col_as_slice_mut(j)[i0..];
         match m.col(j).try_as_col_major() {
             Some(col) => {
-                for (d, &v) in dst.iter_mut().zip(&col.as_slice()[j..]) {
+                for (d, &v) in dst.iter_mut().zip(&col.as_slice()[i0..]) {
                     *d = convert(v);
                 }
             }
             None => {
                 for (i, d) in dst.iter_mut().enumerate() {
-                    *d = convert(m[(j + i, j)]);
+                    *d = convert(m[(i0 + i, j)]);
                 }
             }
         }
@@ -558,13 +563,7 @@ impl DenseCholesky {
                 (0..s.nrows()).for_each(|i| s[(i, i)] = single(diagonal(i)));
                 match schur.map(|(t, x)| (&t.l, t, x)) {
                     Some((Lower::Single(l), _, x)) => {
-                        let mut y = transposed(x, single);
-                        triangular_solve::solve_lower_triangular_in_place(
-                            l.as_ref(),
-                            y.as_mut(),
-                            par,
-                        );
-                        lower_gram(s.as_mut(), y.as_ref(), 1.0, par);
+                        add_lower_gram_inverse(s.as_mut(), l.as_ref(), transposed(x, single), par);
                     }
                     Some((Lower::Double(_), t, x)) => {
                         s += narrow(t.gram_inverse(x, false, par).0.as_ref());
