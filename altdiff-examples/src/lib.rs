@@ -19,6 +19,8 @@
 //!   portfolio with a factor model) for sizes up to 1e5.
 //! * [`layer_cli`]: `altdiff layer`, the softmax / sparsemax layers (and their constrained
 //!   variants) of `altdiff_core::smooth` with Jacobians or a VJP, as JSON.
+//! * [`trust`]: `altdiff trust`, problems as users write them (loose bounds, scaled rows and
+//!   columns, LPs, non-unique solutions) judged against clarabel.
 //! * [`CliError`]: every failure of the program, printed as one line (exit code 2).
 
 #![warn(missing_docs)]
@@ -41,6 +43,7 @@ pub mod problem_file;
 mod rng;
 pub mod sparse_gen;
 pub mod suite;
+pub mod trust;
 
 pub use error::CliError;
 

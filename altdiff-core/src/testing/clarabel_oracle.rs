@@ -30,6 +30,26 @@ pub struct OracleSolution {
 /// assert!((sol.x[1] - 0.5).abs() < 1e-8 && (sol.lam[0] + 1.25).abs() < 1e-7);
 /// ```
 pub fn clarabel_solve(qp: &HostQp) -> Option<OracleSolution> {
+    clarabel_solve_to(qp, 1e-10)
+}
+
+/// [`clarabel_solve`] to the tolerance `tol` (gap, absolute and relative, and feasibility).
+pub(crate) fn clarabel_solve_to(qp: &HostQp, tol: f64) -> Option<OracleSolution> {
+    match clarabel_attempt(qp, tol, false)? {
+        (true, solution) => Some(solution),
+        (false, _) => None,
+    }
+}
+
+/// clarabel at `tol`: `(whether it reported Solved, its last iterate)`, `None` when it
+/// fails to set up or ends without an iterate worth refining (infeasible, numerical
+/// error). With `strict_infeasibility` the infeasibility tolerances are 1e-14 instead of
+/// clarabel's 1e-8, which its certificates pass falsely on bounds like 1e10.
+pub(crate) fn clarabel_attempt(
+    qp: &HostQp,
+    tol: f64,
+    strict_infeasibility: bool,
+) -> Option<(bool, OracleSolution)> {
     let (n, p, m) = (qp.q.len(), qp.b.len(), qp.h.len());
     let p_upper = csc(&qp.p, |i, j| i <= j);
     let stacked = HostMatrix::from_fn(p + m, n, |i, j| {
@@ -47,9 +67,11 @@ pub fn clarabel_solve(qp: &HostQp) -> Option<OracleSolution> {
     let settings = DefaultSettingsBuilder::default()
         .verbose(false)
         .presolve_enable(false)
-        .tol_gap_abs(1e-10)
-        .tol_gap_rel(1e-10)
-        .tol_feas(1e-10)
+        .tol_gap_abs(tol)
+        .tol_gap_rel(tol)
+        .tol_feas(tol)
+        .tol_infeas_abs(if strict_infeasibility { 1e-14 } else { 1e-8 })
+        .tol_infeas_rel(if strict_infeasibility { 1e-14 } else { 1e-8 })
         .build()
         .ok()?;
     let mut solver = DefaultSolver::new(
@@ -63,11 +85,23 @@ pub fn clarabel_solve(qp: &HostQp) -> Option<OracleSolution> {
     .ok()?;
     solver.solve();
     let sol = &solver.solution;
-    (sol.status == SolverStatus::Solved).then(|| OracleSolution {
-        x: sol.x.clone(),
-        lam: sol.z[..p].to_vec(),
-        nu: sol.z[p..].to_vec(),
-        objective: sol.obj_val,
+    let usable = matches!(
+        sol.status,
+        SolverStatus::Solved
+            | SolverStatus::AlmostSolved
+            | SolverStatus::InsufficientProgress
+            | SolverStatus::MaxIterations
+    );
+    usable.then(|| {
+        (
+            sol.status == SolverStatus::Solved,
+            OracleSolution {
+                x: sol.x.clone(),
+                lam: sol.z[..p].to_vec(),
+                nu: sol.z[p..].to_vec(),
+                objective: sol.obj_val,
+            },
+        )
     })
 }
 

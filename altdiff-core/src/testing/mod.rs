@@ -8,6 +8,8 @@
 //! * [`clarabel_solve`]: solutions and duals from the interior-point solver clarabel.
 //! * [`central_diff`]: central finite differences of any solution map.
 //! * [`softmax`], [`simplex_projection`]: the closed forms of the smooth layers.
+//! * [`user_data_set`]: problems as users write them (loose bounds, scaled rows and columns,
+//!   LPs, non-unique solutions) and [`Judgement`], the rule a solve is judged by.
 //! * [`conformance`] and [`conformance_tests!`](crate::conformance_tests): the suite.
 
 mod clarabel_oracle;
@@ -17,6 +19,7 @@ mod finite_diff;
 mod kkt;
 mod problems;
 mod reference;
+mod user_data;
 
 pub use clarabel_oracle::{OracleSolution, clarabel_solve};
 pub use closed_forms::{max_abs_diff, simplex_projection, softmax};
@@ -26,6 +29,10 @@ pub use problems::{
     Generator, badly_scaled, classification_qp, masked_qp, mat_vec, random_lp, random_qp, tiny_qp,
 };
 pub use reference::{RefBackend, RefFactor, RefMat};
+pub use user_data::{
+    Judgement, UserDataKind, UserProblem, objective_right, reference_solve, user_data_set, user_qp,
+    x_right,
+};
 
 use crate::{AltDiff, HostQp, HostSolution, LinAlg, Qp, Result, Settings};
 

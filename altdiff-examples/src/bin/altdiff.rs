@@ -60,6 +60,10 @@ enum Command {
     /// A softmax / sparsemax layer (or their constrained variants, x <= u) solved by
     /// Newton-ADMM, with the Jacobians wrt y (and u) or a VJP, as JSON.
     Layer(altdiff_examples::layer_cli::LayerArgs),
+    /// Problems as users write them (loose bounds, rows and columns scaled over 1e-4 .. 1e4,
+    /// LPs, non-unique solutions) solved with the given settings and judged against clarabel:
+    /// right, wrong but marked solved, not solved (exit 1 when any is wrong).
+    Trust(altdiff_examples::trust::TrustArgs),
     /// The paper's classification experiment: FC - ReLU - QP layer - FC (or without the QP
     /// layer) trained with Adam on digits, MNIST or CIFAR-10; per-epoch loss and accuracy.
     #[cfg(feature = "candle")]
@@ -361,6 +365,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(args),
         Command::BatchBench(args) => batch_bench(args),
         Command::Suite(args) => altdiff_examples::suite::run_cli(&args),
+        Command::Trust(args) => altdiff_examples::trust::run_cli(&args),
         Command::Layer(args) => altdiff_examples::layer_cli::run(&args),
         #[cfg(feature = "candle")]
         Command::Classify(args) => classify(args),
