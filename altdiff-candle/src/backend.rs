@@ -361,11 +361,23 @@ impl<T: CandleReal> LinAlg for CandleBackend<T> {
     /// # Panics
     /// When the shapes of `P`, `A`, `G` disagree.
     fn factor(&self, p: &CandleOp, a: &CandleOp, g: &CandleOp, rho: T) -> Result<CandleFactor> {
-        let cholesky = DenseCholesky::penalized(
+        self.factor_shifted(p, a, g, rho, T::zero())
+    }
+
+    fn factor_shifted(
+        &self,
+        p: &CandleOp,
+        a: &CandleOp,
+        g: &CandleOp,
+        rho: T,
+        shift: T,
+    ) -> Result<CandleFactor> {
+        let cholesky = DenseCholesky::penalized_shifted_in(
             p.host.as_ref(),
             &[a.host.as_ref(), g.host.as_ref()],
-            rho.to_f64_lossy(),
+            (rho.to_f64_lossy(), shift.to_f64_lossy()),
             Par::Seq,
+            altdiff_faer::Precision::Double,
         )?;
         let n = cholesky.dim();
         let mut inverse = Mat::<f64>::identity(n, n);

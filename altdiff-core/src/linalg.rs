@@ -230,6 +230,49 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         g: &Self::Op,
         rho: Self::Real,
     ) -> Result<Self::Factor>;
+    /// Factors `H = P + shift I + rho (A'A + G'G)`: the proximal term of ADMM when `P` is
+    /// singular on the null space of the constraints, and the regularized KKT system of the
+    /// active-set polish. The default stacks the rows `sqrt(shift / rho) I` under `G`
+    /// (sparse: `n` entries) and calls [`LinAlg::factor`]; dense backends add the shift to
+    /// the diagonal.
+    ///
+    /// # Errors
+    /// Those of [`LinAlg::factor`].
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let p = be.op_from_col_major(2, 2, &[0.0; 4])?;
+    /// let a = be.op_from_col_major(1, 2, &[1.0, 1.0])?;
+    /// let none = be.op_from_col_major(0, 2, &[])?;
+    /// assert!(be.factor(&p, &a, &none, 1.0).is_err()); // H = [[1, 1], [1, 1]]
+    /// let f = be.factor_shifted(&p, &a, &none, 1.0, 0.5)?;
+    /// let mut x = be.mat_from_col_major(2, 1, &[2.5, 2.5])?;
+    /// be.solve_in_place(&f, &mut x)?;
+    /// assert!((be.to_col_major(&x)?[0] - 1.0).abs() < 1e-12);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn factor_shifted(
+        &self,
+        p: &Self::Op,
+        a: &Self::Op,
+        g: &Self::Op,
+        rho: Self::Real,
+        shift: Self::Real,
+    ) -> Result<Self::Factor> {
+        if shift == Self::Real::zero() {
+            return self.factor(p, a, g, rho);
+        }
+        let n = self.op_shape(p).0;
+        let root = (shift.to_f64_lossy() / rho.to_f64_lossy()).sqrt();
+        let diagonal: Vec<(usize, usize, f64)> = (0..n).map(|i| (i, i, root)).collect();
+        let rows = HostMatrix::from_triplets(crate::Field::G, n, n, &diagonal)?;
+        let stacked = self.op_stack_rows(g, &self.op_from_host(&rows)?)?;
+        self.factor(p, a, &stacked, rho)
+    }
     /// `rhs = H^-1 rhs` with the factorization of [`LinAlg::factor`].
     fn solve_in_place(&self, factor: &Self::Factor, rhs: &mut Self::Mat) -> Result<()>;
     /// `H^-1` (`n x n`, `n` the dimension of `H`) from the factorization of

@@ -450,9 +450,12 @@ pub struct Settings {
     pub time_limit: Option<std::time::Duration>,
     /// The stopping rule (default [`StoppingRule::Residual`] with 1e-6, 1e-6).
     pub stopping: StoppingRule,
-    /// Iterations between convergence checks, `>= 1` (default 1). Each check reads scalars
-    /// back to the host, which synchronizes a device backend.
-    pub check_every: usize,
+    /// Iterations between convergence checks, `>= 1`; `None` (the default) adapts them:
+    /// a check after each of the first 8 iterations, then after `iterations / 8` more, at
+    /// most 25 (so a solve overshoots its convergence by at most an eighth, and small
+    /// problems still stop at once). Each check reads the residual vectors back to the host
+    /// (`O(n + p + m)` numbers per column), which synchronizes a device backend.
+    pub check_every: Option<usize>,
     /// Which Jacobians to carry (default none).
     pub wrt: Wrt,
     /// How derivatives are computed (default [`Method::AltDiff`]).
@@ -515,15 +518,15 @@ impl Default for Settings {
             max_iter: 10_000,
             time_limit: None,
             stopping: StoppingRule::default(),
-            check_every: 1,
+            check_every: None,
             wrt: Wrt::none(),
             method: Method::AltDiff,
             tape: Tape::Off,
             iteration: IterationSpace::Auto,
-            adaptive_rho: None,
+            adaptive_rho: Some(AdaptiveRho::default()),
             alpha: 1.6,
             check_convexity: true,
-            limit: false,
+            limit: true,
             scaling: Some(Ruiz::default()),
             krylov_restart: 30,
             anderson: None,
@@ -581,10 +584,10 @@ impl Settings {
         self
     }
 
-    /// Sets [`Settings::check_every`].
+    /// Sets [`Settings::check_every`] to every `check_every` iterations.
     #[must_use]
     pub fn with_check_every(mut self, check_every: usize) -> Self {
-        self.check_every = check_every;
+        self.check_every = Some(check_every);
         self
     }
 
@@ -690,7 +693,7 @@ impl Settings {
                 );
             }
         }
-        if self.check_every == 0 {
+        if self.check_every == Some(0) {
             return invalid("check_every", ">= 1", 0.0);
         }
         let tolerance = |field, v: f64| {
@@ -717,23 +720,6 @@ impl Settings {
             }
             if adaptive.every == 0 {
                 return invalid("adaptive_rho.every", ">= 1", 0.0);
-            }
-        }
-        if self.limit {
-            let conflict = |other| {
-                Err(SettingsError::Conflict {
-                    setting: "limit",
-                    other,
-                })
-            };
-            if self.adaptive_rho.is_some() {
-                return conflict("adaptive_rho");
-            }
-            if self.tape == Tape::Full {
-                return conflict("tape = Full");
-            }
-            if self.iteration == IterationSpace::Primal {
-                return conflict("iteration = Primal");
             }
         }
         match self.stopping {
@@ -794,22 +780,6 @@ mod tests {
                     eps_rel: 0.0,
                 }),
                 "eps_abs",
-            ),
-            (
-                Settings::default()
-                    .with_limit(true)
-                    .with_adaptive_rho(Some(AdaptiveRho::default())),
-                "adaptive_rho",
-            ),
-            (
-                Settings::default().with_limit(true).with_tape(Tape::Full),
-                "tape",
-            ),
-            (
-                Settings::default()
-                    .with_limit(true)
-                    .with_iteration(IterationSpace::Primal),
-                "Primal",
             ),
         ];
         for (settings, name) in cases {

@@ -96,7 +96,7 @@ impl VjpModeArg {
     pub fn mode(self, solver: &SolverArgs) -> VjpMode {
         match (solver.method, self) {
             (MethodArg::Kkt, _) => VjpMode::Kkt,
-            (MethodArg::Altdiff, VjpModeArg::Unrolled) if solver.limit => VjpMode::Limit,
+            (MethodArg::Altdiff, VjpModeArg::Unrolled) if solver.limit() => VjpMode::Limit,
             (MethodArg::Altdiff, VjpModeArg::Unrolled) => VjpMode::Unrolled,
             (MethodArg::Altdiff, VjpModeArg::Implicit) => VjpMode::Implicit,
             (MethodArg::Altdiff, VjpModeArg::Limit) => VjpMode::Limit,
@@ -164,9 +164,10 @@ pub struct SolverArgs {
     /// Iteration bound.
     #[arg(long, default_value_t = 10_000)]
     pub max_iter: usize,
-    /// Test the stopping rule every this many iterations.
-    #[arg(long, default_value_t = 1)]
-    pub check_every: usize,
+    /// Test the stopping rule every this many iterations (default: adaptive, after each of
+    /// the first 8 iterations, then after an eighth of the iterations run, at most 25).
+    #[arg(long)]
+    pub check_every: Option<usize>,
     /// Absolute tolerance of the residual rule.
     #[arg(long, default_value_t = 1e-6)]
     pub eps_abs: f64,
@@ -180,9 +181,13 @@ pub struct SolverArgs {
     /// How derivatives are computed.
     #[arg(long, value_enum, default_value_t = MethodArg::Altdiff)]
     pub method: MethodArg,
-    /// Adapt rho by residual balancing (refactoring H when it moves 5x).
-    #[arg(long)]
+    /// Adapt rho by residual balancing, refactoring H when it moves 5x (the default; the
+    /// flag is kept for scripts).
+    #[arg(long, overrides_with = "fixed_rho")]
     pub adaptive_rho: bool,
+    /// Keep rho fixed (no residual balancing).
+    #[arg(long)]
+    pub fixed_rho: bool,
     /// Anderson acceleration of the solve with this memory (0: plain ADMM; solves that
     /// carry Jacobians always run plain).
     #[arg(long, default_value_t = 0)]
@@ -191,9 +196,14 @@ pub struct SolverArgs {
     #[arg(long, default_value_t = 1.6)]
     pub alpha: f64,
     /// Solve the limit of the recursion directly once the active set settles: an
-    /// active-set polish of the solution and the Jacobians / VJP without iterating them.
-    #[arg(long)]
+    /// active-set polish of the solution and the Jacobians / VJP at the final active set,
+    /// without iterating them (the default; the flag is kept for scripts).
+    #[arg(long, overrides_with = "no_limit")]
     pub limit: bool,
+    /// Iterate the Jacobians by the Alt-Diff recursion (the paper's method) and end the
+    /// solve by its stopping rule alone, without the active-set polish.
+    #[arg(long)]
+    pub no_limit: bool,
     /// Ruiz equilibration of the data (10 passes); the results are mapped back exactly.
     #[arg(long, value_enum, default_value_t = ScalingArg::Auto)]
     pub scaling: ScalingArg,
@@ -215,17 +225,23 @@ impl SolverArgs {
             StopArg::X(tol) => StoppingRule::RelativeX(tol),
             StopArg::Fixed(k) => StoppingRule::Fixed(k),
         };
-        Settings::default()
+        let mut settings = Settings::default()
             .with_rho(self.rho)
             .with_max_iter(self.max_iter)
-            .with_check_every(self.check_every)
             .with_stopping(stopping)
             .with_method(self.method.into())
-            .with_adaptive_rho(self.adaptive_rho.then(AdaptiveRho::default))
+            .with_adaptive_rho((!self.fixed_rho).then(AdaptiveRho::default))
             .with_anderson(anderson(self.anderson))
             .with_alpha(self.alpha)
-            .with_limit(self.limit)
-            .with_scaling(self.scaling.ruiz())
+            .with_limit(!self.no_limit)
+            .with_scaling(self.scaling.ruiz());
+        settings.check_every = self.check_every;
+        settings
+    }
+
+    /// Whether the limit is in force (see [`SolverArgs::no_limit`]).
+    pub fn limit(&self) -> bool {
+        !self.no_limit
     }
 }
 

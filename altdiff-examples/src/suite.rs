@@ -52,8 +52,8 @@ pub struct SuiteArgs {
     /// Time limit per problem, in seconds (on the iterations).
     #[arg(long, default_value_t = 10.0)]
     pub time_limit: f64,
-    /// Tolerance of the residual rule (absolute and relative).
-    #[arg(long, default_value_t = 1e-4)]
+    /// Tolerance of the residual rule (absolute and relative; the library's default).
+    #[arg(long, default_value_t = 1e-6)]
     pub eps: f64,
     /// Iteration bound per problem (the time limit usually comes first); also bounds the
     /// implicit VJP's adjoint iteration.
@@ -84,7 +84,8 @@ pub struct SuiteArgs {
     #[arg(long, default_value_t = 0)]
     pub anderson: usize,
     /// Write one JSON object per problem: name, n, n_eq, n_ineq, status, iterations, time_s,
-    /// objective (with the constant r), derivative_check.
+    /// objective (with the constant r), primal_residual, dual_residual, duality_gap (on the
+    /// problem as given), unique, derivative_check.
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Write the markdown report here (the summary still goes to stdout).
@@ -161,8 +162,8 @@ impl SuiteConfig {
     /// ```
     /// use altdiff_examples::suite::SuiteConfig;
     /// let c = SuiteConfig::new("data");
-    /// assert_eq!(c.eps, 1e-4);
-    /// assert_eq!(c.derivative_tolerance(), 1e-2);
+    /// assert_eq!(c.eps, 1e-6);
+    /// assert_eq!(c.derivative_tolerance(), 1e-3);
     /// ```
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         let backend = default_backend();
@@ -170,7 +171,7 @@ impl SuiteConfig {
             dir: dir.into(),
             filter: Vec::new(),
             time_limit: Duration::from_secs(10),
-            eps: 1e-4,
+            eps: 1e-6,
             max_iter: 100_000,
             backend,
             max_n: default_max_n(backend),
@@ -341,14 +342,18 @@ pub struct SuiteRecord {
     pub time_s: f64,
     /// `1/2 x'Px + q'x + r` at the returned `x` (null without a solve).
     pub objective: Option<f64>,
+    /// The largest equality residual or inequality violation on the problem as given
+    /// (`max(|Ax - b|_inf, |max(Gx - h, 0)|_inf)`).
+    pub primal_residual: Option<f64>,
+    /// `|Px + q + A'lam + G'nu|_inf` on the problem as given.
+    pub dual_residual: Option<f64>,
+    /// `|x'Px + q'x + b'lam + h'nu|` on the problem as given.
+    pub duality_gap: Option<f64>,
+    /// Whether the solution is unique as far as the solve found out
+    /// ([`Solution::is_unique`](altdiff_core::Solution::is_unique)).
+    pub unique: Option<bool>,
     /// The derivative check.
     pub derivative_check: DerivativeCheck,
-    /// `max(|Ax - b|_inf, |Gx + s - h|_inf)`.
-    #[serde(skip)]
-    pub primal_residual: Option<f64>,
-    /// `|Px + q + A'lam + G'nu|_inf`.
-    #[serde(skip)]
-    pub dual_residual: Option<f64>,
     /// The derivative check's relative error.
     #[serde(skip)]
     pub derivative_error: Option<f64>,
@@ -374,6 +379,8 @@ impl SuiteRecord {
             derivative_check: DerivativeCheck::Skipped,
             primal_residual: None,
             dual_residual: None,
+            duality_gap: None,
+            unique: None,
             derivative_error: None,
             note: None,
             check_s: 0.0,
@@ -410,7 +417,7 @@ impl SuiteRecord {
             (c, None) => c.as_str().to_string(),
         };
         let mut line = format!(
-            "{:<10} {:>17} {:<16} it {:>7} {:>8.3} s  res {}/{}  obj {:>13}  deriv {check}",
+            "{:<10} {:>17} {:<16} it {:>7} {:>8.3} s  res {}/{}/{}  obj {:>13}  deriv {check}",
             self.name,
             dims,
             self.status,
@@ -419,6 +426,7 @@ impl SuiteRecord {
             self.time_s,
             opt(self.primal_residual),
             opt(self.dual_residual),
+            opt(self.duality_gap),
             self.objective
                 .map_or_else(|| "-".into(), |v| format!("{v:.7e}")),
         );
@@ -546,6 +554,8 @@ impl BackendJob for SolveJob<'_> {
         record.objective = Some(problem.objective(&x));
         record.primal_residual = Some(solution.primal_residual());
         record.dual_residual = Some(solution.dual_residual());
+        record.duality_gap = Some(solution.duality_gap());
+        record.unique = Some(solution.is_unique());
         if !solution.status().is_solved() {
             return Ok(record);
         }
@@ -725,8 +735,8 @@ pub fn markdown(records: &[SuiteRecord], config: &SuiteConfig, with_problems: bo
         ));
     }
     if with_problems {
-        out.push_str("\n| problem | n | n_eq | n_ineq | status | iterations | time s | primal res | dual res | objective | derivative check |\n");
-        out.push_str("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|\n");
+        out.push_str("\n| problem | n | n_eq | n_ineq | status | iterations | time s | primal res | dual res | gap | objective | derivative check |\n");
+        out.push_str("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n");
         let opt = |v: Option<usize>| v.map_or_else(|| "-".into(), |v| v.to_string());
         let sci = |v: Option<f64>, digits: usize| {
             v.map_or_else(|| "-".into(), |v| format!("{v:.digits$e}"))
@@ -737,7 +747,7 @@ pub fn markdown(records: &[SuiteRecord], config: &SuiteConfig, with_problems: bo
                 None => r.derivative_check.as_str().into(),
             };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} | {} | {check} |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {check} |\n",
                 r.name,
                 opt(r.n),
                 opt(r.n_eq),
@@ -747,6 +757,7 @@ pub fn markdown(records: &[SuiteRecord], config: &SuiteConfig, with_problems: bo
                 r.time_s,
                 sci(r.primal_residual, 1),
                 sci(r.dual_residual, 1),
+                sci(r.duality_gap, 1),
                 sci(r.objective, 7),
             ));
         }

@@ -263,6 +263,10 @@ fn json_rows_have_exactly_the_documented_keys() {
         "iterations",
         "time_s",
         "objective",
+        "primal_residual",
+        "dual_residual",
+        "duality_gap",
+        "unique",
         "derivative_check",
     ];
     expected.sort_unstable();
@@ -281,6 +285,11 @@ fn json_rows_have_exactly_the_documented_keys() {
     assert_eq!(rows[0]["name"], "HS21");
     assert_eq!(rows[0]["n_ineq"], 5);
     assert!((rows[0]["objective"].as_f64().unwrap() + 99.96).abs() < 0.1);
+    // the residuals and the gap are those of the problem as given, within the rule's eps
+    for key in ["primal_residual", "dual_residual", "duality_gap"] {
+        let v = rows[0][key].as_f64().unwrap();
+        assert!((0.0..1e-4).contains(&v), "{key}: {v}");
+    }
 }
 
 /// A directory with HS21 and five bad files.

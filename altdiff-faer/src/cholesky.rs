@@ -482,10 +482,43 @@ impl DenseCholesky {
         par: Par,
         precision: Precision,
     ) -> Result<Self> {
+        Self::penalized_shifted_in(p, blocks, (rho, 0.0), par, precision)
+    }
+
+    /// [`DenseCholesky::penalized_in`] of `H = P + shift I + rho sum_i C_i'C_i` (the
+    /// proximal term of ADMM, and the regularized KKT system of the active-set polish),
+    /// `(rho, shift)`.
+    ///
+    /// # Errors
+    /// [`Error::NotPositiveDefinite`] with the failing pivot.
+    ///
+    /// # Panics
+    /// When the shapes disagree.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par, Precision};
+    /// let p = faer::mat![[0.0, 0.0], [0.0, 0.0]];
+    /// let a = faer::mat![[1.0, 1.0]];
+    /// // singular without the shift: H = [[1.5, 1], [1, 1.5]]
+    /// let chol = DenseCholesky::penalized_shifted_in(p.as_ref(), &[a.as_ref()], (1.0, 0.5), Par::Seq, Precision::Double)?;
+    /// let mut x = faer::mat![[2.5], [2.5]];
+    /// chol.solve_in_place(x.as_mut(), Par::Seq);
+    /// assert!((x[(0, 0)] - 1.0).abs() < 1e-12);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn penalized_shifted_in(
+        p: MatRef<'_, f64>,
+        blocks: &[MatRef<'_, f64>],
+        (rho, shift): (f64, f64),
+        par: Par,
+        precision: Precision,
+    ) -> Result<Self> {
         // the factorization reads the lower triangle only
         match precision {
             Precision::Double => {
                 let mut h = converted_lower(p, |v| v);
+                (0..h.nrows()).for_each(|i| h[(i, i)] += shift);
                 for block in blocks {
                     lower_gram(h.as_mut(), *block, rho, par);
                 }
@@ -493,6 +526,7 @@ impl DenseCholesky {
             }
             Precision::Single => {
                 let mut h = converted_lower(p, single);
+                (0..h.nrows()).for_each(|i| h[(i, i)] += single(shift));
                 for block in blocks {
                     lower_gram(h.as_mut(), narrow(*block).as_ref(), single(rho), par);
                 }

@@ -283,10 +283,21 @@ impl LinAlg for FaerBackend {
     }
 
     fn factor(&self, p: &Mat<f64>, a: &Mat<f64>, g: &Mat<f64>, rho: f64) -> Result<DenseCholesky> {
-        DenseCholesky::penalized_in(
+        self.factor_shifted(p, a, g, rho, 0.0)
+    }
+
+    fn factor_shifted(
+        &self,
+        p: &Mat<f64>,
+        a: &Mat<f64>,
+        g: &Mat<f64>,
+        rho: f64,
+        shift: f64,
+    ) -> Result<DenseCholesky> {
+        DenseCholesky::penalized_shifted_in(
             p.as_ref(),
             &[a.as_ref(), g.as_ref()],
-            rho,
+            (rho, shift),
             self.par,
             self.precision,
         )

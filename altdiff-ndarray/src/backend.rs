@@ -242,13 +242,25 @@ impl LinAlg for NdarrayBackend {
         g: &Array2<f64>,
         rho: f64,
     ) -> Result<DenseCholesky> {
-        // H = P + rho (A'A + G'G) on one triangle, by faer on zero-copy views
+        self.factor_shifted(p, a, g, rho, 0.0)
+    }
+
+    fn factor_shifted(
+        &self,
+        p: &Array2<f64>,
+        a: &Array2<f64>,
+        g: &Array2<f64>,
+        rho: f64,
+        shift: f64,
+    ) -> Result<DenseCholesky> {
+        // H = P + shift I + rho (A'A + G'G) on one triangle, by faer on zero-copy views
         let [p, a, g] = [p, a, g].map(fortran);
-        DenseCholesky::penalized(
+        DenseCholesky::penalized_shifted_in(
             column_major_view(&p),
             &[column_major_view(&a), column_major_view(&g)],
-            rho,
+            (rho, shift),
             self.par.0,
+            altdiff_faer::Precision::Double,
         )
     }
 

@@ -397,8 +397,9 @@ pub struct SmoothSettings {
     /// When ADMM stops (default: residuals 1e-6, see [`StoppingRule::Residual`]; the
     /// dual residual is `|grad f(x) + A'lam + G'nu|`).
     pub stopping: StoppingRule,
-    /// Test the stopping rule every this many iterations (default 1).
-    pub check_every: usize,
+    /// Test the stopping rule every this many iterations; `None` (the default) adapts the
+    /// interval as the QP solver's [`Settings::check_every`].
+    pub check_every: Option<usize>,
     /// Forward Jacobians by the Alt-Diff recursion or by KKT at the solution.
     pub method: Method,
     /// The inner Newton solve stops when `|F|_inf <= newton_tol * max(1, |grad f|_inf)`
@@ -435,7 +436,7 @@ impl Default for SmoothSettings {
             rho: 1.0,
             max_iter: 10_000,
             stopping: StoppingRule::default(),
-            check_every: 1,
+            check_every: None,
             method: Method::AltDiff,
             newton_tol: 1e-10,
             max_newton: 50,
@@ -630,13 +631,13 @@ impl SmoothSettings {
         if !(self.boundary_fraction > 0.0 && self.boundary_fraction < 1.0) {
             return invalid("boundary_fraction", "in (0, 1)", self.boundary_fraction);
         }
-        Settings::default()
+        let mut settings = Settings::default()
             .with_rho(self.rho)
             .with_max_iter(self.max_iter)
             .with_stopping(self.stopping)
-            .with_check_every(self.check_every)
-            .with_adaptive_rho(self.adaptive_rho)
-            .validate()
+            .with_adaptive_rho(self.adaptive_rho);
+        settings.check_every = self.check_every;
+        settings.validate()
     }
 }
 

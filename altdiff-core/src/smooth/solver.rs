@@ -6,6 +6,10 @@ use num_traits::{Float, One, Zero};
 use crate::smooth::{
     Hessian, InputProblem, NewtonSystem, SmoothObjective, SmoothParam, SmoothSettings, identity,
 };
+use crate::solver::{
+    Checks, Criterion, HostBlock, Measures, Operators, Units, balanced_rho, clean_duals,
+    download_block,
+};
 use crate::{
     Accum, Error, Field, HostMatrix, Iterate, LinAlg, Method, QpDims, Real, Result, Status,
     StoppingRule, Trans,
@@ -15,10 +19,6 @@ use crate::{
 const ARMIJO: f64 = 1e-4;
 /// Halvings of the step before the line search gives up.
 const MAX_HALVINGS: usize = 60;
-/// The range of the adaptive penalty (OSQP's).
-const RHO_MIN: f64 = 1e-6;
-/// See [`RHO_MIN`].
-const RHO_MAX: f64 = 1e6;
 
 /// ADMM for `min f(x; theta) s.t. Ax = b, Gx <= h` with an inner Newton solve for `x`, the
 /// Jacobians of the solution by Alt-Diff (or KKT), and VJPs by the KKT adjoint.
@@ -97,6 +97,7 @@ pub struct SmoothSolution<B: LinAlg> {
     objective: B::Real,
     primal_residual: B::Real,
     dual_residual: B::Real,
+    duality_gap: B::Real,
     jacobians: Vec<(SmoothParam, B::Mat)>,
 }
 
@@ -137,7 +138,8 @@ impl<B: LinAlg> SmoothSolution<B> {
         self.objective
     }
 
-    /// `max(|Ax - b|, |Gx + s - h|)` at the last check.
+    /// `max(|Ax - b|, |max(Gx - h, 0)|)` at the last check (judged row by row, as the QP
+    /// solver's [`Solution::primal_residual`](crate::Solution::primal_residual)).
     pub fn primal_residual(&self) -> B::Real {
         self.primal_residual
     }
@@ -145,6 +147,12 @@ impl<B: LinAlg> SmoothSolution<B> {
     /// `|grad f(x) + A'lam + G'nu|` at the last check.
     pub fn dual_residual(&self) -> B::Real {
         self.dual_residual
+    }
+
+    /// `|x'grad f(x) + b'lam + h'nu|` at the last check: the duality gap of the
+    /// linearization at `x`, zero at a KKT point.
+    pub fn duality_gap(&self) -> B::Real {
+        self.duality_gap
     }
 
     /// The primal solution (n x 1).
@@ -334,25 +342,6 @@ struct Snapshot<B: LinAlg> {
     objective: Option<B::Real>,
 }
 
-/// Residual measures of a forward or tangent block.
-struct Measures<T> {
-    primal: T,
-    primal_scale: T,
-    dual: T,
-    dual_scale: T,
-}
-
-impl<T: Real> Measures<T> {
-    fn is_finite(&self) -> bool {
-        self.primal.is_finite() && self.dual.is_finite()
-    }
-
-    fn small(&self, eps_abs: f64, eps_rel: f64) -> bool {
-        let (abs, rel) = (T::of(eps_abs), T::of(eps_rel));
-        self.primal <= abs + rel * self.primal_scale && self.dual <= abs + rel * self.dual_scale
-    }
-}
-
 /// The KKT system `[hess f  C_a'; C_a  0]` at a point, `C_a = [A; G_active]`, factored.
 struct Kkt<B: LinAlg> {
     ca: B::Op,
@@ -524,11 +513,11 @@ impl<B: LinAlg> SmoothSolver<B> {
             _ => (self.settings.max_iter, Status::MaxIterations),
         };
         let mut iterations = 0;
-        let mut last: Option<Measures<B::Real>> = None;
+        let mut last: Option<Measures> = None;
+        let mut checks = Checks::new(self.settings.check_every, self.settings.stopping);
         while iterations < limit {
             iterations += 1;
-            let check = !matches!(self.settings.stopping, StoppingRule::Fixed(_))
-                && (iterations.is_multiple_of(self.settings.check_every) || iterations == limit);
+            let check = checks.due(iterations, limit);
             let prev = if check {
                 Some(self.snapshot(f, &it.x)?)
             } else {
@@ -574,7 +563,7 @@ impl<B: LinAlg> SmoothSolver<B> {
             if !check {
                 continue;
             }
-            let now = self.measure(&it, b, h, &grad, &gx)?;
+            let now = self.measure(&it, b, h, &grad)?;
             let finite = now.is_finite() && tangents_finite(be, &runs)?;
             last = Some(now);
             if !finite {
@@ -598,12 +587,10 @@ impl<B: LinAlg> SmoothSolver<B> {
                 }
                 continue;
             }
-            if let (StoppingRule::Residual { eps_abs, eps_rel }, Some(hess)) =
-                (self.settings.stopping, &newton.hess)
-            {
+            if let (Some(c), Some(hess)) = (Criterion::of(self.settings.stopping), &newton.hess) {
                 let mut all = true;
                 for run in &runs {
-                    if !self.tangent_measure(run, hess)?.small(eps_abs, eps_rel) {
+                    if !self.tangent_passes(run, hess, c)? {
                         all = false;
                         break;
                     }
@@ -619,7 +606,7 @@ impl<B: LinAlg> SmoothSolver<B> {
             Some(m) if status != Status::FixedIterations => m,
             _ => {
                 be.apply(&mut gx, Accum::Replace, &self.g, Trans::No, &it.x, one)?;
-                self.measure(&it, b, h, &grad, &gx)?
+                self.measure(&it, b, h, &grad)?
             }
         };
         let objective = f.value(be, &it.x)?;
@@ -642,8 +629,9 @@ impl<B: LinAlg> SmoothSolver<B> {
             rho: newton.rho,
             rho_updates: changes,
             objective,
-            primal_residual: measures.primal,
-            dual_residual: measures.dual,
+            primal_residual: B::Real::of(measures.primal),
+            dual_residual: B::Real::of(measures.dual),
+            duality_gap: B::Real::of(measures.gap),
             jacobians: Vec::new(),
         };
         if self.settings.method == Method::Kkt
@@ -1067,93 +1055,72 @@ impl<B: LinAlg> SmoothSolver<B> {
         Ok(())
     }
 
-    /// The residuals of the differentiated KKT conditions of a Jacobian block:
-    /// `A J_x - db`, `G J_x + J_s - dh`, `hess J_x + E + A'J_lam + G'J_nu`.
-    fn tangent_measure(&self, run: &TangentRun<B>, hess: &Hessian<B>) -> Result<Measures<B::Real>> {
+    /// Whether a Jacobian block passes the residual rule on the differentiated KKT
+    /// conditions `A J_x - db`, `G J_x + J_s - dh`, `hess J_x + E + A'J_lam + G'J_nu`
+    /// (the QP solver's test, [`termination`](crate::solver)).
+    fn tangent_passes(&self, run: &TangentRun<B>, hess: &Hessian<B>, c: Criterion) -> Result<bool> {
         let be = &self.backend;
-        let one = B::Real::one();
         let t = &run.it;
         let d = be.shape(&run.eye).0;
-        let QpDims { n, p, m } = self.dims;
-        let mut ax = be.zeros(p, d)?;
-        be.apply(&mut ax, Accum::Replace, &self.a, Trans::No, &t.x, one)?;
-        let ax_norm = be.norm_inf(&ax)?;
-        if run.param == SmoothParam::B {
-            be.axpby(-one, &run.eye, one, &mut ax)?;
-        }
-        let mut gr = run.gx.clone();
-        be.axpby(one, &t.s, one, &mut gr)?;
-        if run.param == SmoothParam::H {
-            be.axpby(-one, &run.eye, one, &mut gr)?;
-        }
-        let hx = hess.apply(be, &t.x)?;
-        let mut atl = be.zeros(n, d)?;
-        be.apply(&mut atl, Accum::Replace, &self.a, Trans::Yes, &t.lam, one)?;
-        let mut gtn = be.zeros(n, d)?;
-        be.apply(&mut gtn, Accum::Replace, &self.g, Trans::Yes, &t.nu, one)?;
-        let mut dual = hx.clone();
-        be.axpby(one, &atl, one, &mut dual)?;
-        be.axpby(one, &gtn, one, &mut dual)?;
-        let mut dual_scale = be
-            .norm_inf(&hx)?
-            .max(be.norm_inf(&atl)?)
-            .max(be.norm_inf(&gtn)?);
-        if let Some(e) = &run.e {
-            be.axpby(one, e, one, &mut dual)?;
-            dual_scale = dual_scale.max(be.norm_inf(e)?);
-        }
-        let eye_scale = if run.param == SmoothParam::Theta || (p == 0 && m == 0) {
-            B::Real::zero()
-        } else {
-            one
+        let zeros = |rows: usize| be.zeros(rows, d);
+        let data = crate::QpParams {
+            q: match &run.e {
+                Some(e) => e.clone(),
+                None => zeros(self.dims.n)?,
+            },
+            b: if run.param == SmoothParam::B {
+                run.eye.clone()
+            } else {
+                zeros(self.dims.p)?
+            },
+            h: if run.param == SmoothParam::H {
+                run.eye.clone()
+            } else {
+                zeros(self.dims.m)?
+            },
         };
-        Ok(Measures {
-            primal: be.norm_inf(&ax)?.max(be.norm_inf(&gr)?),
-            primal_scale: ax_norm
-                .max(be.norm_inf(&run.gx)?)
-                .max(be.norm_inf(&t.s)?)
-                .max(eye_scale),
-            dual: be.norm_inf(&dual)?,
-            dual_scale,
-        })
+        let block = self.host_block(t, &data, &hess.apply(be, &t.x)?)?;
+        Ok(block.residuals(false).iter().all(|r| c.tangent_passes(r)))
     }
 
-    /// The residuals of the forward iterate, with `grad = grad f(x)` and `gx = Gx`.
-    fn measure(
+    /// The measures of the forward iterate on the QP solver's test (see
+    /// [`termination`](crate::solver)), with `grad = grad f(x)` in the place of `Px + q`
+    /// (so the gap is `x'grad f(x) + b'lam + h'nu`): the residuals and their verdict.
+    fn measure(&self, it: &Iterate<B>, b: &B::Mat, h: &B::Mat, grad: &B::Mat) -> Result<Measures> {
+        let be = &self.backend;
+        let cleaned = Iterate {
+            nu: clean_duals(be, &it.s, &it.nu)?,
+            ..it.clone()
+        };
+        let data = crate::QpParams {
+            q: be.zeros(self.dims.n, 1)?,
+            b: b.clone(),
+            h: h.clone(),
+        };
+        let block = self.host_block(&cleaned, &data, grad)?;
+        let criterion = Criterion::of(self.settings.stopping).unwrap_or(Criterion {
+            eps_abs: 1e-6,
+            eps_rel: 1e-6,
+        });
+        Ok(criterion.judge(&block.residuals(true)[0], &Units::identity()))
+    }
+
+    /// The host block of the residuals of `it` with data `data`, `grad` standing for `Px`.
+    fn host_block(
         &self,
         it: &Iterate<B>,
-        b: &B::Mat,
-        h: &B::Mat,
+        data: &crate::QpParams<B>,
         grad: &B::Mat,
-        gx: &B::Mat,
-    ) -> Result<Measures<B::Real>> {
-        let be = &self.backend;
-        let one = B::Real::one();
-        let QpDims { n, p, .. } = self.dims;
-        let mut ax = be.zeros(p, 1)?;
-        be.apply(&mut ax, Accum::Replace, &self.a, Trans::No, &it.x, one)?;
-        let mut ra = ax.clone();
-        be.axpby(-one, b, one, &mut ra)?;
-        let mut rg = gx.clone();
-        be.axpby(one, &it.s, one, &mut rg)?;
-        be.axpby(-one, h, one, &mut rg)?;
-        let mut atl = be.zeros(n, 1)?;
-        be.apply(&mut atl, Accum::Replace, &self.a, Trans::Yes, &it.lam, one)?;
-        let mut gtn = be.zeros(n, 1)?;
-        be.apply(&mut gtn, Accum::Replace, &self.g, Trans::Yes, &it.nu, one)?;
-        let mut dual = grad.clone();
-        be.axpby(one, &atl, one, &mut dual)?;
-        be.axpby(one, &gtn, one, &mut dual)?;
-        let norms = |ms: &[&B::Mat]| -> Result<B::Real> {
-            ms.iter()
-                .try_fold(B::Real::zero(), |acc, m| Ok(acc.max(be.norm_inf(m)?)))
+    ) -> Result<HostBlock> {
+        let ops = Operators {
+            backend: &self.backend,
+            p: &self.a,
+            a: &self.a,
+            g: &self.g,
         };
-        Ok(Measures {
-            primal: norms(&[&ra, &rg])?,
-            primal_scale: norms(&[&ax, b, gx, &it.s, h])?,
-            dual: be.norm_inf(&dual)?,
-            dual_scale: norms(&[grad, &atl, &gtn])?,
-        })
+        let mut products = ops.products(it)?;
+        products.px = grad.clone();
+        download_block(&self.backend, it, &products, data)
     }
 
     /// What the stopping rule compares with: `x` or `f(x)` before the step.
@@ -1177,13 +1144,13 @@ impl<B: LinAlg> SmoothSolver<B> {
     fn converged<F: SmoothObjective<B> + ?Sized>(
         &self,
         f: &F,
-        now: &Measures<B::Real>,
+        now: &Measures,
         x: &B::Mat,
         prev: Option<&Snapshot<B>>,
     ) -> Result<bool> {
         let be = &self.backend;
         Ok(match (self.settings.stopping, prev) {
-            (StoppingRule::Residual { eps_abs, eps_rel }, _) => now.small(eps_abs, eps_rel),
+            (StoppingRule::Residual { .. }, _) => now.passes,
             (StoppingRule::RelativeX(tol), Some(Snapshot { x: Some(old), .. })) => {
                 let mut diff = x.clone();
                 be.axpby(-B::Real::one(), old, B::Real::one(), &mut diff)?;
@@ -1349,22 +1316,6 @@ impl<B: LinAlg> SmoothSolver<B> {
         let r2 = be.mat_from_col_major(ra, d, &r2)?;
         Ok(self.kkt_solve(kkt, r1, &r2)?.0)
     }
-}
-
-/// Residual balancing (OSQP's rule, as [`AdaptiveRho`](crate::AdaptiveRho) for the QP
-/// solver): `rho sqrt((r_p / scale_p) / (r_d / scale_d))` when it is more than `factor` away
-/// from `rho` (and finite), `None` otherwise.
-fn balanced_rho<T: Real>(rho: T, m: &Measures<T>, factor: f64) -> Option<T> {
-    let tiny = T::of(1e-30);
-    let primal = m.primal / m.primal_scale.max(tiny);
-    let dual = m.dual / m.dual_scale.max(tiny);
-    let proposal = (rho * (primal / dual.max(tiny)).sqrt())
-        .max(T::of(RHO_MIN))
-        .min(T::of(RHO_MAX));
-    let ratio = proposal / rho;
-    let f = T::of(factor);
-    (proposal.is_finite() && proposal > T::zero() && (ratio > f || ratio < T::one() / f))
-        .then_some(proposal)
 }
 
 /// The largest relative change of a diagonal Hessian, `max_i |d_i - o_i| / |o_i|`; `+inf`

@@ -106,6 +106,8 @@ pub(crate) struct TapeData<B: LinAlg> {
     pub points: Vec<[B::Mat; 3]>,
     /// Penalty changes: from iteration index `k` on, `rho` and the factor of its `H`.
     pub segments: Vec<(usize, B::Real, std::sync::Arc<B::Factor>)>,
+    /// `1[h > 0]` (m x 1) when the solve started cold (`s_0 = max(h, 0)` depends on `h`).
+    pub start: Option<B::Mat>,
 }
 
 impl<B: LinAlg> Clone for TapeData<B> {
@@ -114,6 +116,7 @@ impl<B: LinAlg> Clone for TapeData<B> {
             masks: self.masks.clone(),
             points: self.points.clone(),
             segments: self.segments.clone(),
+            start: self.start.clone(),
         }
     }
 }
@@ -151,6 +154,9 @@ pub(crate) struct Reverse<'a, B: LinAlg> {
     pub rho: B::Real,
     /// Over-relaxation of the forward iteration (1 = none).
     pub alpha: B::Real,
+    /// The proximal term of the forward x-update (0 = none): `x_{k+1}` depends on `x_k`
+    /// through `sigma H^-1`, and the state carries the adjoint of `x` as well.
+    pub sigma: B::Real,
 }
 
 /// The adjoint state and the accumulated data adjoints.
@@ -158,6 +164,11 @@ pub(crate) struct Adjoint<B: LinAlg> {
     l: B::Mat,
     n: B::Mat,
     s: B::Mat,
+    /// The adjoint of `x` through the proximal term of the next x-update (`-sigma y`;
+    /// stays zero without one).
+    xs: B::Mat,
+    /// Whether the proximal term is on (then `xs` is part of the state).
+    proximal: bool,
     /// `sum y` (the adjoint of `c`, hence of `dq_eff`).
     pub c_sum: B::Mat,
     /// `sum rho_k y` (the penalty of each iteration: for `b` and `h`).
@@ -177,13 +188,16 @@ pub(crate) struct Adjoint<B: LinAlg> {
 }
 
 impl<B: LinAlg> Adjoint<B> {
-    /// The zero adjoint of blocks of `k` columns (one per seed).
-    pub fn new(backend: &B, dims: crate::QpDims, k: usize) -> Result<Self> {
+    /// The zero adjoint of blocks of `k` columns (one per seed); `proximal` when the
+    /// forward iteration has a proximal term.
+    pub fn new(backend: &B, dims: crate::QpDims, k: usize, proximal: bool) -> Result<Self> {
         let (n, p, m) = (dims.n, dims.p, dims.m);
         Ok(Self {
             l: backend.zeros(p, k)?,
             n: backend.zeros(m, k)?,
             s: backend.zeros(m, k)?,
+            xs: backend.zeros(n, k)?,
+            proximal,
             c_sum: backend.zeros(n, k)?,
             c_rho_sum: backend.zeros(n, k)?,
             b_sum: backend.zeros(p, k)?,
@@ -199,23 +213,42 @@ impl<B: LinAlg> Adjoint<B> {
 }
 
 impl<B: LinAlg> Adjoint<B> {
-    /// The state `(L, N, S)` the reverse iteration carries (copies).
+    /// The state `(L, N, S)` the reverse iteration carries (copies), and the adjoint of
+    /// `x` with a proximal term.
     pub fn state(&self) -> Vec<B::Mat> {
-        vec![self.l.clone(), self.n.clone(), self.s.clone()]
+        let mut state = vec![self.l.clone(), self.n.clone(), self.s.clone()];
+        if self.proximal {
+            state.push(self.xs.clone());
+        }
+        state
     }
 
-    /// Replaces the state `(L, N, S)` by `z` (same shapes).
+    /// Replaces the state by `z` (the shapes of [`Adjoint::state`]).
     pub fn set_state(&mut self, backend: &B, z: &[B::Mat]) -> Result<()> {
         backend.copy_from(&mut self.l, &z[0])?;
         backend.copy_from(&mut self.n, &z[1])?;
-        backend.copy_from(&mut self.s, &z[2])
+        backend.copy_from(&mut self.s, &z[2])?;
+        if self.proximal {
+            backend.copy_from(&mut self.xs, &z[3])?;
+        }
+        Ok(())
     }
 
-    /// Writes the state `(L, N, S)` into `out` (same shapes).
+    /// Writes the state into `out` (the shapes of [`Adjoint::state`]).
     pub fn write_state(&self, backend: &B, out: &mut [B::Mat]) -> Result<()> {
         backend.copy_from(&mut out[0], &self.l)?;
         backend.copy_from(&mut out[1], &self.n)?;
-        backend.copy_from(&mut out[2], &self.s)
+        backend.copy_from(&mut out[2], &self.s)?;
+        if self.proximal {
+            backend.copy_from(&mut out[3], &self.xs)?;
+        }
+        Ok(())
+    }
+
+    /// The adjoint of the slack the reverse iteration has reached (after the first
+    /// iteration's step: of the start `s_0`).
+    pub fn slack(&self) -> &B::Mat {
+        &self.s
     }
 
     /// Adds the accumulated sums of `other` to these.
@@ -260,12 +293,20 @@ impl<B: LinAlg> Reverse<'_, B> {
             &adj.l,
             rho * alpha,
         )?;
+        // and x_{k+1}'s share in the next x-update, through the proximal term
+        if adj.proximal {
+            be.axpby(one, &adj.xs, one, &mut adj.x)?;
+        }
         // data adjoints: db_eff gets -rho alpha L, dh_eff gets -alpha gbar
         be.axpby(-rho * alpha, &adj.l, zero, &mut adj.b_bar)?;
         be.axpby(-alpha, &adj.gbar, zero, &mut adj.h_bar)?;
         // y = -H^-1 X
         be.axpby(-one, &adj.x, zero, &mut adj.y)?;
         be.solve_in_place(self.factor, &mut adj.y)?;
+        // x_k enters x_{k+1} = -H^-1 (... - sigma x_k)
+        if adj.proximal {
+            be.axpby(-self.sigma, &adj.y, zero, &mut adj.xs)?;
+        }
         // new state: L += A y; N += G y - t/rho; S = rho G y - (1 - alpha) gbar
         be.apply(&mut adj.l, Accum::Add, self.a, Trans::No, &adj.y, one)?;
         be.apply(&mut adj.n, Accum::Add, self.g, Trans::No, &adj.y, one)?;

@@ -16,12 +16,15 @@
 
 use num_traits::{Float, One, Zero};
 
+use crate::solver::adjoint::mask_bits;
 use crate::solver::adjoint::{Grads, closed_forms};
+use crate::solver::dual::DualHost;
 use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps};
 use crate::solver::iteration::{Affine, Iterate, Kernel, Slack, Workspace};
 use crate::solver::limit::Limit;
+use crate::solver::polish::PolishSchedule;
 use crate::solver::status::Status;
-use crate::solver::termination::{Measures, Operators, Products, residuals_small};
+use crate::solver::termination::{Criterion, Measures};
 use crate::{
     AltDiff, Error, Field, LinAlg, QpDims, QpParams, QpProblem, Real, Result, Settings,
     StoppingRule, VjpMode,
@@ -55,6 +58,8 @@ pub struct Element {
     pub primal_residual: f64,
     /// `|Px + q + A'lam + G'nu|` on the user's problem.
     pub dual_residual: f64,
+    /// `|x'Px + q'x + b'lam + h'nu|` on the user's problem.
+    pub duality_gap: f64,
 }
 
 /// The solutions of a batch: column `j` of [`BatchSolution::x`] (n x k) is element `j`'s
@@ -223,91 +228,6 @@ fn column_norms(data: &[f64], rows: usize, k: usize) -> Vec<f64> {
         .collect()
 }
 
-/// `a + sign * b` entrywise.
-fn combine(a: &[f64], b: &[f64], sign: f64) -> Vec<f64> {
-    a.iter().zip(b).map(|(x, y)| x + sign * y).collect()
-}
-
-/// The residuals and objective of every column of `it` for the data `params`.
-fn column_measures<B: LinAlg>(
-    be: &B,
-    dims: QpDims,
-    it: &Iterate<B>,
-    params: &QpParams<B>,
-    products: &Products<B>,
-) -> Result<Vec<Measures<f64>>> {
-    let k = it.ncols(be);
-    let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
-    let (n, p, m) = (dims.n, dims.p, dims.m);
-    let (ax, gx) = (down(&products.ax)?, down(&products.gx)?);
-    let (px, atl, gtn) = (
-        down(&products.px)?,
-        down(&products.atl)?,
-        down(&products.gtn)?,
-    );
-    let (x, s, q, b, h) = (
-        down(&it.x)?,
-        down(&it.s)?,
-        down(&params.q)?,
-        down(&params.b)?,
-        down(&params.h)?,
-    );
-    let eq = column_norms(&combine(&ax, &b, -1.0), p, k);
-    let ineq = column_norms(&combine(&combine(&gx, &s, 1.0), &h, -1.0), m, k);
-    let grad = combine(&combine(&combine(&px, &q, 1.0), &atl, 1.0), &gtn, 1.0);
-    let dual = column_norms(&grad, n, k);
-    let [nax, nb, ngx, ns, nh, npx, nq, natl, ngtn] =
-        [&ax, &b, &gx, &s, &h, &px, &q, &atl, &gtn].map(|v| column_norms(v, v.len() / k.max(1), k));
-    Ok((0..k)
-        .map(|j| {
-            let col = |v: &[f64]| v[j * n..(j + 1) * n].to_vec();
-            let (xj, pxj, qj) = (col(&x), col(&px), col(&q));
-            let objective = xj
-                .iter()
-                .zip(&pxj)
-                .zip(&qj)
-                .map(|((x, px), q)| x * (0.5 * px + q))
-                .sum();
-            let max = |v: &[f64]| v.iter().fold(0.0, |a, b| crate::kernels::max_abs(a, *b));
-            Measures {
-                primal: max(&[eq[j], ineq[j]]),
-                dual: dual[j],
-                primal_scale: max(&[nax[j], nb[j], ngx[j], ns[j], nh[j]]),
-                dual_scale: max(&[npx[j], nq[j], natl[j], ngtn[j]]),
-                objective,
-            }
-        })
-        .collect())
-}
-
-/// `1/2 x'Px + q'x` of every column.
-fn column_objectives<B: LinAlg>(
-    ops: &Operators<'_, B>,
-    x: &B::Mat,
-    q: &B::Mat,
-) -> Result<Vec<f64>> {
-    let be = ops.backend;
-    let (n, k) = be.shape(x);
-    let mut px = be.zeros(n, k)?;
-    ops.p_times(&mut px, x)?;
-    let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
-    let (x, px, q) = (down(x)?, down(&px)?, down(q)?);
-    Ok((0..k)
-        .map(|j| {
-            (j * n..(j + 1) * n)
-                .map(|i| x[i] * (0.5 * px[i] + q[i]))
-                .sum()
-        })
-        .collect())
-}
-
-/// What the per-column stopping test needs from before a step.
-enum Before {
-    Nothing,
-    Objectives(Vec<f64>),
-    X(Vec<f64>),
-}
-
 /// A batch's iteration state: primal blocks, or dual-space blocks with `x` formed on demand.
 enum Stepper<'a, B: LinAlg> {
     Primal {
@@ -321,6 +241,8 @@ enum Stepper<'a, B: LinAlg> {
         kernel: DualKernel<'a, B>,
         blk: DualBlock<B>,
         data: DualData<B>,
+        /// The host data of the residuals.
+        host: DualHost,
         solver: &'a AltDiff<B>,
     },
 }
@@ -339,6 +261,65 @@ impl<B: LinAlg> Stepper<'_, B> {
             Stepper::Dual {
                 kernel, blk, data, ..
             } => kernel.step(blk, data, None),
+        }
+    }
+
+    /// The measures of every column on the user's problem (`params`: the block's data, in
+    /// the iterated units), judged by the residual rule (the default one for the others).
+    fn measures(&self, params: &QpParams<B>) -> Result<Vec<Measures>> {
+        let (residuals, solver) = match self {
+            Stepper::Primal { it, solver, .. } => (
+                solver.operators().host_point(it, params)?.residuals(true),
+                solver,
+            ),
+            Stepper::Dual {
+                kernel,
+                blk,
+                host,
+                solver,
+                ..
+            } => (kernel.residuals(blk, host, true, solver.dims().p)?, solver),
+        };
+        let criterion = solver.criterion();
+        Ok(residuals
+            .iter()
+            .map(|r| criterion.judge(r, &solver.units))
+            .collect())
+    }
+
+    /// The objectives `1/2 x'Px + q'x` of every column in the user's units.
+    fn objectives(&self, params: &QpParams<B>) -> Result<Vec<f64>> {
+        match self {
+            Stepper::Dual {
+                kernel,
+                blk,
+                host,
+                solver,
+                ..
+            } => Ok(kernel
+                .objectives(blk, host)?
+                .into_iter()
+                .map(|f| f * solver.units.cost)
+                .collect()),
+            Stepper::Primal { .. } => Ok(self
+                .measures(params)?
+                .into_iter()
+                .map(|m| m.objective)
+                .collect()),
+        }
+    }
+
+    /// The slack of every column on the host (`m x k`).
+    fn slacks(&self) -> Result<Vec<Vec<B::Real>>> {
+        match self {
+            Stepper::Primal { it, solver, .. } => host_columns(solver.backend(), &it.s),
+            Stepper::Dual { blk, solver, .. } => {
+                let p = solver.dims().p;
+                Ok(host_columns(solver.backend(), &blk.s)?
+                    .into_iter()
+                    .map(|column| column[p..].to_vec())
+                    .collect())
+            }
         }
     }
 
@@ -361,6 +342,7 @@ impl<B: LinAlg> Stepper<'_, B> {
                 blk,
                 data,
                 solver,
+                ..
             } => kernel.primal(blk, data, solver.dims().p),
         }
     }
@@ -384,6 +366,7 @@ impl<B: LinAlg> Stepper<'_, B> {
                 kernel,
                 blk,
                 data,
+                host,
                 solver,
             } => {
                 let be = solver.backend();
@@ -397,6 +380,7 @@ impl<B: LinAlg> Stepper<'_, B> {
                 };
                 let affine = solver.affine(params)?;
                 *data = kernel.data(&affine.c, &params.b, &params.h)?;
+                *host = kernel.host_data(&params.q, true, &data.bh)?;
             }
         }
         Ok(())
@@ -508,6 +492,23 @@ impl<T: Real> Finished<T> {
         Ok(())
     }
 
+    /// Records a one-column iterate (a polished element) as element `element`.
+    fn record_column<B: LinAlg<Real = T>>(
+        &mut self,
+        backend: &B,
+        it: &Iterate<B>,
+        element: usize,
+        status: Status,
+        iterations: usize,
+    ) -> Result<()> {
+        let blocks = [&it.x, &it.s, &it.lam, &it.nu].map(|m| backend.to_col_major(m));
+        for (slot, column) in self.columns.iter_mut().zip(blocks) {
+            slot[element] = column?;
+        }
+        self.status[element] = Some((status, iterations));
+        Ok(())
+    }
+
     fn iterate<B: LinAlg<Real = T>>(&self, backend: &B, dims: QpDims) -> Result<Iterate<B>> {
         let [x, s, lam, nu] = &self.columns;
         Ok(Iterate {
@@ -562,17 +563,18 @@ impl<B: LinAlg> AltDiff<B> {
         let active: Vec<usize> = (0..k).filter(|&j| errors[j].is_none()).collect();
         let finished = self.iterate_batch(data, active)?;
         let scaled = finished.iterate(be, dims)?;
-        // the residuals in the user's units: from the scaled products when the solver scales
-        let products = self.operators().products(&scaled)?;
-        let (iterate, inner, products) = match &self.scaling {
-            Some(s) => (
-                s.unscale_iterate(be, &scaled, None)?,
-                Some(scaled),
-                s.user_products(be, products)?,
-            ),
-            None => (scaled, None, products),
+        // the measures on the user's problem, from the iterated one's
+        let block = self.operators().host_point(&scaled, data)?;
+        let criterion = self.criterion();
+        let measures: Vec<Measures> = block
+            .residuals(true)
+            .iter()
+            .map(|r| criterion.judge(r, &self.units))
+            .collect();
+        let (iterate, inner) = match &self.scaling {
+            Some(s) => (s.unscale_iterate(be, &scaled, None)?, Some(scaled)),
+            None => (scaled, None),
         };
-        let measures = column_measures(be, dims, &iterate, &params, &products)?;
         let elements = errors
             .into_iter()
             .zip(finished.status)
@@ -589,6 +591,7 @@ impl<B: LinAlg> AltDiff<B> {
                     objective: m.objective,
                     primal_residual: m.primal,
                     dual_residual: m.dual,
+                    duality_gap: m.gap,
                 }),
                 (None, None) => Err(Error::Request("a batch element was never finished")),
             })
@@ -601,7 +604,8 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// The batch iteration on the solver's (possibly scaled) problem for the elements
-    /// `active` of `params`.
+    /// `active` of `params`: each element tested on its own, and polished on its own
+    /// (with [`Settings::limit`](crate::Settings::limit)) when its mask settles.
     fn iterate_batch(
         &self,
         params: &QpParams<B>,
@@ -610,72 +614,147 @@ impl<B: LinAlg> AltDiff<B> {
         let (be, dims) = (&self.backend, self.dims);
         let k = be.shape(&params.q).1;
         let mut finished = Finished::new(dims, k);
-        let ops = self.operators();
         let mut sub = select_params(be, params, &active)?;
         let mut stepper = self.stepper(&sub)?;
         let rule = self.settings.stopping;
+        let criterion = Criterion::of(rule);
+        let polishing = self.settings.limit && criterion.is_some();
+        let mut schedules = vec![PolishSchedule::default(); active.len()];
+        let mut checks = self.checks();
         let (limit, out_of_iterations) = self.iteration_limit();
         let mut iterations = 0;
         while iterations < limit && !active.is_empty() {
             iterations += 1;
-            let check = self.is_check(iterations, limit);
-            let before = match rule {
-                StoppingRule::RelativeObjective(_) if check => {
-                    Before::Objectives(column_objectives(&ops, &stepper.x()?, &sub.q)?)
-                }
+            let check = checks.due(iterations, limit);
+            let x_before = match rule {
                 StoppingRule::RelativeX(_) if check => {
-                    Before::X(crate::solver::tangent::download(be, &stepper.x()?)?)
+                    Some(crate::solver::tangent::download(be, &stepper.x()?)?)
                 }
-                _ => Before::Nothing,
+                _ => None,
+            };
+            let before = match rule {
+                StoppingRule::RelativeObjective(_) if check && iterations > 1 => {
+                    Some(stepper.objectives(&sub)?)
+                }
+                _ => None,
             };
             stepper.step()?;
             if !check {
                 continue;
             }
-            let it = stepper.iterate()?;
-            let measures = column_measures(be, dims, &it, &sub, &ops.products(&it)?)?;
-            let x_now = match &before {
-                Before::X(_) => crate::solver::tangent::download(be, &it.x)?,
+            let measures = match criterion {
+                Some(_) => stepper.measures(&sub)?,
+                None => Vec::new(),
+            };
+            let now = match rule {
+                StoppingRule::RelativeObjective(_) => stepper.objectives(&sub)?,
                 _ => Vec::new(),
             };
-            let done: Vec<(usize, Status)> = measures
-                .iter()
-                .enumerate()
-                .filter_map(|(position, m)| {
-                    let column = |v: &[f64]| v[position * dims.n..(position + 1) * dims.n].to_vec();
-                    let converged = match (rule, &before) {
-                        (StoppingRule::Residual { eps_abs, eps_rel }, _) => {
-                            residuals_small(m, eps_abs, eps_rel)
-                        }
-                        (StoppingRule::RelativeObjective(tol), Before::Objectives(f)) => {
-                            (m.objective - f[position]).abs() <= tol * f[position].abs()
-                        }
-                        (StoppingRule::RelativeX(tol), Before::X(x)) => {
-                            let (old, new) = (column(x), column(&x_now));
-                            let change = column_norms(&combine(&new, &old, -1.0), dims.n, 1)[0];
-                            change <= tol * column_norms(&old, dims.n, 1)[0].max(1.0)
-                        }
-                        _ => false,
-                    };
-                    if !m.is_finite() {
-                        Some((position, Status::NumericalError))
-                    } else if converged {
-                        Some((position, Status::Solved))
-                    } else if iterations == limit {
-                        Some((position, out_of_iterations))
-                    } else {
-                        None
+            let x_now = match &x_before {
+                Some(_) => crate::solver::tangent::download(be, &stepper.x()?)?,
+                None => Vec::new(),
+            };
+            // the elements that end, recorded from the block, and those recorded polished
+            let mut done: Vec<(usize, Status)> = Vec::new();
+            let mut polished_now: Vec<usize> = Vec::new();
+            let mut due = Vec::new();
+            let slacks = if polishing {
+                stepper.slacks()?
+            } else {
+                Vec::new()
+            };
+            for position in 0..active.len() {
+                let column = |v: &[f64]| v[position * dims.n..(position + 1) * dims.n].to_vec();
+                let (finite, converged) = match rule {
+                    StoppingRule::Residual { .. } => {
+                        let m = &measures[position];
+                        (m.is_finite(), m.passes)
                     }
-                })
-                .collect();
-            if done.is_empty() {
+                    StoppingRule::RelativeObjective(tol) => {
+                        let f = now[position];
+                        let close = before
+                            .as_ref()
+                            .is_some_and(|b| (f - b[position]).abs() <= tol * b[position].abs());
+                        (f.is_finite(), close)
+                    }
+                    StoppingRule::RelativeX(tol) => {
+                        let (old, new) = (
+                            column(x_before.as_deref().unwrap_or_default()),
+                            column(&x_now),
+                        );
+                        let change = column_norms(
+                            &old.iter().zip(&new).map(|(a, b)| b - a).collect::<Vec<_>>(),
+                            dims.n,
+                            1,
+                        )[0];
+                        let scale = column_norms(&old, dims.n, 1)[0];
+                        (change.is_finite(), change <= tol * scale.max(1.0))
+                    }
+                    StoppingRule::Fixed(_) => (true, false),
+                };
+                if !finite {
+                    done.push((position, Status::NumericalError));
+                    continue;
+                }
+                if polishing {
+                    let mask = mask_bits(&slacks[position]);
+                    let schedule = &mut schedules[position];
+                    if schedule.due(mask, iterations) || (converged && !schedule.was_tried()) {
+                        due.push(position);
+                        continue;
+                    }
+                }
+                if converged {
+                    done.push((position, Status::Solved));
+                } else if iterations == limit {
+                    done.push((position, out_of_iterations));
+                }
+            }
+            if !due.is_empty() {
+                let it = stepper.iterate()?;
+                for &position in &due {
+                    let column = select_iterate(be, &it, &[position])?;
+                    let data = select_params(be, &sub, &[position])?;
+                    let found = self.try_polish(&column, &data)?;
+                    schedules[position].record(found.is_some());
+                    match found {
+                        Some(polished) => {
+                            finished.record_column(
+                                be,
+                                &polished.iterate,
+                                active[position],
+                                Status::Solved,
+                                iterations,
+                            )?;
+                            polished_now.push(position);
+                        }
+                        None => {
+                            let m = measures.get(position);
+                            if m.is_some_and(|m| m.passes) {
+                                done.push((position, Status::Solved));
+                            } else if iterations == limit {
+                                done.push((position, out_of_iterations));
+                            }
+                        }
+                    }
+                }
+            }
+            if done.is_empty() && polished_now.is_empty() {
                 continue;
             }
-            finished.record(be, &it, &active, &done, iterations)?;
+            if !done.is_empty() {
+                finished.record(be, &stepper.iterate()?, &active, &done, iterations)?;
+            }
             let keep: Vec<usize> = (0..active.len())
-                .filter(|position| done.iter().all(|(d, _)| d != position))
+                .filter(|position| {
+                    done.iter().all(|(d, _)| d != position) && !polished_now.contains(position)
+                })
                 .collect();
             active = keep.iter().map(|&position| active[position]).collect();
+            schedules = keep
+                .iter()
+                .map(|&position| schedules[position].clone())
+                .collect();
             if active.is_empty() {
                 break;
             }
@@ -683,10 +762,37 @@ impl<B: LinAlg> AltDiff<B> {
             stepper.keep(&keep, &sub)?;
         }
         let it = stepper.iterate()?;
-        // a fixed count (or a limit without checks) ends every element still in the block
-        let rest: Vec<(usize, Status)> = (0..active.len())
-            .map(|position| (position, out_of_iterations))
-            .collect();
+        // a fixed count (or a limit without checks) ends every element still in the block;
+        // with the polish, each gets a last try on its final mask
+        let mut rest = Vec::new();
+        for position in 0..active.len() {
+            let tried = polishing && {
+                let column = select_iterate(be, &it, &[position])?;
+                let mask = mask_bits(&be.to_col_major(&column.s)?);
+                match schedules[position].untried(mask) {
+                    true => {
+                        let data = select_params(be, &sub, &[position])?;
+                        match self.try_polish(&column, &data)? {
+                            Some(polished) => {
+                                finished.record_column(
+                                    be,
+                                    &polished.iterate,
+                                    active[position],
+                                    Status::Solved,
+                                    iterations,
+                                )?;
+                                true
+                            }
+                            None => false,
+                        }
+                    }
+                    false => false,
+                }
+            };
+            if !tried {
+                rest.push((position, out_of_iterations));
+            }
+        }
         finished.record(be, &it, &active, &rest, iterations)?;
         Ok(finished)
     }
@@ -700,30 +806,33 @@ impl<B: LinAlg> AltDiff<B> {
         let k = be.shape(&params.q).1;
         let alpha = B::Real::of(self.settings.alpha);
         let r = dims.p + dims.m;
-        let dual = match self.settings.iteration {
-            crate::IterationSpace::Primal => false,
-            crate::IterationSpace::Dual => true,
-            // a coarse factorization iterates a nearby problem in the dual space; in the
-            // primal space each x-update is refined
-            crate::IterationSpace::Auto => {
-                r > 0 && r <= dims.n && be.dense_dual_space() && !self.refines()
-            }
-        };
+        let dual = self.sigma == B::Real::zero()
+            && match self.settings.iteration {
+                crate::IterationSpace::Primal => false,
+                crate::IterationSpace::Dual => true,
+                // a coarse factorization iterates a nearby problem in the dual space; in the
+                // primal space each x-update is refined
+                crate::IterationSpace::Auto => {
+                    r > 0 && r <= dims.n && be.dense_dual_space() && !self.refines()
+                }
+            };
         if dual {
             let kernel = DualKernel {
                 backend: be,
-                ops: self.batch_dual_ops()?,
+                ops: self.dual_ops()?,
                 factor: &self.factor,
                 rho: self.rho,
                 alpha,
             };
             let affine = self.affine(params)?;
             let data = kernel.data(&affine.c, &params.b, &params.h)?;
-            let blk = DualBlock::from_iterate(be, &Iterate::zeros(be, dims, k)?)?;
+            let host = kernel.host_data(&params.q, true, &data.bh)?;
+            let blk = DualBlock::from_iterate(be, &self.cold_start(params, &[])?.0)?;
             return Ok(Stepper::Dual {
                 kernel,
                 blk,
                 data,
+                host,
                 solver: self,
             });
         }
@@ -734,10 +843,11 @@ impl<B: LinAlg> AltDiff<B> {
                 g: &self.g,
                 factor: &self.factor,
                 rho: self.rho,
+                sigma: self.sigma,
                 alpha,
                 refine_with: self.refines().then_some(&self.p),
             },
-            it: Iterate::zeros(be, dims, k)?,
+            it: self.cold_start(params, &[])?.0,
             ws: Workspace::new(be, dims, k)?,
             data: self.affine(params)?,
             solver: self,
@@ -812,7 +922,11 @@ impl<B: LinAlg> AltDiff<B> {
         let (q, b, h) = match mode {
             VjpMode::Kkt => self.kkt_adjoints(&it.s, &it.nu, &seed, &usable)?,
             // without a dense dual space (sparse backends) the limit is iterated instead
-            VjpMode::Limit if self.dual.is_some() || be.dense_dual_space() => {
+            // (the dual space has no proximal term)
+            VjpMode::Limit
+                if self.sigma == B::Real::zero()
+                    && (self.dual.is_some() || be.dense_dual_space()) =>
+            {
                 self.limit_adjoints(&it.s, &seed, &usable)?
             }
             _ => self.implicit_adjoint(&self.batch_mask(&it.s)?, &seed)?,
@@ -921,10 +1035,10 @@ impl<B: LinAlg> AltDiff<B> {
         replace_columns(be, blocks, degenerate, (dq, db, dh))
     }
 
-    /// The dual-space operators (`C`, `M = C H^-1 C'`): the solver's own, or formed once on
-    /// the first batch VJP that needs them.
-    fn batch_dual_ops(&self) -> Result<&DualOps<B>> {
-        if let Some(dual) = self.dual.as_ref().or_else(|| self.batch_dual.get()) {
+    /// The dual-space operators (`C`, `M = C H^-1 C'`): the solver's own, or formed once
+    /// from the setup's factor on the first polish or batch VJP that needs them.
+    pub(super) fn dual_ops(&self) -> Result<&DualOps<B>> {
+        if let Some(dual) = self.dual.as_ref().or_else(|| self.lazy_dual.get()) {
             return Ok(dual);
         }
         let dual = DualOps::new(
@@ -936,7 +1050,7 @@ impl<B: LinAlg> AltDiff<B> {
             false,
             false,
         )?;
-        Ok(self.batch_dual.get_or_init(|| dual))
+        Ok(self.lazy_dual.get_or_init(|| dual))
     }
 
     /// The adjoints `(J_q'g, J_b'g, J_h'g)` of every usable column from the limit system of
@@ -951,7 +1065,7 @@ impl<B: LinAlg> AltDiff<B> {
     ) -> Result<(B::Mat, B::Mat, B::Mat)> {
         let (be, dims) = (&self.backend, self.dims);
         let zero = B::Real::zero();
-        let dual = self.batch_dual_ops()?;
+        let dual = self.dual_ops()?;
         let (r, k) = (dims.p + dims.m, usable.len());
         // C H^-1 g for the whole block, and its intermediate t for H^-1 (g - C'w)
         let (cz, t) = be.solve_split(&self.factor, &dual.c, seed)?;

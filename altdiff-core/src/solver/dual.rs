@@ -1,12 +1,12 @@
 //! The dual-space iteration: the same ADMM and Alt-Diff map, run on the stacked duals.
 //!
 //! With `C = [A; G]` (`r = p + m` rows), `K = H^-1 C'` and `M = C H^-1 C'` (`r x r`, formed
-//! once per solver), the x-update `x = -H^-1 (c + C'v)` with `v = [lam; nu + rho s]` is only
-//! ever needed through `Cx = -C H^-1 c - M v`. So each iteration, for the solution and for
-//! every tangent block alike, works on `r`-row blocks:
+//! once per solver), the x-update `x = -H^-1 (c + C'v)` with `v = [lam - rho b; nu + rho
+//! (s - h)]` and `c = q` is only ever needed through `Cx = -C H^-1 c - M v`. So each
+//! iteration, for the solution and for every tangent block alike, works on `r`-row blocks:
 //!
 //! ```text
-//! v  = y + rho s              y = [lam; nu], s = [0; s] (the first p rows stay 0)
+//! v  = y + rho (s - [b; h])   y = [lam; nu], s = [0; s] (the first p rows stay 0)
 //! Cx = -C H^-1 c - M v
 //! s  = max(0, -y/rho - Cx + [b; h])        (tangents: the forward mask, strict)
 //! y  = y + rho (Cx + s - [b; h])
@@ -14,13 +14,14 @@
 //!
 //! and `x = -H^-1 (c + C'v)` is formed once at the end. An iteration costs `O(r^2 k)`
 //! instead of `O(n^2 k + n r k)`, a large saving when `r` is below `n` (the paper's grid has
-//! `r = 0.7 n`). Residuals: `Cx + s - [b; h]` is the primal residual; the dual residual is
-//! `rho C'(s_{k+1} - s_k)` (the standard ADMM identity `Px + q + C'y = rho C'(s_{k+1} - s_k)`).
+//! `r = 0.7 n`). The bounds enter `v` row by row (see [`iteration`](super::iteration)): a
+//! loose bound never reaches `C H^-1 c` or a product with `M`.
 
-use num_traits::{Float, One, Zero};
+use num_traits::{One, Zero};
 
 use crate::solver::iteration::Iterate;
-use crate::{Accum, Error, LinAlg, QpDims, Result, Trans};
+use crate::solver::termination::{Column, Residuals};
+use crate::{Accum, Error, LinAlg, QpDims, Real, Result, Trans};
 
 /// The operators of the dual-space iteration, formed once per solver.
 #[derive(Debug)]
@@ -144,8 +145,6 @@ pub(crate) struct DualData<B: LinAlg> {
     pub bh: B::Mat,
     /// `c`, unless it is `C'z` (then `cz` is known and `c` is never formed).
     pub c: Option<B::Mat>,
-    /// `|c|_inf` (the scale of the dual residual).
-    pub c_norm: B::Real,
     /// `z` with `c = C' z`, when known (the Jacobians wrt `b` and `h`).
     pub cz: Option<B::Mat>,
     /// The stacked rows whose identity `[b; h]` is (the Jacobians wrt `b` and `h`: then
@@ -153,13 +152,17 @@ pub(crate) struct DualData<B: LinAlg> {
     pub rows: Option<std::ops::Range<usize>>,
 }
 
-/// The constants of the dual-space objective (see [`DualKernel::objective`]).
+/// What the residuals of a block's columns need of its data, on the host (see
+/// [`DualKernel::residuals`]).
 #[derive(Clone, Debug)]
-pub(crate) struct DualObjective<B: LinAlg> {
-    /// `-c'z` with `z = H^-1 (q - c/2)`.
-    pub offset: B::Real,
-    /// `u = C z`.
-    pub u: B::Mat,
+pub(crate) struct DualHost {
+    /// `[b; h]` (`r x k`, column-major).
+    pub bh: Vec<f64>,
+    /// `q` (`n x k`).
+    pub q: Vec<f64>,
+    /// For a solution block: `q'x = off - u'v` per column, with `z = H^-1 q`, `u = C z`
+    /// (`r x k`) and `off = -c'z` (`k`).
+    pub linear: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 /// Stacks `top` (p x k) over `bottom` (m x k).
@@ -244,41 +247,27 @@ impl<B: LinAlg> DualKernel<'_, B> {
             chc,
             bh: stack(be, b, h)?,
             c: Some(c.clone()),
-            c_norm: be.norm_inf(c)?,
             cz: None,
             rows: None,
         })
     }
 
-    /// The constant terms of the Jacobian wrt `b` (`rows = 0..p`) or `h` (`rows = p..r`),
-    /// read off `C` and `M`: there `c = -rho C_rows'`, so `C H^-1 c = -rho M[:, rows]`, and
-    /// `[b; h]` is the identity on `rows`. No solve, and `c` itself is never formed: `x` is
-    /// `-K (v + z)` ([`DualKernel::x_of`]).
+    /// The constant terms of the Jacobian wrt `b` (`rows = 0..p`) or `h` (`rows = p..r`):
+    /// `c = 0` and `[b; h]` the identity on `rows`. No solve: `C H^-1 c = 0` and `x` is
+    /// `-K v` ([`DualKernel::x_of`]).
     pub fn data_of_rows(&self, rows: std::ops::Range<usize>) -> Result<DualData<B>> {
         let be = self.backend;
-        let (r, n) = be.op_shape(&self.ops.c);
-        let (d, minus_rho) = (rows.len(), -self.rho);
-        let ones = vec![B::Real::one(); r.max(n)];
-        let (row_max, _) = be.op_abs_max(&self.ops.c, &ones[..r], &ones[..n])?;
-        let c_norm = row_max[rows.clone()]
-            .iter()
-            .fold(B::Real::zero(), |m, &v| m.max(v))
-            * self.rho;
-        let chc: Vec<B::Real> = self.ops.m_host[rows.start * r..rows.end * r]
-            .iter()
-            .map(|&e| minus_rho * e)
-            .collect();
+        let r = be.op_shape(&self.ops.c).0;
+        let d = rows.len();
         let mut bh = vec![B::Real::zero(); r * d];
         (0..d).for_each(|j| bh[j * r + rows.start + j] = B::Real::one());
-        let cz: Vec<B::Real> = bh.iter().map(|&e| minus_rho * e).collect();
         Ok(DualData {
             hc: None,
             split: None,
-            chc: be.mat_from_col_major(r, d, &chc)?,
+            chc: be.zeros(r, d)?,
             bh: be.mat_from_col_major(r, d, &bh)?,
             c: None,
-            c_norm,
-            cz: Some(be.mat_from_col_major(r, d, &cz)?),
+            cz: Some(be.zeros(r, d)?),
             rows: Some(rows),
         })
     }
@@ -313,7 +302,6 @@ impl<B: LinAlg> DualKernel<'_, B> {
             chc,
             bh: be.zeros(r, n)?,
             c,
-            c_norm: one,
             cz: None,
             rows: None,
         })
@@ -328,8 +316,12 @@ impl<B: LinAlg> DualKernel<'_, B> {
         mask: Option<&B::Mat>,
     ) -> Result<()> {
         let (be, one, zero, rho) = (self.backend, B::Real::one(), B::Real::zero(), self.rho);
-        // v = y + rho s
-        be.lincomb([(one, &blk.y), (rho, &blk.s)], zero, &mut blk.v)?;
+        // v = y + rho (s - [b; h]): the bounds row by row
+        be.lincomb(
+            [(rho, &blk.s), (-rho, &data.bh), (one, &blk.y)],
+            zero,
+            &mut blk.v,
+        )?;
         // Cx = -C H^-1 c - M v
         be.axpby(-one, &data.chc, zero, &mut blk.cx)?;
         be.apply_gram(
@@ -356,36 +348,148 @@ impl<B: LinAlg> DualKernel<'_, B> {
         be.slack_dual_update(&mut blk.s, &mut blk.y, cr, &data.bh, mask, project, rho)
     }
 
-    /// What [`DualKernel::objective`] needs of data `(q, c)`: `z = H^-1 (q - c/2)`, `u = Cz`
-    /// and `-c'z` (one solve, once per solve).
-    pub fn objective_data(&self, q: &B::Mat, data: &DualData<B>) -> Result<DualObjective<B>> {
-        let (be, one) = (self.backend, B::Real::one());
-        let half = one / (one + one);
-        let c = data
-            .c
-            .as_ref()
-            .ok_or(Error::Request("the objective needs c"))?;
-        let mut z = q.clone();
-        be.axpby(-half, c, one, &mut z)?;
-        be.solve_in_place(self.factor, &mut z)?;
-        let mut u = be.zeros(be.op_shape(&self.ops.c).0, 1)?;
-        be.apply(&mut u, Accum::Replace, &self.ops.c, Trans::No, &z, one)?;
-        Ok(DualObjective {
-            offset: -be.dot(c, &z)?,
-            u,
+    /// The host data of [`DualKernel::residuals`] for `q` (`linear`: a solution block, then
+    /// `z = H^-1 q` is solved once) and `[b; h]`, `k` columns.
+    pub fn host_data(&self, q: &B::Mat, linear: bool, bh: &B::Mat) -> Result<DualHost> {
+        let be = self.backend;
+        let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
+        let k = be.shape(q).1;
+        let linear = match linear.then_some(q) {
+            Some(c) => {
+                let mut z = q.clone();
+                be.solve_in_place(self.factor, &mut z)?;
+                let mut u = be.zeros(be.op_shape(&self.ops.c).0, k)?;
+                be.apply(
+                    &mut u,
+                    Accum::Replace,
+                    &self.ops.c,
+                    Trans::No,
+                    &z,
+                    B::Real::one(),
+                )?;
+                let (c, z) = (down(c)?, down(&z)?);
+                let n = c.len() / k.max(1);
+                let off = (0..k)
+                    .map(|j| {
+                        let col = j * n..(j + 1) * n;
+                        -c[col.clone()]
+                            .iter()
+                            .zip(&z[col])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
+                    })
+                    .collect();
+                Some((off, down(&u)?))
+            }
+            None => None,
+        };
+        Ok(DualHost {
+            bh: down(bh)?,
+            q: down(q)?,
+            linear,
         })
     }
 
-    /// `1/2 x'Px + q'x` of the block's `x = -H^-1 (c + C'v)` without forming it: with
-    /// `Px = Hx - rho C'Cx = -(c + C'v) - rho C'(Cx)`,
-    /// `f = x'(q - c/2) - v'Cx/2 - rho |Cx|^2/2 = -c'z - u'v - v'Cx/2 - rho |Cx|^2/2`.
-    pub fn objective(&self, blk: &DualBlock<B>, obj: &DualObjective<B>) -> Result<B::Real> {
+    /// `1/2 x'Px + q'x` of the `k` columns of a solution block (host data with `linear`)
+    /// without forming `x`: `x'Px + q'x = -(Cx)'(v + rho Cx)` (see
+    /// [`DualKernel::residuals`]) and `q'x = -q'z - u'v`.
+    pub fn objectives(&self, blk: &DualBlock<B>, host: &DualHost) -> Result<Vec<f64>> {
         let be = self.backend;
-        let half = B::Real::one() / (B::Real::one() + B::Real::one());
-        Ok(obj.offset
-            - be.dot(&obj.u, &blk.v)?
-            - half * be.dot(&blk.cx, &blk.v)?
-            - half * self.rho * be.dot(&blk.cx, &blk.cx)?)
+        let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
+        let (r, k) = be.shape(&blk.v);
+        let rho = self.rho.to_f64_lossy();
+        let (cx, v) = (down(&blk.cx)?, down(&blk.v)?);
+        let (off, u) = host
+            .linear
+            .as_ref()
+            .ok_or(Error::Request("the objective needs the linear term"))?;
+        Ok((0..k)
+            .map(|j| {
+                let rows = j * r..(j + 1) * r;
+                let total: f64 = rows.clone().map(|i| -cx[i] * (v[i] + rho * cx[i])).sum();
+                let qx = off[j] - rows.map(|i| u[i] * v[i]).sum::<f64>();
+                0.5 * (total + qx)
+            })
+            .collect())
+    }
+
+    /// The residuals (see [`termination`](super::termination)) of the `k` columns of a block
+    /// after a step, without forming `x`: with `v` the step's `y + rho (s - [b; h])` and the
+    /// stacked duals `y` (cleaned for a solution), `x = -H^-1 (q + C'v)` gives
+    /// `Px + q + C'y = C'w` with `w = y - v - rho Cx`, so two products with `C'` give the
+    /// dual residual, `Px` and `C'y`; `x'Px + q'x = (Cx)'(w - y)` and, for a solution,
+    /// `q'x = -q'z - u'v` ([`DualKernel::host_data`]). `p` equalities lead.
+    pub fn residuals(
+        &self,
+        blk: &DualBlock<B>,
+        host: &DualHost,
+        point: bool,
+        p: usize,
+    ) -> Result<Vec<Residuals>> {
+        let be = self.backend;
+        let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
+        let (r, k) = be.shape(&blk.y);
+        let n = be.op_shape(&self.ops.c).1;
+        let rho = self.rho.to_f64_lossy();
+        let (cx, s, mut y, v) = (down(&blk.cx)?, down(&blk.s)?, down(&blk.y)?, down(&blk.v)?);
+        if point {
+            // nu clipped at zero, and zero where the slack is positive
+            for (i, e) in y.iter_mut().enumerate() {
+                if i % r >= p {
+                    *e = if s[i] > 0.0 { 0.0 } else { e.max(0.0) };
+                }
+            }
+        }
+        let w: Vec<f64> = (0..r * k).map(|i| y[i] - v[i] - rho * cx[i]).collect();
+        let product = |u: &[f64]| -> Result<Vec<f64>> {
+            let u: Vec<B::Real> = crate::problem::convert(u);
+            let u = be.mat_from_col_major(r, k, &u)?;
+            let mut out = be.zeros(n, k)?;
+            be.apply(
+                &mut out,
+                Accum::Replace,
+                &self.ops.c,
+                Trans::Yes,
+                &u,
+                B::Real::one(),
+            )?;
+            down(&out)
+        };
+        let (ctw, cty) = (product(&w)?, product(&y)?);
+        let px: Vec<f64> = (0..n * k).map(|i| ctw[i] - host.q[i] - cty[i]).collect();
+        Ok((0..k)
+            .map(|j| {
+                let (rows, vars) = (j * r..(j + 1) * r, j * n..(j + 1) * n);
+                let dot =
+                    |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(a, b)| a * b).sum() };
+                let w_minus_y: Vec<f64> = w[rows.clone()]
+                    .iter()
+                    .zip(&y[rows.clone()])
+                    .map(|(w, y)| w - y)
+                    .collect();
+                let total = dot(&cx[rows.clone()], &w_minus_y);
+                let qx = match &host.linear {
+                    Some((off, u)) => off[j] - dot(&u[rows.clone()], &v[rows.clone()]),
+                    None => 0.0,
+                };
+                let column = Column {
+                    s: &s[rows.start + p..rows.end],
+                    y: &y[rows.clone()],
+                    cx: &cx[rows.clone()],
+                    bh: &host.bh[rows.clone()],
+                    px: &px[vars.clone()],
+                    q: &host.q[vars.clone()],
+                    cty: &cty[vars],
+                    xpx: total - qx,
+                    qx,
+                };
+                if point {
+                    Residuals::of_point(&column, p)
+                } else {
+                    Residuals::of_tangent(&column, p)
+                }
+            })
+            .collect())
     }
 
     /// The primal iterate `(x, s, lam, nu)` of a block after a step (`p` equalities).
@@ -459,60 +563,5 @@ impl<B: LinAlg> DualKernel<'_, B> {
             }
         }
         Ok(x)
-    }
-
-    /// The residual test of the last step, given the slack before it:
-    /// `|Cx + s - bh| <= abs + rel max(|Cx|, |bh|, |s|)` and
-    /// `rho |C'(s - s_old)| <= abs + rel max(|C'y|, |c|)`: `(small, primal, dual)`, the
-    /// products with `C'` only as far as the test needs them (`dual = 0` when the primal
-    /// residual fails it, `|C'y|` only when `|c|` alone does not pass it).
-    pub fn residuals_small(
-        &self,
-        blk: &DualBlock<B>,
-        s_old: &B::Mat,
-        data: &DualData<B>,
-        abs: B::Real,
-        rel: B::Real,
-    ) -> Result<(bool, B::Real, B::Real)> {
-        let (be, one) = (self.backend, B::Real::one());
-        let norm = |m: &B::Mat| be.norm_inf(m);
-        let mut r = blk.cx.clone();
-        be.axpby(one, &blk.s, one, &mut r)?;
-        be.axpby(-one, &data.bh, one, &mut r)?;
-        let primal = norm(&r)?;
-        let primal_scale = norm(&blk.cx)?.max(norm(&data.bh)?).max(norm(&blk.s)?);
-        let primal_small = primal <= abs + rel * primal_scale;
-        if !primal_small {
-            // the test fails already: no products with C'
-            return Ok((false, primal, B::Real::zero()));
-        }
-        // dual residual rho C'(s - s_old + (1 - alpha)(bh - s_old - Cx))
-        let mut ds = blk.s.clone();
-        be.axpby(-one, s_old, one, &mut ds)?;
-        if self.alpha != one {
-            let mut relax = data.bh.clone();
-            be.axpby(-one, s_old, one, &mut relax)?;
-            be.axpby(-one, &blk.cx, one, &mut relax)?;
-            be.axpby(one - self.alpha, &relax, one, &mut ds)?;
-        }
-        let n = be.op_shape(&self.ops.c).1;
-        let k = be.shape(&ds).1;
-        let mut d = be.zeros(n, k)?;
-        be.apply(
-            &mut d,
-            Accum::Replace,
-            &self.ops.c,
-            Trans::Yes,
-            &ds,
-            self.rho,
-        )?;
-        let dual = norm(&d)?;
-        if dual <= abs + rel * data.c_norm {
-            // the scale is at least |c|: small whatever |C'y|
-            return Ok((true, primal, dual));
-        }
-        be.apply(&mut d, Accum::Replace, &self.ops.c, Trans::Yes, &blk.y, one)?;
-        let dual_scale = norm(&d)?.max(data.c_norm);
-        Ok((dual <= abs + rel * dual_scale, primal, dual))
     }
 }

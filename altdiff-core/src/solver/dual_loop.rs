@@ -5,7 +5,8 @@ use super::*;
 
 impl<B: LinAlg> AltDiff<B> {
     /// The loop of [`AltDiff::run`] in the dual space (see [`dual`]): forward block and
-    /// constant tangent blocks on `p + m` rows, `x` formed at the end.
+    /// constant tangent blocks on `p + m` rows, `x` formed at the end. With adaptive rho a
+    /// new penalty refactors `H` and forms `M` again.
     pub(super) fn run_dual(
         &self,
         dual: &DualOps<B>,
@@ -16,191 +17,256 @@ impl<B: LinAlg> AltDiff<B> {
         use_limit: bool,
     ) -> Result<Solution<B>> {
         let (be, dims) = (&self.backend, self.dims);
-        let dk = self.dual_kernel(dual);
-        let affine = self.affine(params)?;
-        let data = dk.data(&affine.c, &params.b, &params.h)?;
+        // the penalty, factor and operators in force (adaptive rho replaces them)
+        let mut penalty: Option<(B::Real, B::Factor, DualOps<B>)> = None;
         let mut fwd = DualBlock::from_iterate(be, &iterate)?;
         let iterate_tangents = self.settings.method == Method::AltDiff && !use_limit;
         let mut warm = warm.into_iter();
         let mut tangents = Vec::new();
-        if iterate_tangents {
-            for (key, spec) in specs {
-                let start = match warm.next().flatten() {
-                    Some(it) => it,
-                    None => Iterate::zeros(be, dims, spec.k)?,
-                };
-                tangents.push((
-                    *key,
-                    *spec,
-                    DualBlock::from_iterate(be, &start)?,
-                    self.tangent_data(&dk, *key, &spec.constant)?,
-                ));
-            }
-        }
-        let objective = match self.settings.stopping {
-            StoppingRule::RelativeObjective(_) => Some(dk.objective_data(&params.q, &data)?),
-            _ => None,
-        };
+        let rule = self.settings.stopping;
+        let criterion = Criterion::of(rule);
         // the polish ends forward solves of a coarse factorization too: they cannot meet the
         // residual rule by iterating
         let polishing = (use_limit
             || (self.refines() && specs.is_empty() && self.settings.tape == Tape::Off))
-            && matches!(self.settings.stopping, StoppingRule::Residual { .. });
+            && criterion.is_some()
+            && self.settings.tape == Tape::Off;
         // a polish's limit system that no tangent reuses may take H's arithmetic: its solves
         // are refined
         let coarse_limit = specs.is_empty();
-        let mut masks = MaskHistory::default();
-        let mut limit_system = None;
-        let mut polished = None;
+        let mut schedule = PolishSchedule::default();
+        let mut polished: Option<Polished<B>> = None;
         let mut tape = self.new_tape();
-        let rule = self.settings.stopping;
+        let mut checks = self.checks();
         let (limit, mut status) = self.iteration_limit();
         let deadline = self.deadline();
         let mut iterations = 0;
+        let mut last_change = 0;
+        let mut changes = 0;
         let mut monitor = Monitor::new();
         let certifier = self.certifier();
         let mut certificate = None;
-        while iterations < limit {
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                status = Status::TimeLimit;
-                break;
-            }
-            iterations += 1;
-            // with the polish on, the residual test (two products with C') runs every few
-            // iterations only: the polish, tried once the mask settles, usually ends first
-            let check = self.is_check(iterations, limit)
-                && (!polishing
-                    || iterations.is_multiple_of(MaskHistory::STABLE)
-                    || iterations == limit);
-            let s_old: Option<Vec<B::Mat>> = check.then(|| {
-                std::iter::once(fwd.s.clone())
-                    .chain(tangents.iter().map(|t| t.2.s.clone()))
-                    .collect()
-            });
-            let x_old = match rule {
-                StoppingRule::RelativeX(_) if check && iterations > 1 => Some(dk.x(&fwd, &data)?),
-                _ => None,
+        let mut last: Option<Measures> = None;
+        'penalty: loop {
+            let dk = match &penalty {
+                Some((rho, factor, ops)) => DualKernel {
+                    backend: be,
+                    ops,
+                    factor,
+                    rho: *rho,
+                    alpha: B::Real::of(self.settings.alpha),
+                },
+                None => self.dual_kernel(dual),
             };
-            let f_old = match &objective {
-                Some(obj) if check && iterations > 1 => Some(dk.objective(&fwd, obj)?),
-                _ => None,
-            };
-            dk.step(&mut fwd, &data, None)?;
-            if let Some(tape) = &mut tape {
-                tape.masks
-                    .push(mask_bits(&be.to_col_major(&fwd.s)?[dims.p..]));
-            }
-            for (_, _, blk, tdata) in &mut tangents {
-                dk.step(blk, tdata, Some(&fwd.s))?;
-            }
-            if polishing
-                && masks.settled(mask_bits(&be.to_col_major(&fwd.s)?), iterations)
-                && let Some((iterate, system, measures, products)) =
-                    self.polish(&dk, dual, &fwd, &data, params, coarse_limit)?
-            {
-                polished = Some((iterate, measures, products));
-                limit_system = Some(system);
-                status = Status::Solved;
-                break;
-            }
-            let Some(s_old) = s_old else { continue };
-            let (abs, rel) = self.adjoint_tolerance();
-            // the residuals (two products with C') only for the residual rule; the other
-            // rules need finite iterates
-            let (small, primal, dual_res) = if matches!(rule, StoppingRule::Residual { .. }) {
-                dk.residuals_small(&fwd, &s_old[0], &data, abs, rel)?
+            let affine = self.affine(params)?;
+            let data = dk.data(&affine.c, &params.b, &params.h)?;
+            let host = dk.host_data(&params.q, true, &data.bh)?;
+            if iterate_tangents && tangents.is_empty() {
+                for (key, spec) in specs {
+                    let start = match warm.next().flatten() {
+                        Some(it) => it,
+                        None => Iterate::zeros(be, dims, spec.k)?,
+                    };
+                    let block = DualBlock::from_iterate(be, &start)?;
+                    let (tdata, thost) = self.tangent_terms(&dk, *key, spec)?;
+                    tangents.push((*key, *spec, block, tdata, thost));
+                }
             } else {
-                (false, be.norm_inf(&fwd.cx)?, be.norm_inf(&fwd.y)?)
-            };
-            if !(primal.is_finite() && dual_res.is_finite()) {
-                status = Status::NumericalError;
-                break;
+                // a new penalty: the tangents' constant terms follow it, their state carries over
+                for (key, spec, _, tdata, thost) in &mut tangents {
+                    (*tdata, *thost) = self.tangent_terms(&dk, *key, spec)?;
+                }
             }
-            let mut done = match rule {
-                StoppingRule::Residual { eps_abs, eps_rel } => {
-                    let (abs, rel) = (B::Real::of(eps_abs), B::Real::of(eps_rel));
-                    let mut ok = small;
-                    for ((_, _, blk, tdata), old) in tangents.iter().zip(&s_old[1..]) {
-                        if !ok {
+            while iterations < limit {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    status = Status::TimeLimit;
+                    break;
+                }
+                iterations += 1;
+                let check = checks.due(iterations, limit);
+                let prev = Previous {
+                    x: match rule {
+                        StoppingRule::RelativeX(_) if check => Some(dk.x(&fwd, &data)?),
+                        _ => None,
+                    },
+                    objective: match rule {
+                        StoppingRule::RelativeObjective(_) if check && iterations > 1 => {
+                            Some(dk.objectives(&fwd, &host)?[0] * self.units.cost)
+                        }
+                        _ => None,
+                    },
+                };
+                dk.step(&mut fwd, &data, None)?;
+                if let Some(tape) = &mut tape {
+                    tape.masks
+                        .push(mask_bits(&be.to_col_major(&fwd.s)?[dims.p..]));
+                }
+                for (_, _, blk, tdata, _) in &mut tangents {
+                    dk.step(blk, tdata, Some(&fwd.s))?;
+                }
+                if !check {
+                    continue;
+                }
+                // the other rules need no residuals: their finite objective and iterate
+                let (now, mut done) = match criterion {
+                    Some(c) => {
+                        let residuals = dk.residuals(&fwd, &host, true, dims.p)?;
+                        let now = c.judge(&residuals[0], &self.units);
+                        (Some(now), now.passes)
+                    }
+                    None => {
+                        let objective = dk.objectives(&fwd, &host)?[0] * self.units.cost;
+                        let finite = objective.is_finite()
+                            && be.norm_inf(&fwd.y)?.is_finite()
+                            && be.norm_inf(&fwd.cx)?.is_finite();
+                        if !finite {
+                            status = Status::NumericalError;
                             break;
                         }
-                        let (t_small, tp, td) = dk.residuals_small(blk, old, tdata, abs, rel)?;
-                        if !(tp.is_finite() && td.is_finite()) {
-                            status = Status::NumericalError;
+                        let x = match rule {
+                            StoppingRule::RelativeX(_) => dk.x(&fwd, &data)?,
+                            _ => fwd.y.clone(),
+                        };
+                        (None, changes_small(be, rule, objective, &x, &prev)?)
+                    }
+                };
+                if let Some(now) = now {
+                    last = Some(now);
+                    if !now.is_finite() {
+                        status = Status::NumericalError;
+                        break;
+                    }
+                }
+                if polishing {
+                    let mask = mask_bits(&be.to_col_major(&fwd.s)?);
+                    let due = schedule.due(mask, iterations) || (done && !schedule.was_tried());
+                    if due {
+                        let stacked = be.to_col_major(&fwd.s)?;
+                        let found = match self.polish_limit(
+                            &dk,
+                            dk.ops,
+                            &stacked,
+                            &data,
+                            params,
+                            coarse_limit,
+                        )? {
+                            LimitPolish::Point(iterate, system) => {
+                                self.accept(iterate, params, false, Some(system))?
+                            }
+                            LimitPolish::Rejected => None,
+                            LimitPolish::Singular => {
+                                let iterate = dk.primal(&fwd, &data, dims.p)?;
+                                match self.polish_primal(&iterate, params)? {
+                                    Some(c) => {
+                                        self.accept(c.iterate, params, c.non_unique, None)?
+                                    }
+                                    None => None,
+                                }
+                            }
+                        };
+                        schedule.record(found.is_some());
+                        if found.is_some() {
+                            polished = found;
+                            status = Status::Solved;
+                            break 'penalty;
                         }
-                        ok = t_small;
                     }
-                    ok
                 }
-                StoppingRule::RelativeObjective(tol) => match (f_old, &objective) {
-                    (Some(f_old), Some(obj)) => {
-                        let f_new = dk.objective(&fwd, obj)?;
-                        (f_new - f_old).abs() <= B::Real::of(tol) * f_old.abs()
-                    }
-                    _ => false,
-                },
-                StoppingRule::RelativeX(tol) => match &x_old {
-                    Some(x_old) => {
-                        let mut d = dk.x(&fwd, &data)?;
-                        be.axpby(-B::Real::one(), x_old, B::Real::one(), &mut d)?;
-                        be.norm_inf(&d)?
-                            <= B::Real::of(tol) * be.norm_inf(x_old)?.max(B::Real::one())
-                    }
-                    None => false,
-                },
-                StoppingRule::Fixed(_) => false,
-            };
-            if status == Status::NumericalError {
-                break;
-            }
-            if let StoppingRule::Residual { eps_abs, eps_rel } = rule
-                && done
-                && polishing
-                && self.refines()
-            {
-                // a coarse factorization iterates a nearby problem, whose residuals these
-                // are: the refined polish (once per mask) or the true residuals decide
-                if masks.claim()
-                    && let Some((iterate, system, measures, products)) =
-                        self.polish(&dk, dual, &fwd, &data, params, coarse_limit)?
+                if let Some(c) = criterion
+                    && done
                 {
-                    polished = Some((iterate, measures, products));
-                    limit_system = Some(system);
+                    for (_, _, blk, _, thost) in &tangents {
+                        let tangent = dk.residuals(blk, thost, false, dims.p)?;
+                        done = done && tangent.iter().all(|r| c.tangent_passes(r));
+                    }
+                    if done && self.refines() {
+                        // a coarse factorization iterates a nearby problem, whose residuals
+                        // these are: the true residuals decide
+                        done = self
+                            .measure(&dk.primal(&fwd, &data, dims.p)?, params)?
+                            .passes;
+                    }
+                }
+                if done {
                     status = Status::Solved;
-                    break;
+                    break 'penalty;
                 }
-                let measures = self.measure_iterate(&dk.primal(&fwd, &data, dims.p)?, params)?;
-                done = residuals_small(&measures, eps_abs, eps_rel);
-            }
-            if done {
-                status = Status::Solved;
-                break;
-            }
-            if monitor.due() {
-                let (lam, nu) = unstack(be, &fwd.y, dims.p)?;
-                if let Some(found) =
-                    monitor.look(&certifier, params, &dk.x(&fwd, &data)?, &lam, &nu)?
+                if let Some(adaptive) = self.settings.adaptive_rho
+                    && let Some(now) = now
+                    && tape.is_none()
+                    && changes < adaptive.max_updates
+                    && iterations - last_change >= adaptive.every
+                    && let Some(proposal) = balanced_rho(dk.rho, &now, adaptive.factor)
                 {
-                    (status, certificate) = found.status();
-                    break;
+                    // a penalty whose H does not factor is not taken, nor any after it
+                    let mut factor = match self.refactor_with(dk.factor, proposal) {
+                        Ok(factor) => factor,
+                        Err(Error::NotPositiveDefinite { .. }) => {
+                            changes = adaptive.max_updates;
+                            continue;
+                        }
+                        Err(other) => return Err(other),
+                    };
+                    let ops = DualOps::keeping(be, &self.a, &self.g, &mut factor, dims)?;
+                    // v = y + rho s: the state carries over to the new penalty
+                    penalty = Some((proposal, factor, ops));
+                    last_change = iterations;
+                    changes += 1;
+                    continue 'penalty;
                 }
+                if monitor.due() {
+                    let (lam, nu) = unstack(be, &fwd.y, dims.p)?;
+                    if let Some(found) =
+                        monitor.look(&certifier, params, &dk.x(&fwd, &data)?, &lam, &nu)?
+                    {
+                        (status, certificate) = found.status();
+                        break;
+                    }
+                }
+            }
+            break;
+        }
+        let dk = match &penalty {
+            Some((rho, factor, ops)) => DualKernel {
+                backend: be,
+                ops,
+                factor,
+                rho: *rho,
+                alpha: B::Real::of(self.settings.alpha),
+            },
+            None => self.dual_kernel(dual),
+        };
+        let affine = self.affine(params)?;
+        let data = dk.data(&affine.c, &params.b, &params.h)?;
+        // out of iterations or time: the last mask's polish, if it was not tried
+        if polishing
+            && polished.is_none()
+            && matches!(status, Status::MaxIterations | Status::TimeLimit)
+            && schedule.untried(mask_bits(&be.to_col_major(&fwd.s)?))
+        {
+            polished = self.try_polish(&dk.primal(&fwd, &data, dims.p)?, params)?;
+            if polished.is_some() {
+                status = Status::Solved;
             }
         }
         // back to the primal iterate: x from the last v, lam / nu / s unstacked
-        let primal = |blk: &DualBlock<B>, data: &dual::DualData<B>| dk.primal(blk, data, dims.p);
-        // the polish measured its iterate already
-        let (iterate, measures, products) = match polished {
-            Some(polished) => polished,
+        let (iterate, measures, non_unique, limit_system) = match polished {
+            Some(p) => (p.iterate, p.measures, p.non_unique, p.limit),
             None => {
-                let iterate = primal(&fwd, &data)?;
-                let measures = self.measure_iterate(&iterate, params)?;
-                (iterate, measures, None)
+                let iterate = dk.primal(&fwd, &data, dims.p)?;
+                let measures = match last {
+                    Some(m) if !self.refines() => m,
+                    _ => self.measure(&iterate, params)?,
+                };
+                (iterate, measures, false, None)
             }
         };
         let tangents = tangents
             .iter()
-            .map(|(key, _, blk, tdata)| Ok((*key, primal(blk, tdata)?)))
+            .map(|(key, _, blk, tdata, _)| Ok((*key, dk.primal(blk, tdata, dims.p)?)))
             .collect::<Result<Vec<_>>>()?;
+        // a system made at another penalty than the solver's does not serve its VJPs
+        let same_penalty = penalty.is_none();
         let limit_tangents = use_limit
             && self.settings.method == Method::AltDiff
             && !specs.is_empty()
@@ -211,13 +277,29 @@ impl<B: LinAlg> AltDiff<B> {
                     | Status::TimeLimit
                     | Status::FixedIterations
             );
-        if limit_tangents {
+        let mut solution = if limit_tangents {
+            let mut stacked = vec![B::Real::zero(); dims.p];
+            stacked.extend(be.to_col_major(&iterate.s)?);
             let system = match limit_system {
                 Some(system) => Ok(system),
-                None => Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, self.rho, false),
+                None => Limit::new(be, dk.ops, &stacked, dims.p, dk.rho, false),
             };
-            let system = match system {
-                Ok(system) => system,
+            match system {
+                Ok(system) => {
+                    let limits = self.limit_tangents(&dk, &system, &iterate, specs)?;
+                    let mut solution = self.finish(
+                        iterate,
+                        Vec::new(),
+                        tape,
+                        status,
+                        iterations,
+                        measures,
+                        specs,
+                    )?;
+                    solution.tangents = limits;
+                    solution.limit = same_penalty.then(|| std::sync::Arc::new(system));
+                    solution
+                }
                 // a degenerate mask: iterate the tangents from the solution instead
                 Err(Error::SingularKkt { .. }) => {
                     let mut solution =
@@ -226,29 +308,31 @@ impl<B: LinAlg> AltDiff<B> {
                     return Ok(solution);
                 }
                 Err(other) => return Err(other),
-            };
-            let limits = self.limit_tangents(&dk, &system, &iterate, specs)?;
-            let mut solution = self.finish(
-                iterate,
-                Vec::new(),
-                tape,
-                status,
-                iterations,
-                measures,
-                specs,
-            )?;
-            solution.tangents = limits;
-            solution.certificate = certificate;
-            solution.limit = Some(std::sync::Arc::new(system));
-            solution.products = products;
-            return Ok(solution);
-        }
-        let mut solution =
-            self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
+            }
+        } else {
+            let mut solution =
+                self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
+            solution.limit = limit_system
+                .filter(|_| same_penalty)
+                .map(std::sync::Arc::new);
+            solution
+        };
         solution.certificate = certificate;
-        solution.limit = limit_system.map(std::sync::Arc::new);
-        solution.products = products;
+        solution.rho = dk.rho;
+        solution.non_unique = non_unique;
         Ok(solution)
+    }
+
+    /// The constant terms of a tangent block and their host data (for its residuals).
+    fn tangent_terms(
+        &self,
+        dk: &DualKernel<'_, B>,
+        key: TangentKey,
+        spec: &TangentSpec<B>,
+    ) -> Result<(DualData<B>, DualHost)> {
+        let data = self.tangent_data(dk, key, &spec.constant)?;
+        let host = dk.host_data(&spec.constant.q, false, &data.bh)?;
+        Ok((data, host))
     }
 
     /// The constant terms of a tangent block in the dual space: read off `K` and `M` for
@@ -326,31 +410,31 @@ impl<B: LinAlg> AltDiff<B> {
             .collect()
     }
 
-    /// The forward polish: the fixed point of the map for the current mask, accepted when it
-    /// is a KKT point (`y >= 0` on the active inequalities, `s >= 0` on the others, up to the
-    /// residual tolerance) whose residuals pass the rule, with its system and measures. With
-    /// a coarse factorization ([`AltDiff::refines`]) the point is refined first (see
+    /// The forward polish by the limit system of the stacked slack `stacked`'s mask: its
+    /// fixed point, when it is a KKT point up to the residual tolerance (`y >= 0` on the
+    /// active inequalities, `s >= 0` on the others), with its system
+    /// ([`LimitPolish::Point`]; the residual rule judges it next). With a coarse
+    /// factorization ([`AltDiff::refines`]) the point is refined first (see
     /// [`refine`](super::refine)); then the system may be factored coarsely too (`coarse`,
     /// [`Limit::new`]) when it serves only refined solves.
-    fn polish(
+    pub(super) fn polish_limit(
         &self,
         dk: &DualKernel<'_, B>,
         dual: &DualOps<B>,
-        fwd: &DualBlock<B>,
+        stacked: &[B::Real],
         data: &DualData<B>,
         params: &QpParams<B>,
         coarse: bool,
-    ) -> Result<Option<Polished<B>>> {
-        let (be, dims, rho) = (&self.backend, self.dims, self.rho);
+    ) -> Result<LimitPolish<B>> {
+        let (be, dims, rho) = (&self.backend, self.dims, dk.rho);
         let (one, zero) = (B::Real::one(), B::Real::zero());
-        let StoppingRule::Residual { eps_abs, eps_rel } = self.settings.stopping else {
-            return Ok(None);
-        };
-        let system = match Limit::new(be, dual, &be.to_col_major(&fwd.s)?, dims.p, rho, coarse) {
+        let Criterion { eps_abs, eps_rel } = self.criterion();
+        let system = match Limit::new(be, dual, stacked, dims.p, rho, coarse) {
             Ok(system) => system,
-            Err(Error::SingularKkt { .. }) => return Ok(None),
+            Err(Error::SingularKkt { .. }) => return Ok(LimitPolish::Singular),
             Err(other) => return Err(other),
         };
+        // v = y + rho (s - [b; h]) at the fixed point; the old variable y + rho s below
         let point = system.point(be, data)?;
         let (refined, v) = if self.refines() {
             let (mut x, mut y) = (dk.x_of(&point, data)?, system.without_inactive(be, &point)?);
@@ -371,37 +455,38 @@ impl<B: LinAlg> AltDiff<B> {
                     }
                 })
                 .collect();
-            (Some((x, products)), v)
+            (Some(x), v)
         } else {
-            (None, be.to_col_major(&point)?)
+            let mut shifted = point.clone();
+            be.axpby(rho, &data.bh, B::Real::one(), &mut shifted)?;
+            (None, be.to_col_major(&shifted)?)
         };
-        let scale = v.iter().fold(1.0_f64, |a, e| a.max(e.to_f64_lossy().abs()));
+        // the multipliers' scale (the rows of I hold slacks, loose bounds among them)
+        let scale = (0..v.len())
+            .filter(|&i| !system.is_inactive(i))
+            .fold(1.0_f64, |a, i| a.max(v[i].to_f64_lossy().abs()));
         let tol = B::Real::of(eps_abs + eps_rel * scale);
         let (mut y, mut s) = (vec![zero; v.len()], vec![zero; v.len()]);
-        // whether a multiplier was clipped to zero (then y is not the refined one)
-        let mut clipped = false;
         for (i, &vi) in v.iter().enumerate() {
             let inequality = i >= dims.p;
             if inequality && vi < -tol {
-                return Ok(None);
+                return Ok(LimitPolish::Rejected);
             }
             if system.is_inactive(i) {
                 s[i] = vi.max(zero) / rho;
             } else if inequality {
-                clipped |= vi < zero;
                 y[i] = vi.max(zero);
             } else {
                 y[i] = vi;
             }
         }
-        let (x, products) = match refined {
-            Some((x, products)) => (x, (!clipped).then_some(products)),
+        let x = match refined {
+            Some(x) => x,
             None => {
-                let v: Vec<B::Real> = y.iter().zip(&s).map(|(&y, &s)| y + rho * s).collect();
-                (
-                    dk.x_of(&be.mat_from_col_major(v.len(), 1, &v)?, data)?,
-                    None,
-                )
+                // x of v = y + rho (s - [b; h]) with y clipped
+                let bh = be.to_col_major(&data.bh)?;
+                let v: Vec<B::Real> = (0..y.len()).map(|i| y[i] + rho * (s[i] - bh[i])).collect();
+                dk.x_of(&be.mat_from_col_major(v.len(), 1, &v)?, data)?
             }
         };
         let (lam, nu) = unstack(be, &be.mat_from_col_major(y.len(), 1, &y)?, dims.p)?;
@@ -412,68 +497,17 @@ impl<B: LinAlg> AltDiff<B> {
             lam,
             nu,
         };
-        // the refinement's last products are those of the iterate, unless y was clipped
-        let measures = match &products {
-            Some(products) => measure_products(be, &iterate, params, products.clone())?,
-            None => self.measure_iterate(&iterate, params)?,
-        };
-        Ok(residuals_small(&measures, eps_abs, eps_rel)
-            .then_some((iterate, system, measures, products)))
-    }
-
-    /// The residuals and objective of a primal iterate (one-off: fresh workspace).
-    fn measure_iterate(
-        &self,
-        iterate: &Iterate<B>,
-        params: &QpParams<B>,
-    ) -> Result<Measures<B::Real>> {
-        let products = self.operators().products(iterate)?;
-        measure_products(&self.backend, iterate, params, products)
+        Ok(LimitPolish::Point(iterate, system))
     }
 }
 
-/// An accepted polish: the iterate, the limit system of its mask, its measures and its
-/// products (when the refinement left them).
-type Polished<B> = (
-    Iterate<B>,
-    Limit<B>,
-    Measures<<B as LinAlg>::Real>,
-    Option<Products<B>>,
-);
-
-/// The forward mask over the iterations: when it has stayed the same for
-/// [`MaskHistory::STABLE`] iterations, and was not tried before, a polish is due.
-#[derive(Default)]
-struct MaskHistory {
-    current: Vec<u64>,
-    since: usize,
-    tried: Option<Vec<u64>>,
-}
-
-impl MaskHistory {
-    /// Iterations with the same mask before a polish.
-    const STABLE: usize = 5;
-
-    /// True, once, for the current mask unless it was tried: a polish may run on it.
-    fn claim(&mut self) -> bool {
-        if self.tried.as_ref() == Some(&self.current) {
-            return false;
-        }
-        self.tried = Some(self.current.clone());
-        true
-    }
-
-    /// Records the mask of iteration `iteration`; true when a polish is due.
-    fn settled(&mut self, mask: Vec<u64>, iteration: usize) -> bool {
-        if mask != self.current {
-            self.current = mask;
-            self.since = iteration;
-            return false;
-        }
-        if iteration - self.since >= Self::STABLE && self.tried.as_ref() != Some(&self.current) {
-            self.tried = Some(self.current.clone());
-            return true;
-        }
-        false
-    }
+/// What the limit system's polish made of a mask.
+pub(super) enum LimitPolish<B: LinAlg> {
+    /// The system is singular (dependent active rows, or `P` singular on their null space):
+    /// the regularized polish may still solve it.
+    Singular,
+    /// The fixed point is not a KKT point (a multiplier of the wrong sign).
+    Rejected,
+    /// The KKT point of the mask, and the factored system.
+    Point(Iterate<B>, Limit<B>),
 }

@@ -6,7 +6,12 @@
 //!
 //! * primal infeasible (`Ax = b, Gx <= h` has no solution) when `dy = (dlam, dnu)` has
 //!   `dnu >= -eps |dy|`, `|A'dlam + G'dnu| <= eps |dy|` and `b'dlam + h'dnu < -eps |dy|`
-//!   (Farkas: no `x` can satisfy the constraints);
+//!   (Farkas: no `x` can satisfy the constraints), and the certificate is strong: with
+//!   `r = A'dlam + G'dnu` and `t = -(b'dlam + h'dnu)`, every feasible `x` has
+//!   `r'x <= -t`, so none lies within `|x|_inf < t / |r|_1`; that radius must exceed
+//!   [`RADIUS`] times `max(1, |x|_inf)` of the iterate (a slowly converging iteration on
+//!   badly scaled data passes the first three tests with a weak certificate, of radius
+//!   about `1 / n`);
 //! * dual infeasible (the objective is unbounded below) when `dx` has `|P dx| <= eps |dx|`,
 //!   `q'dx < -eps |dx|`, `|A dx| <= eps |dx|` and `G dx <= eps |dx|`.
 //!
@@ -21,6 +26,10 @@ pub(crate) const CHECKS_PER_LOOK: usize = 10;
 
 /// The tolerance of the certificates.
 const EPS: f64 = 1e-5;
+
+/// How far beyond the iterate a primal infeasibility certificate must rule out feasible
+/// points (see the module docs).
+const RADIUS: f64 = 1e3;
 
 /// Which certificate was found, with its direction.
 #[derive(Clone, Debug)]
@@ -94,7 +103,7 @@ impl<B: LinAlg> Monitor<B> {
                     Ok(d)
                 };
                 let (dx, dlam, dnu) = (diff(x, px)?, diff(lam, plam)?, diff(nu, pnu)?);
-                if cert.primal_infeasible(params, &dlam, &dnu)? {
+                if cert.primal_infeasible(params, &dlam, &dnu, cert.backend.norm_inf(x)?)? {
                     Some(Finding::Primal(dlam, dnu))
                 } else if cert.dual_infeasible(params, &dx)? {
                     Some(Finding::Dual(dx))
@@ -120,6 +129,7 @@ impl<B: LinAlg> Certifier<'_, B> {
         params: &QpParams<B>,
         dlam: &B::Mat,
         dnu: &B::Mat,
+        x_norm: B::Real,
     ) -> Result<bool> {
         let be = self.backend;
         let scale = be.norm_inf(dlam)?.max(be.norm_inf(dnu)?);
@@ -146,7 +156,15 @@ impl<B: LinAlg> Certifier<'_, B> {
         )?;
         be.apply(&mut r, Accum::Add, self.g, Trans::Yes, dnu, B::Real::one())?;
         let support = be.dot(&params.b, dlam)? + be.dot(&params.h, dnu)?;
-        Ok(be.norm_inf(&r)? <= tol && support < -tol)
+        if !(be.norm_inf(&r)? <= tol && support < -tol) {
+            return Ok(false);
+        }
+        let r1 = be
+            .to_col_major(&r)?
+            .into_iter()
+            .fold(B::Real::zero(), |a, v| a + v.abs());
+        let radius = -support / r1.max(B::Real::min_positive_value());
+        Ok(radius > B::Real::of(RADIUS) * x_norm.max(B::Real::one()))
     }
 
     /// The unboundedness test on `dx`.

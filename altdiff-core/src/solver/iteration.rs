@@ -6,14 +6,19 @@
 //!
 //! | | forward (`k = 1`) | tangent wrt `theta` (`d` columns) |
 //! |---|---|---|
-//! | `c` | `q - rho A'b - rho G'h` | `E` = `I`, `-rho A'` or `-rho G'` for `q`, `b`, `h` |
+//! | `c` | `q` | `I` for `q`, else 0 |
 //! | `b` | `b` | `db` = `I` for `b`, else 0 |
 //! | `h` | `h` | `dh` = `I` for `h`, else 0 |
 //! | slack | `s = max(0, w)` | `J_s = 1[s > 0] w` (forward `s`, strict) |
 //!
 //! with, in order x -> s -> lam -> nu,
-//! `x = -H^-1 [c + A'lam + G'(nu + rho s)]`, `w = -nu/rho - (Gx - h)`,
+//! `x = -H^-1 [c + A'(lam - rho b) + G'(nu + rho (s - h))]`, `w = -nu/rho - (Gx - h)`,
 //! `lam += rho (Ax - b)`, `nu += rho (Gx + s - h)`.
+//!
+//! `b` and `h` enter the x-update through `lam - rho b` and `nu + rho (s - h)`, formed row
+//! by row: on a row whose bound is loose (`h_i = 1e10`, `s_i = h_i - G_i x`) the difference
+//! `s_i - h_i` is of the size of `G_i x`, where a constant `q - rho G'h` would carry `1e10`
+//! into every sum and lose the solution's digits to cancellation.
 //!
 //! With over-relaxation `alpha` (1 = none), `Gx` in the slack and dual updates is replaced by
 //! `alpha Gx + (1 - alpha)(h - s_old)` and `Ax` by `alpha Ax + (1 - alpha) b` (OSQP's
@@ -93,8 +98,10 @@ pub(crate) enum Slack<'a, B: LinAlg> {
 pub(crate) struct Workspace<B: LinAlg> {
     /// `G x` of the current iteration (m x k).
     pub gx: B::Mat,
-    /// `nu + rho s` (m x k).
+    /// `nu + rho (s - h)` (m x k).
     pub w: B::Mat,
+    /// `lam - rho b` (p x k).
+    pub u: B::Mat,
     /// The slack before the step and the relaxed `Gx` (m x k; used when `alpha != 1`).
     pub s_old: B::Mat,
     pub gr: B::Mat,
@@ -108,6 +115,7 @@ impl<B: LinAlg> Workspace<B> {
         Ok(Self {
             gx: backend.zeros(dims.m, k)?,
             w: backend.zeros(dims.m, k)?,
+            u: backend.zeros(dims.p, k)?,
             s_old: backend.zeros(dims.m, k)?,
             gr: backend.zeros(dims.m, k)?,
             refine: None,
@@ -122,6 +130,9 @@ pub(crate) struct Kernel<'a, B: LinAlg> {
     pub g: &'a B::Op,
     pub factor: &'a B::Factor,
     pub rho: B::Real,
+    /// The proximal term `sigma` (0: none): `H = P + sigma I + rho (A'A + G'G)` and the
+    /// x-update adds `sigma x_k` to its right-hand side.
+    pub sigma: B::Real,
     /// Over-relaxation, in (0, 2); 1 is none.
     pub alpha: B::Real,
     /// `P`, when the factorization is coarse: each x-update is then refined once against
@@ -159,16 +170,24 @@ impl<B: LinAlg> Kernel<'_, B> {
         self.update_duals(it, data, ws)
     }
 
-    /// `x = -H^-1 [c + A'lam + G'(nu + rho s)]`.
+    /// `x = -H^-1 [c + A'(lam - rho b) + G'(nu + rho (s - h)) - sigma x]`.
     fn update_x(&self, it: &mut Iterate<B>, data: &Affine<B>, ws: &mut Workspace<B>) -> Result<()> {
-        let (be, one) = (self.backend, B::Real::one());
+        let (be, one, rho) = (self.backend, B::Real::one(), self.rho);
         if self.relaxed() {
             be.copy_from(&mut ws.s_old, &it.s)?;
         }
-        be.copy_from(&mut ws.w, &it.nu)?;
-        be.axpby(self.rho, &it.s, one, &mut ws.w)?;
-        be.axpby(-one, &data.c, B::Real::zero(), &mut it.x)?;
-        be.apply(&mut it.x, Accum::Add, self.a, Trans::Yes, &it.lam, -one)?;
+        be.lincomb(
+            [(rho, &it.s), (-rho, &data.h), (one, &it.nu)],
+            B::Real::zero(),
+            &mut ws.w,
+        )?;
+        be.lincomb(
+            [(one, &it.lam), (-rho, &data.b)],
+            B::Real::zero(),
+            &mut ws.u,
+        )?;
+        be.axpby(-one, &data.c, self.sigma, &mut it.x)?;
+        be.apply(&mut it.x, Accum::Add, self.a, Trans::Yes, &ws.u, -one)?;
         be.apply(&mut it.x, Accum::Add, self.g, Trans::Yes, &ws.w, -one)?;
         let Some(p) = self.refine_with else {
             return be.solve_in_place(self.factor, &mut it.x);
@@ -179,9 +198,10 @@ impl<B: LinAlg> Kernel<'_, B> {
         };
         be.copy_from(rhs, &it.x)?;
         be.solve_in_place(self.factor, &mut it.x)?;
-        // one round: x += H^-1 (rhs - P x - rho A'(A x) - rho G'(G x)), Gx in ws.gx (the slack
-        // update forms it again)
+        // one round: x += H^-1 (rhs - P x - sigma x - rho A'(A x) - rho G'(G x)), Gx in
+        // ws.gx (the slack update forms it again)
         be.apply(rhs, Accum::Add, p, Trans::No, &it.x, -one)?;
+        be.axpby(-self.sigma, &it.x, one, rhs)?;
         be.apply(ax, Accum::Replace, self.a, Trans::No, &it.x, one)?;
         be.apply(rhs, Accum::Add, self.a, Trans::Yes, ax, -self.rho)?;
         be.apply(&mut ws.gx, Accum::Replace, self.g, Trans::No, &it.x, one)?;

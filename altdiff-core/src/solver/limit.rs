@@ -1,17 +1,19 @@
 //! The limit of the Alt-Diff recursion at a fixed mask, solved directly
 //! ([`Settings::limit`](crate::Settings::limit)).
 //!
-//! In the dual space (see [`dual`](super::dual)) a block with constant terms
-//! `f = C H^-1 c + [b; h]` iterated with a fixed mask splits the `r = p + m` rows into the
-//! set `A` (the equalities and the inequalities with `s = 0`) and the set `I` (the
-//! inequalities with `s > 0`, the strict mask rule). Its fixed point follows from
-//! `y = y + rho (Cx + s - [b; h])`, the slack update and `v = y + rho s`:
+//! In the dual space (see [`dual`](super::dual)) a block with constant terms `c` and
+//! `[b; h]` iterated with a fixed mask splits the `r = p + m` rows into the set `A` (the
+//! equalities and the inequalities with `s = 0`) and the set `I` (the inequalities with
+//! `s > 0`, the strict mask rule). Its fixed point follows from
+//! `y = y + rho (Cx + s - [b; h])`, the slack update and `v = y + rho (s - [b; h])`:
 //!
 //! ```text
-//! rows in A:  s = 0,   y = v,     (Cx)_A = [b; h]_A
-//! rows in I:  y = 0,   s = v/rho, (Cx)_I = [b; h]_I - v_I/rho
-//! and Cx = -C H^-1 c - M v, so    (M - D/rho) v = -f        (D = 1 on I)
+//! rows in A:  s = 0,                   y = v + rho [b; h]_A,   (Cx)_A = [b; h]_A
+//! rows in I:  s = [b; h]_I + v_I/rho,  y = 0,                  (Cx)_I = -v_I/rho
+//! and Cx = -C H^-1 c - M v, so    (M - D/rho) v = -f,   f = C H^-1 c + (I - D)[b; h]
 //! ```
+//!
+//! (`D = 1` on `I`): the bounds of the inactive rows, loose ones included, drop out.
 //!
 //! `S = M - D/rho` is symmetric and indefinite: `M_AA` is positive semidefinite and
 //! `T = I/rho - M_II` positive definite (`M <= I/rho`; by Woodbury
@@ -26,8 +28,9 @@
 //! then `x = -H^-1 (c + C'v)`. The limit is the KKT derivative on the active set `{s = 0}`
 //! (weakly active rows included, as the mask rule has it). With the data's own `(c, [b; h])`
 //! it is the forward polish: `v` is a KKT point when `y >= 0` on the active inequalities and
-//! `v_I >= 0`. The adjoint: `g'x_theta = -zeta'c_theta + w'[b; h]_theta` with `z = H^-1 g`,
-//! `w = S^-1 C z` and `zeta = H^-1 (g - C'w)`.
+//! `s_I >= 0`. The adjoint: `g'x_theta = -zeta'c_theta + ((I - D) w)'[b; h]_theta` with
+//! `z = H^-1 g`, `w = S^-1 C z` and `zeta = H^-1 (g - C'w)`; as `rho C zeta = -D w`, that is
+//! `w + rho C zeta` on the rows of `[b; h]`.
 
 use num_traits::{One, Zero};
 
@@ -323,25 +326,25 @@ impl<B: LinAlg> Limit<B> {
         backend.mat_from_col_major(r, k, &out)
     }
 
-    /// The fixed point `v = -S^-1 (C H^-1 c + [b; h])` of a block with constant terms `data`.
+    /// The fixed point `v = -S^-1 (C H^-1 c + (I - D) [b; h])` of a block with constant
+    /// terms `data` (`v = y + rho (s - [b; h])`: the bounds of the rows of `I` drop out).
     pub fn point(&self, backend: &B, data: &DualData<B>) -> Result<B::Mat> {
         self.point_of(backend, &data.chc, &data.bh)
     }
 
     /// [`Limit::point`] from `C H^-1 c` (`chc`) and `[b; h]` (`bh`).
     pub fn point_of(&self, backend: &B, chc: &B::Mat, bh: &B::Mat) -> Result<B::Mat> {
-        let mut f = chc.clone();
-        backend.axpby(-B::Real::one(), bh, -B::Real::one(), &mut f)?;
+        let mut f = self.without_inactive(backend, bh)?;
+        backend.axpby(-B::Real::one(), chc, -B::Real::one(), &mut f)?;
         self.solve(backend, &f)
     }
 
     /// The limit `x = -H^-1 (c + C'v)` of a tangent block with constant terms `data`.
     ///
     /// For the Jacobians wrt `b` and `h` (`data.rows`: `[b; h] = E`, the identity on those
-    /// rows, `c = C'z` with `z = -rho E`, so `C H^-1 c = -rho M E`), `S (rho E) =
-    /// rho M E - D E` gives `v = rho E - S^-1 (I - D) E`, and `x = -H^-1 C'(v + z) =
-    /// H^-1 C' w` with `w = S^-1 (I - D) E`: a right-hand side that is zero on `I`, so the
-    /// coupling through `T^-1 u_I` is skipped, and `rho E` is never added and subtracted.
+    /// rows, `c = 0`), `v = -S^-1 (I - D) E` and `x = -H^-1 C'v = H^-1 C' w` with
+    /// `w = S^-1 (I - D) E`: a right-hand side that is zero on `I`, so the coupling through
+    /// `T^-1 u_I` is skipped.
     pub fn tangent(&self, kernel: &DualKernel<'_, B>, data: &DualData<B>) -> Result<B::Mat> {
         if let Some(rows) = &data.rows {
             let w = self.unit_solve(kernel.backend, rows.clone())?;

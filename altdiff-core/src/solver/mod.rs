@@ -11,6 +11,7 @@ mod iteration;
 mod kkt;
 mod krylov;
 mod limit;
+mod polish;
 mod refine;
 mod scaling;
 mod solution;
@@ -25,6 +26,9 @@ pub use iteration::Iterate;
 pub use solution::{Certificate, HostSolution, Solution, TangentKey};
 pub use status::Status;
 pub use tangent::Directions;
+pub(crate) use termination::{
+    Checks, Criterion, HostBlock, Measures, Operators, Units, clean_duals, download_block,
+};
 
 use std::sync::Arc;
 
@@ -34,19 +38,18 @@ use crate::solver::adjoint::{
     Adjoint, Reverse, TapeData, closed_forms, mask_bits, mask_values, symmetrize,
 };
 use crate::solver::anderson::Accelerator;
-use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps, stack, unstack};
+use crate::solver::dual::{DualBlock, DualData, DualHost, DualKernel, DualOps, stack, unstack};
+use crate::solver::dual_loop::LimitPolish;
 use crate::solver::infeasibility::{Certifier, Monitor};
 use crate::solver::iteration::{Affine, Kernel, Slack, Workspace};
 use crate::solver::kkt::{KktSystem, active_indices};
 use crate::solver::krylov::Gmres;
 use crate::solver::limit::Limit;
+use crate::solver::polish::{PolishSchedule, Polished};
 use crate::solver::scaling::{Ruized, Scaling};
 use crate::solver::solution::Derivative;
 use crate::solver::tangent::{HostPoint, TangentSpec, download};
-use crate::solver::termination::{
-    MeasureScratch, Measures, Operators, Previous, Products, converged, measure_products,
-    residuals_small,
-};
+use crate::solver::termination::{Previous, changes_small};
 use crate::{
     Accum, Error, Field, IterationSpace, LinAlg, Method, Param, QpDims, QpParams, QpProblem, Real,
     Result, Settings, StoppingRule, Tape, Trans,
@@ -98,10 +101,20 @@ pub struct AltDiff<B: LinAlg> {
     /// The equilibration, when [`Settings::scaling`] asks for it (`p`, `a`, `g` are then
     /// the scaled operators).
     scaling: Option<Scaling<B>>,
-    /// The dual-space operators formed on demand for batch VJPs ([`VjpMode::Limit`]) when
-    /// the solver has none.
-    batch_dual: std::sync::OnceLock<DualOps<B>>,
+    /// The dual-space operators formed on demand (the polish, batch VJPs with
+    /// [`VjpMode::Limit`]) when the solver has none.
+    lazy_dual: std::sync::OnceLock<DualOps<B>>,
+    /// The maps of the residuals to the user's units (the identity without scaling).
+    units: Units,
+    /// The proximal term `sigma` of `H = P + sigma I + rho (A'A + G'G)`: zero unless `P` is
+    /// singular on the null space of the constraints.
+    sigma: B::Real,
+    /// The regularization of the polish's KKT system (see [`polish`]), computed once.
+    polish_delta: std::sync::OnceLock<f64>,
 }
+
+/// The start of a solve and of its tangent blocks ([`AltDiff::cold_start`]).
+type ColdStart<B> = (Iterate<B>, Vec<Option<Iterate<B>>>);
 
 /// What [`AltDiff::solve_observed`] shows its observer after an iteration.
 #[derive(Debug)]
@@ -133,7 +146,6 @@ struct TangentRun<'s, B: LinAlg> {
     /// The effective data and their affine terms (rebuilt per iteration for P, A, G).
     data: QpParams<B>,
     affine: Affine<B>,
-    scratch: Option<MeasureScratch<B>>,
 }
 
 impl<B: LinAlg> AltDiff<B> {
@@ -166,7 +178,6 @@ impl<B: LinAlg> AltDiff<B> {
             && scaling.is_some()
             && ruiz.adaptive_rho
             && settings.adaptive_rho.is_none()
-            && !settings.limit
         {
             settings.adaptive_rho = Some(crate::AdaptiveRho::default());
         }
@@ -177,11 +188,17 @@ impl<B: LinAlg> AltDiff<B> {
             .map(|param| Ok((param, TangentSpec::jacobian(&backend, dims, param)?)))
             .collect::<Result<_>>()?;
         let r = dims.p + dims.m;
-        let use_dual = match settings.iteration {
+        let mut use_dual = match settings.iteration {
             IterationSpace::Primal => false,
             IterationSpace::Dual => true,
-            // worth its setup when Jacobian blocks are carried and r is not much above n
-            IterationSpace::Auto if settings.limit => r > 0 && backend.dense_dual_space(),
+            // the polish forms M anyway (r x r factorizations instead of n x n ones): worth
+            // iterating on it when r is not much above n
+            IterationSpace::Auto if settings.limit => {
+                r > 0
+                    && r <= 2 * dims.n
+                    && backend.dense_dual_space()
+                    && settings.tape != Tape::Full
+            }
             // a coarse factorization (single precision) ends forward solves by the refined
             // polish, which the dual space has
             IterationSpace::Auto => {
@@ -200,12 +217,20 @@ impl<B: LinAlg> AltDiff<B> {
         if settings.check_convexity && !test_on_gram {
             check_convexity(&backend, &p, p_max)?;
         }
-        let mut factor = match backend.factor(&p, &a, &g, rho) {
-            Err(err @ Error::NotPositiveDefinite { .. }) if test_on_gram => {
-                check_convexity(&backend, &p, p_max)?;
-                return Err(err);
+        let (mut factor, sigma) = match backend.factor(&p, &a, &g, rho) {
+            Ok(factor) => (factor, B::Real::zero()),
+            // P is singular on the null space of [A; G] (a convex P, tested), or indefinite
+            Err(Error::NotPositiveDefinite { .. }) => {
+                if test_on_gram {
+                    check_convexity(&backend, &p, p_max)?;
+                }
+                let sigma = B::Real::of(polish::regularization(&backend, [&p, &a, &g])?);
+                // the dual space eliminates x, which the proximal term keeps in the state
+                use_dual = false;
+                let factor = backend.factor_shifted(&p, &a, &g, rho, sigma)?;
+                (factor, sigma)
             }
-            other => other?,
+            Err(other) => return Err(other),
         };
         let dual = if use_dual {
             // K pays for itself when x is formed every iteration (the x rule) or for
@@ -225,11 +250,15 @@ impl<B: LinAlg> AltDiff<B> {
             None
         };
         if test_on_gram
+            && use_dual
             && let Some(dual) = &dual
             && !convex_by_gram(&backend, dual, &p, (p_max, sums), rho)?
         {
             check_convexity(&backend, &p, p_max)?;
         }
+        let units = scaling
+            .as_ref()
+            .map_or_else(Units::identity, Scaling::units);
         Ok(Self {
             dual,
             dims,
@@ -242,7 +271,10 @@ impl<B: LinAlg> AltDiff<B> {
             specs,
             backend,
             scaling,
-            batch_dual: std::sync::OnceLock::new(),
+            lazy_dual: std::sync::OnceLock::new(),
+            units,
+            sigma,
+            polish_delta: std::sync::OnceLock::new(),
         })
     }
 
@@ -291,23 +323,54 @@ impl<B: LinAlg> AltDiff<B> {
         self.solve_cold(params, None)
     }
 
-    /// A solve from the zero iterate with the Jacobians of the settings.
+    /// A solve from the cold start with the Jacobians of the settings.
     fn solve_cold(
         &self,
         params: &QpParams<B>,
         observer: Option<&mut Observer<'_, B>>,
     ) -> Result<Solution<B>> {
         params.validate(&self.backend, self.dims)?;
-        let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
         let inner = self.scaled_params(params)?;
-        let solution = self.run(
-            inner.as_ref().unwrap_or(params),
-            iterate,
-            &self.jacobian_specs(),
-            Vec::new(),
-            observer,
-        )?;
-        self.unscaled(solution, params)
+        let data = inner.as_ref().unwrap_or(params);
+        let specs = self.jacobian_specs();
+        let (iterate, warm) = self.cold_start(data, &specs)?;
+        let mut solution = self.run(data, iterate, &specs, warm, observer)?;
+        if let Some(tape) = &mut solution.tape {
+            let mut start = data.h.clone();
+            self.backend.copy_from(&mut start, &data.h)?;
+            let ones = vec![B::Real::one(); self.dims.m];
+            let mut mask = self.backend.mat_from_col_major(self.dims.m, 1, &ones)?;
+            self.backend.dproj_nonneg(&start, &mut mask)?;
+            tape.start = Some(mask);
+        }
+        self.unscaled(solution)
+    }
+
+    /// The cold start of a solve for `params` (iterated units, `k` columns): `x`, `lam`,
+    /// `nu` zero and `s = max(h, 0)`, OSQP's start `z = min(h, 0)` in the slack form (the
+    /// constraints held at zero, not at their bounds: a loose bound such as `1e10` would
+    /// pull the first `x` out to it); and the tangent blocks' starts, which follow it
+    /// (`J_s = 1[h > 0] dh`).
+    pub(super) fn cold_start(
+        &self,
+        params: &QpParams<B>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+    ) -> Result<ColdStart<B>> {
+        let be = &self.backend;
+        let k = be.shape(&params.q).1;
+        let mut iterate = Iterate::zeros(be, self.dims, k)?;
+        be.copy_from(&mut iterate.s, &params.h)?;
+        be.proj_nonneg(&mut iterate.s)?;
+        let tangents = specs
+            .iter()
+            .map(|(_, spec)| {
+                let mut start = Iterate::zeros(be, self.dims, spec.k)?;
+                be.copy_from(&mut start.s, &spec.constant.h)?;
+                be.dproj_nonneg(&params.h, &mut start.s)?;
+                Ok(Some(start))
+            })
+            .collect::<Result<_>>()?;
+        Ok((iterate, tangents))
     }
 
     /// The parameters of the scaled problem, when the solver equilibrates.
@@ -318,16 +381,10 @@ impl<B: LinAlg> AltDiff<B> {
             .transpose()
     }
 
-    /// A solution of the scaled problem in the user's units (`params` the user's).
-    fn unscaled(&self, mut solution: Solution<B>, params: &QpParams<B>) -> Result<Solution<B>> {
+    /// A solution of the scaled problem in the user's units.
+    fn unscaled(&self, solution: Solution<B>) -> Result<Solution<B>> {
         match &self.scaling {
-            Some(s) => {
-                let products = match solution.products.take() {
-                    Some(products) => products,
-                    None => self.operators().products(&solution.iterate)?,
-                };
-                s.solution(&self.backend, solution, params, products)
-            }
+            Some(s) => s.solution(&self.backend, solution),
             None => Ok(solution),
         }
     }
@@ -384,16 +441,12 @@ impl<B: LinAlg> AltDiff<B> {
             }
             None => TangentSpec::from_directions(&self.backend, self.dims, directions)?,
         };
-        let iterate = Iterate::zeros(&self.backend, self.dims, 1)?;
         let inner = self.scaled_params(params)?;
-        let solution = self.run(
-            inner.as_ref().unwrap_or(params),
-            iterate,
-            &[(TangentKey::Jvp, &spec)],
-            Vec::new(),
-            None,
-        )?;
-        self.unscaled(solution, params)
+        let data = inner.as_ref().unwrap_or(params);
+        let specs = [(TangentKey::Jvp, &spec)];
+        let (iterate, warm) = self.cold_start(data, &specs)?;
+        let solution = self.run(data, iterate, &specs, warm, None)?;
+        self.unscaled(solution)
     }
 
     /// Solves starting from a previous solution's iterate (`s`, `lam`, `nu`) and, for the
@@ -436,7 +489,7 @@ impl<B: LinAlg> AltDiff<B> {
             warm,
             None,
         )?;
-        self.unscaled(solution, params)
+        self.unscaled(solution)
     }
 
     /// The KKT system at the solution's active set: the rows with `s_i = 0` and the weakly
@@ -475,20 +528,13 @@ impl<B: LinAlg> AltDiff<B> {
         })
     }
 
-    /// The affine terms of data `(q, b, h)`: `c = q - rho A'b - rho G'h`, `b`, `h`.
-    /// For derivatives of the data this gives `E = I`, `-rho A'` or `-rho G'`.
+    /// The affine terms of data `(q, b, h)`: `c = q`, `b`, `h` (the iteration subtracts
+    /// `rho b` and `rho h` from its duals and slacks row by row, see
+    /// [`iteration`](self::iteration): a loose bound never enters a sum). For derivatives of
+    /// the data this gives `E = I` for `q` and `c = 0` for `b`, `h`.
     fn affine(&self, data: &QpParams<B>) -> Result<Affine<B>> {
-        self.affine_with(data, self.rho)
-    }
-
-    /// [`AltDiff::affine`] with the penalty `rho`.
-    fn affine_with(&self, data: &QpParams<B>, rho: B::Real) -> Result<Affine<B>> {
-        let be = &self.backend;
-        let mut c = data.q.clone();
-        be.apply(&mut c, Accum::Add, &self.a, Trans::Yes, &data.b, -rho)?;
-        be.apply(&mut c, Accum::Add, &self.g, Trans::Yes, &data.h, -rho)?;
         Ok(Affine {
-            c,
+            c: data.q.clone(),
             b: data.b.clone(),
             h: data.h.clone(),
         })
@@ -505,11 +551,16 @@ impl<B: LinAlg> AltDiff<B> {
         warm: Vec<Option<Iterate<B>>>,
         observer: Option<&mut Observer<'_, B>>,
     ) -> Result<Solution<B>> {
-        self.run_in(params, iterate, specs, warm, observer, self.settings.limit)
+        // a fixed count is truncated Alt-Diff, and a tape records the iterations for their
+        // adjoint: the Jacobians of the iterations run
+        let use_limit = self.settings.limit
+            && !matches!(self.settings.stopping, StoppingRule::Fixed(_))
+            && self.settings.tape == Tape::Off;
+        self.run_in(params, iterate, specs, warm, observer, use_limit)
     }
 
-    /// [`AltDiff::run`], solving the limit of the recursion when `use_limit` (in the dual
-    /// space; matrix tangents through their effective data) or iterating it.
+    /// [`AltDiff::run`], solving the limit of the recursion when `use_limit` (the forward
+    /// solve polished, the derivatives at the final active set) or iterating it.
     fn run_in(
         &self,
         params: &QpParams<B>,
@@ -535,8 +586,8 @@ impl<B: LinAlg> AltDiff<B> {
         let ops = self.operators();
         let mut data = self.affine(params)?;
         let mut ws = Workspace::new(be, self.dims, 1)?;
-        let mut scratch = MeasureScratch::new(be, self.dims, 1)?;
-        let iterate_tangents = self.settings.method == Method::AltDiff;
+        // with the limit the tangents are computed at the end, at the final active set
+        let iterate_tangents = self.settings.method == Method::AltDiff && !use_limit;
         let mut runs = if iterate_tangents {
             self.tangent_runs(specs, warm)?
         } else {
@@ -549,10 +600,16 @@ impl<B: LinAlg> AltDiff<B> {
         let mut u_arg = be.zeros(self.dims.p, 1)?;
         let alpha = B::Real::of(self.settings.alpha);
         let rule = self.settings.stopping;
+        let criterion = Criterion::of(rule);
+        // the polish ends the iterations: not when a tape records them
+        let polishing = use_limit && criterion.is_some() && tape.is_none();
+        let mut schedule = PolishSchedule::default();
+        let mut polished: Option<Polished<B>> = None;
+        let mut checks = self.checks();
         let (limit, mut status) = self.iteration_limit();
         let deadline = self.deadline();
         let mut iterations = 0;
-        let mut last: Option<Measures<B::Real>> = None;
+        let mut last: Option<Measures> = None;
         let mut monitor = Monitor::new();
         let certifier = self.certifier();
         let mut certificate = None;
@@ -570,9 +627,9 @@ impl<B: LinAlg> AltDiff<B> {
             if let Some(accelerator) = &mut accelerator {
                 accelerator.next(be, &mut iterate)?;
             }
-            let check = self.is_check(iterations, limit);
+            let check = checks.due(iterations, limit);
             let prev = if check {
-                Some(self.snapshot(rule, &ops, &iterate, params, &mut scratch)?)
+                Some(self.snapshot(rule, &ops, &iterate, params)?)
             } else {
                 None
             };
@@ -582,6 +639,7 @@ impl<B: LinAlg> AltDiff<B> {
                 g: &self.g,
                 factor: refactored.as_deref().unwrap_or(&self.factor),
                 rho,
+                sigma: self.sigma,
                 alpha,
                 refine_with: self.refines().then_some(&self.p),
             };
@@ -591,10 +649,10 @@ impl<B: LinAlg> AltDiff<B> {
             kernel.step(&mut iterate, &data, Slack::Project, &mut ws)?;
             if needs_point {
                 let one = B::Real::one();
-                // w_k = nu_k + rho s_k + rho (G x_{k+1} - h): ws.w still holds nu_k + rho s_k
+                // w_k = nu_k + rho s_k + rho (G x_{k+1} - h): ws.w still holds
+                // nu_k + rho (s_k - h)
                 be.copy_from(&mut w_arg, &ws.w)?;
                 be.axpby(rho, &ws.gx, one, &mut w_arg)?;
-                be.axpby(-rho, &params.h, one, &mut w_arg)?;
                 // u_k = lam_k + rho (A x_{k+1} - b): lam_{k+1} itself unless relaxed
                 if alpha == one {
                     be.copy_from(&mut u_arg, &iterate.lam)?;
@@ -618,7 +676,7 @@ impl<B: LinAlg> AltDiff<B> {
                 };
                 for run in runs.iter_mut().filter(|r| r.spec.has_matrices()) {
                     run.data = run.spec.effective(be, self.dims, &point)?;
-                    run.affine = self.affine_with(&run.data, rho)?;
+                    run.affine = self.affine(&run.data)?;
                 }
             }
             for run in &mut runs {
@@ -631,13 +689,13 @@ impl<B: LinAlg> AltDiff<B> {
             }
             last = None;
             if let Some(observer) = observer.as_deref_mut() {
-                let now = ops.measure(&iterate, params, &ws, &mut scratch)?;
+                let now = self.measure(&iterate, params)?;
                 last = Some(now);
                 observer(&Observation {
                     iteration: iterations,
-                    primal_residual: now.primal,
-                    dual_residual: now.dual,
-                    objective: now.objective,
+                    primal_residual: B::Real::of(now.primal),
+                    dual_residual: B::Real::of(now.dual),
+                    objective: B::Real::of(now.objective),
                     iterate: &iterate,
                     tangents: runs.iter().map(|r| (r.key, &r.iterate)).collect(),
                 });
@@ -645,59 +703,97 @@ impl<B: LinAlg> AltDiff<B> {
             let Some(prev) = prev else { continue };
             let now = match last {
                 Some(now) => now,
-                None => ops.measure(&iterate, params, &ws, &mut scratch)?,
+                None => self.measure(&iterate, params)?,
             };
             last = Some(now);
             if !now.is_finite() || !tangents_finite(be, &runs)? {
                 status = Status::NumericalError;
                 break;
             }
-            if !converged(be, rule, &now, &iterate.x, &prev)? {
-                if let Some(adaptive) = self.settings.adaptive_rho
-                    && changes < adaptive.max_updates
-                    && iterations - last_change >= adaptive.every
-                    && let Some(proposal) = balanced_rho(rho, &now, adaptive.factor)
-                {
-                    // refactor H with the new penalty; the affine terms follow it
-                    rho = proposal;
-                    let previous = refactored.as_deref().unwrap_or(&self.factor);
-                    let factor = be.refactor(previous, &self.p, &self.a, &self.g, rho)?;
-                    let factor = std::sync::Arc::new(factor);
-                    if let Some(tape) = &mut tape {
-                        tape.segments.push((iterations, rho, factor.clone()));
-                    }
-                    refactored = Some(factor);
-                    data = self.affine_with(params, rho)?;
-                    for run in &mut runs {
-                        run.affine = self.affine_with(&run.data, rho)?;
-                    }
-                    last_change = iterations;
-                    changes += 1;
-                    if let Some(accelerator) = &mut accelerator {
-                        accelerator.clear();
+            let done = match criterion {
+                Some(_) => now.passes,
+                None => changes_small(be, rule, now.objective, &iterate.x, &prev)?,
+            };
+            if polishing {
+                let mask = mask_bits(&be.to_col_major(&iterate.s)?);
+                let due = schedule.due(mask, iterations) || (done && !schedule.was_tried());
+                if due {
+                    let found = self.try_polish(&iterate, params)?;
+                    schedule.record(found.is_some());
+                    if found.is_some() {
+                        polished = found;
+                        status = Status::Solved;
+                        break;
                     }
                 }
-                if monitor.due()
-                    && let Some(found) =
-                        monitor.look(&certifier, params, &iterate.x, &iterate.lam, &iterate.nu)?
-                {
-                    (status, certificate) = found.status();
-                    break;
-                }
-                continue;
             }
-            if let StoppingRule::Residual { eps_abs, eps_rel } = rule
-                && !self.tangents_converged(&ops, &mut runs, eps_abs, eps_rel)?
+            if done {
+                if let Some(c) = criterion
+                    && !self.tangents_converged(&ops, &mut runs, c)?
+                {
+                    continue;
+                }
+                status = Status::Solved;
+                break;
+            }
+            if let Some(adaptive) = self.settings.adaptive_rho
+                && changes < adaptive.max_updates
+                && iterations - last_change >= adaptive.every
+                && let Some(proposal) = balanced_rho(rho, &now, adaptive.factor)
             {
-                continue;
+                // refactor H with the new penalty (a penalty whose H does not factor is
+                // not taken, nor any after it)
+                let previous = refactored.as_deref().unwrap_or(&self.factor);
+                let factor = match self.refactor_with(previous, proposal) {
+                    Ok(factor) => factor,
+                    Err(Error::NotPositiveDefinite { .. }) => {
+                        changes = adaptive.max_updates;
+                        continue;
+                    }
+                    Err(other) => return Err(other),
+                };
+                rho = proposal;
+                let factor = std::sync::Arc::new(factor);
+                if let Some(tape) = &mut tape {
+                    tape.segments.push((iterations, rho, factor.clone()));
+                }
+                refactored = Some(factor);
+                data = self.affine(params)?;
+                for run in &mut runs {
+                    run.affine = self.affine(&run.data)?;
+                }
+                last_change = iterations;
+                changes += 1;
+                if let Some(accelerator) = &mut accelerator {
+                    accelerator.clear();
+                }
             }
-            status = Status::Solved;
-            break;
+            if monitor.due()
+                && let Some(found) =
+                    monitor.look(&certifier, params, &iterate.x, &iterate.lam, &iterate.nu)?
+            {
+                (status, certificate) = found.status();
+                break;
+            }
         }
-        // After at least one step `ws.gx` holds `Gx` of the final iterate.
-        let measures = match last {
-            Some(m) => m,
-            None => ops.measure(&iterate, params, &ws, &mut scratch)?,
+        // out of iterations or time: the last mask's polish, if it was not tried
+        if polishing
+            && matches!(status, Status::MaxIterations | Status::TimeLimit)
+            && schedule.untried(mask_bits(&be.to_col_major(&iterate.s)?))
+            && let Some(found) = self.try_polish(&iterate, params)?
+        {
+            polished = Some(found);
+            status = Status::Solved;
+        }
+        let (iterate, measures, non_unique, system) = match polished {
+            Some(p) => (p.iterate, p.measures, p.non_unique, p.limit),
+            None => {
+                let measures = match last {
+                    Some(m) => m,
+                    None => self.measure(&iterate, params)?,
+                };
+                (iterate, measures, false, None)
+            }
         };
         if !measures.is_finite() {
             status = Status::NumericalError;
@@ -705,9 +801,142 @@ impl<B: LinAlg> AltDiff<B> {
         let tangents = runs.into_iter().map(|r| (r.key, r.iterate)).collect();
         let mut solution =
             self.finish(iterate, tangents, tape, status, iterations, measures, specs)?;
+        if use_limit && self.settings.method == Method::AltDiff && solution.tangents.is_empty() {
+            match self.final_tangents(&solution, specs) {
+                Ok(tangents) => solution.tangents = tangents,
+                // a degenerate active set: iterate the tangents from the solution instead
+                Err(Error::SingularKkt { .. }) => {
+                    let start = solution.iterate.clone();
+                    let mut iterated =
+                        self.run_in(params, start, specs, Vec::new(), None, false)?;
+                    iterated.iterations += iterations;
+                    return Ok(iterated);
+                }
+                Err(other) => return Err(other),
+            }
+        }
         solution.certificate = certificate;
         solution.rho = rho;
+        solution.non_unique = non_unique;
+        solution.limit = system.map(std::sync::Arc::new);
         Ok(solution)
+    }
+
+    /// The iterations' stopping-test schedule of the settings.
+    fn checks(&self) -> Checks {
+        Checks::new(self.settings.check_every, self.settings.stopping)
+    }
+
+    /// The measures of a primal iterate (one column, the iterated problem's units) on the
+    /// user's problem, judged by the residual rule (by the default rule for the others,
+    /// whose verdict is then unused).
+    pub(super) fn measure(&self, it: &Iterate<B>, params: &QpParams<B>) -> Result<Measures> {
+        let block = self.operators().host_point(it, params)?;
+        let residuals =
+            crate::solver::termination::Residuals::of_point(&block.column(0), self.dims.p);
+        Ok(self.criterion().judge(&residuals, &self.units))
+    }
+
+    /// The residual rule of the settings, or the default one for the other rules.
+    pub(super) fn criterion(&self) -> Criterion {
+        Criterion::of(self.settings.stopping).unwrap_or(Criterion {
+            eps_abs: 1e-6,
+            eps_rel: 1e-6,
+        })
+    }
+
+    /// `H` refactored for the penalty `rho` after `previous` (with the proximal term when
+    /// the solver has one).
+    fn refactor_with(&self, previous: &B::Factor, rho: B::Real) -> Result<B::Factor> {
+        if self.sigma == B::Real::zero() {
+            self.backend
+                .refactor(previous, &self.p, &self.a, &self.g, rho)
+        } else {
+            self.backend
+                .factor_shifted(&self.p, &self.a, &self.g, rho, self.sigma)
+        }
+    }
+
+    /// The tangents of a solve with the limit that did not iterate them: the limit system
+    /// of the final mask when the solve left one (or the dual-space operators are formed),
+    /// else the KKT system of the final active set.
+    fn final_tangents(
+        &self,
+        solution: &Solution<B>,
+        specs: &[(TangentKey, &TangentSpec<B>)],
+    ) -> Result<Vec<(TangentKey, Derivative<B>)>> {
+        if specs.is_empty()
+            || !matches!(
+                solution.status,
+                Status::Solved | Status::MaxIterations | Status::TimeLimit
+            )
+        {
+            return Ok(Vec::new());
+        }
+        self.kkt_tangents(solution, specs)
+    }
+
+    /// A polish of the column `it` (the iterated problem's units) for `params`, accepted
+    /// when its point passes the residual rule on the user's problem: through the limit
+    /// system when the dual-space operators serve (dense backends, `p + m <= 2n`, no
+    /// proximal term), else (or when that system is singular) by the regularized KKT
+    /// system (see [`polish`]).
+    pub(super) fn try_polish(
+        &self,
+        it: &Iterate<B>,
+        params: &QpParams<B>,
+    ) -> Result<Option<Polished<B>>> {
+        if let Some(dual) = self.polish_dual_ops()? {
+            let dk = self.dual_kernel(dual);
+            let affine = self.affine(params)?;
+            let data = dk.data(&affine.c, &params.b, &params.h)?;
+            let mut stacked = vec![B::Real::zero(); self.dims.p];
+            stacked.extend(self.backend.to_col_major(&it.s)?);
+            match self.polish_limit(&dk, dual, &stacked, &data, params, self.refines())? {
+                LimitPolish::Point(iterate, system) => {
+                    return self.accept(iterate, params, false, Some(system));
+                }
+                LimitPolish::Rejected => return Ok(None),
+                LimitPolish::Singular => {}
+            }
+        }
+        match self.polish_primal(it, params)? {
+            Some(candidate) => self.accept(candidate.iterate, params, candidate.non_unique, None),
+            None => Ok(None),
+        }
+    }
+
+    /// The polish's point as a solution, when it passes the residual rule.
+    fn accept(
+        &self,
+        iterate: Iterate<B>,
+        params: &QpParams<B>,
+        non_unique: bool,
+        limit: Option<Limit<B>>,
+    ) -> Result<Option<Polished<B>>> {
+        let measures = self.measure(&iterate, params)?;
+        Ok(measures.passes.then_some(Polished {
+            iterate,
+            measures,
+            non_unique,
+            limit,
+        }))
+    }
+
+    /// The dual-space operators a polish may use: the solver's own, or formed once from
+    /// the setup's factor when the backend is dense, `p + m <= 2n` and there is no
+    /// proximal term.
+    fn polish_dual_ops(&self) -> Result<Option<&DualOps<B>>> {
+        let r = self.dims.p + self.dims.m;
+        if self.dual.is_none()
+            && !(self.backend.dense_dual_space()
+                && r > 0
+                && r <= 2 * self.dims.n
+                && self.sigma == B::Real::zero())
+        {
+            return Ok(None);
+        }
+        self.dual_ops().map(Some)
     }
 
     /// The operators of the problem the solver iterates on (the scaled one when it scales).
@@ -740,7 +969,7 @@ impl<B: LinAlg> AltDiff<B> {
         tape: Option<TapeData<B>>,
         status: Status,
         iterations: usize,
-        measures: Measures<B::Real>,
+        measures: Measures,
         specs: &[(TangentKey, &TangentSpec<B>)],
     ) -> Result<Solution<B>> {
         // a NaN never leaves silently: neither in the solution nor in a Jacobian
@@ -767,10 +996,11 @@ impl<B: LinAlg> AltDiff<B> {
             weakly_active: Vec::new(),
             status,
             iterations,
-            objective: measures.objective,
-            primal_residual: measures.primal,
-            dual_residual: measures.dual,
-            products: None,
+            objective: B::Real::of(measures.objective),
+            primal_residual: B::Real::of(measures.primal),
+            dual_residual: B::Real::of(measures.dual),
+            duality_gap: B::Real::of(measures.gap),
+            non_unique: false,
         };
         solution.weakly_active = self.weakly_active(&solution)?;
         if self.settings.method == Method::Kkt
@@ -804,19 +1034,13 @@ impl<B: LinAlg> AltDiff<B> {
             .map(|limit| std::time::Instant::now() + limit)
     }
 
-    /// Whether iteration `iterations` (1-based) checks convergence: every `check_every`
-    /// iterations and at the last one; never for `Fixed`.
-    fn is_check(&self, iterations: usize, limit: usize) -> bool {
-        !matches!(self.settings.stopping, StoppingRule::Fixed(_))
-            && (iterations.is_multiple_of(self.settings.check_every) || iterations == limit)
-    }
-
     /// An empty tape when the settings ask for one.
     fn new_tape(&self) -> Option<TapeData<B>> {
         (self.settings.tape != Tape::Off).then(|| TapeData {
             masks: Vec::new(),
             points: Vec::new(),
             segments: Vec::new(),
+            start: None,
         })
     }
 
@@ -842,7 +1066,6 @@ impl<B: LinAlg> AltDiff<B> {
                     ws: Workspace::new(be, self.dims, spec.k)?,
                     data: spec.constant.clone(),
                     affine: self.affine(&spec.constant)?,
-                    scratch: None,
                 })
             })
             .collect()
@@ -855,16 +1078,15 @@ impl<B: LinAlg> AltDiff<B> {
         &self,
         ops: &Operators<'_, B>,
         runs: &mut [TangentRun<'_, B>],
-        eps_abs: f64,
-        eps_rel: f64,
+        criterion: Criterion,
     ) -> Result<bool> {
         for run in runs {
-            let sc = match &mut run.scratch {
-                Some(sc) => sc,
-                slot => slot.insert(MeasureScratch::new(&self.backend, self.dims, run.spec.k)?),
-            };
-            let m = ops.measure(&run.iterate, &run.data, &run.ws, sc)?;
-            if !residuals_small(&m, eps_abs, eps_rel) {
+            let block = ops.host_tangent(&run.iterate, &run.data)?;
+            if !block
+                .residuals(false)
+                .iter()
+                .all(|r| criterion.tangent_passes(r))
+            {
                 return Ok(false);
             }
         }
@@ -905,7 +1127,9 @@ impl<B: LinAlg> AltDiff<B> {
 
     /// [`AltDiff::weakly_active`] of one column `(s, nu)` on the host.
     fn weak_rows(&self, s: &[f64], nu: &[f64]) -> Vec<usize> {
-        let scale = s.iter().chain(nu).fold(1.0_f64, |a, v| a.max(v.abs()));
+        // s is zero on the active rows of an ADMM iterate and of the order of its row's
+        // terms elsewhere: one loose bound must not make every row look weakly active
+        let scale = nu.iter().fold(1.0_f64, |a, v| a.max(v.abs()));
         let tol = match self.settings.stopping {
             StoppingRule::Residual { eps_abs, eps_rel } => eps_abs + eps_rel * scale,
             _ => 1e-6 * scale,
@@ -925,7 +1149,6 @@ impl<B: LinAlg> AltDiff<B> {
         ops: &Operators<'_, B>,
         iterate: &Iterate<B>,
         params: &QpParams<B>,
-        scratch: &mut MeasureScratch<B>,
     ) -> Result<Previous<B>> {
         let mut prev = Previous {
             x: None,
@@ -933,7 +1156,8 @@ impl<B: LinAlg> AltDiff<B> {
         };
         match rule {
             StoppingRule::RelativeObjective(_) => {
-                prev.objective = Some(ops.objective(&iterate.x, &params.q, scratch)?)
+                let f = ops.objective(&iterate.x, &params.q)?.to_f64_lossy();
+                prev.objective = Some(f * self.units.cost);
             }
             StoppingRule::RelativeX(_) => prev.x = Some(iterate.x.clone()),
             StoppingRule::Residual { .. } | StoppingRule::Fixed(_) => {}
@@ -942,17 +1166,20 @@ impl<B: LinAlg> AltDiff<B> {
     }
 }
 
-/// Residual balancing: `rho sqrt((r_p / scale_p) / (r_d / scale_d))` when it is more than
-/// `factor` away from `rho` (and finite), `None` otherwise.
-fn balanced_rho<T: Real>(rho: T, m: &Measures<T>, factor: f64) -> Option<T> {
-    let tiny = T::of(1e-30);
-    let primal = m.primal / m.primal_scale.max(tiny);
-    let dual = m.dual / m.dual_scale.max(tiny);
-    let proposal = rho * (primal / dual.max(tiny)).sqrt();
-    let ratio = proposal / rho;
-    let f = T::of(factor);
-    (proposal.is_finite() && proposal > T::zero() && (ratio > f || ratio < T::one() / f))
-        .then_some(proposal)
+/// The range of the adaptive penalty (OSQP's).
+pub(crate) const RHO_RANGE: (f64, f64) = (1e-6, 1e6);
+
+/// Residual balancing: `rho sqrt((r_p / scale_p) / (r_d / scale_d))` (the ADMM residuals
+/// in the iterated problem's units, [`Measures::balance`]) within [`RHO_RANGE`], when it is
+/// more than `factor` away from `rho` (and finite), `None` otherwise.
+pub(crate) fn balanced_rho<T: Real>(rho: T, m: &Measures, factor: f64) -> Option<T> {
+    let tiny = 1e-30;
+    let [primal, dual] = m.balance;
+    let rho_f = rho.to_f64_lossy();
+    let proposal = (rho_f * (primal / dual.max(tiny)).sqrt()).clamp(RHO_RANGE.0, RHO_RANGE.1);
+    let ratio = proposal / rho_f;
+    (proposal.is_finite() && proposal > 0.0 && (ratio > factor || ratio < 1.0 / factor))
+        .then(|| T::of(proposal))
 }
 
 /// Whether every tangent block is finite.

@@ -60,6 +60,12 @@ impl<T: Real> Rounds<T> {
         }
     }
 
+    /// At most `rounds` corrections (instead of [`MAX_ROUNDS`]).
+    pub fn with_rounds(mut self, rounds: usize) -> Self {
+        self.left = rounds;
+        self
+    }
+
     /// Rounds that also end once the residual is [`MARGIN`] below `eps_abs + eps_rel *
     /// scale`: the solver's own tolerance, not full precision.
     pub fn within(mut self, eps_abs: f64, eps_rel: f64) -> Self {
@@ -177,11 +183,10 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// `(x, y)` with `P x + C_A' y_A = f`, `C_A x = e_A` and `y_I = 0`, by the limit system
-    /// (`f`: `n x k`; `e`: `r x k`, its rows of `I` unused). As ADMM data: `q = -f`,
-    /// `[b; h] = e` (zero on `I`), `c = q - rho C'[b; h]`; then `v = -S^-1 (C H^-1 c +
-    /// [b; h])`, `x = -H^-1 (c + C'v)` and `y = v` on `A`. By linearity `C H^-1 c =
-    /// -C H^-1 f - rho M e` and `x = H^-1 (f - C'(v - rho e))`: one solve with `H` split
-    /// around `S` ([`LinAlg::solve_split`], [`LinAlg::solve_join`]).
+    /// (`f`: `n x k`; `e`: `r x k`, its rows of `I` unused). As ADMM data: `c = q = -f`,
+    /// `[b; h] = e`; then `v = -S^-1 (C H^-1 c + (I - D) e)`, `x = -H^-1 (c + C'v) =
+    /// H^-1 (f - C'v)` and `y = v + rho e` on `A`: one solve with `H` split around `S`
+    /// ([`LinAlg::solve_split`], [`LinAlg::solve_join`]).
     pub(super) fn active_solve(
         &self,
         dk: &DualKernel<'_, B>,
@@ -189,17 +194,16 @@ impl<B: LinAlg> AltDiff<B> {
         f: &B::Mat,
         e: &B::Mat,
     ) -> Result<(B::Mat, B::Mat)> {
-        let (be, one, rho) = (&self.backend, B::Real::one(), self.rho);
+        let (be, one, rho) = (&self.backend, B::Real::one(), dk.rho);
         let e = system.without_inactive(be, e)?;
-        let (mut chf, t) = be.solve_split(dk.factor, &dk.ops.c, f)?;
-        be.apply_gram(dk.factor, &dk.ops.m, &mut chf, Accum::Add, &e, rho)?;
+        let (chf, t) = be.solve_split(dk.factor, &dk.ops.c, f)?;
         let mut chc = chf.clone();
         be.axpby(-one, &chf, B::Real::zero(), &mut chc)?;
         let v = system.point_of(be, &chc, &e)?;
-        let mut w = v.clone();
-        be.axpby(-rho, &e, one, &mut w)?;
-        let x = be.solve_join(dk.factor, &dk.ops.c, t, &w)?;
-        Ok((x, system.without_inactive(be, &v)?))
+        let x = be.solve_join(dk.factor, &dk.ops.c, t, &v)?;
+        let mut y = v;
+        be.axpby(rho, &e, one, &mut y)?;
+        Ok((x, system.without_inactive(be, &y)?))
     }
 
     /// Refines `(x, y)` of [`AltDiff::active_solve`] for `(f, e)`: while the residuals

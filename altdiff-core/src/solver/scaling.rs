@@ -13,12 +13,12 @@
 
 use crate::solver::iteration::Iterate;
 use crate::solver::solution::{Certificate, Derivative, Solution, TangentKey};
-use crate::solver::termination::{Products, measure_products};
+use crate::solver::termination::Units;
 use crate::solver::{Directions, Grads, SumBounds};
 use crate::{HostMatrix, LinAlg, Param, QpDims, QpParams, Real, Result, Ruiz};
 
-/// Below this a row or column norm counts as zero (left unscaled); above [`MAX_SCALE`] it is
-/// clamped (OSQP's bounds).
+/// The bounds a row or column norm is clamped to in one Ruiz pass (OSQP's): a pass scales
+/// by at most `1 / sqrt(MIN_SCALE) = 100` up and `100` down.
 const MIN_SCALE: f64 = 1e-4;
 /// See [`MIN_SCALE`].
 const MAX_SCALE: f64 = 1e4;
@@ -38,14 +38,15 @@ pub(crate) struct Scaling<B: LinAlg> {
     backend: std::marker::PhantomData<fn() -> B>,
 }
 
-/// `1 / sqrt(norm)`, with the norm clamped to the scaling bounds (a zero row stays as is).
+/// `1 / sqrt(norm)`, with the norm clamped to the scaling bounds; a zero row or column stays
+/// as it is. A row of norm `1e-6` is scaled up by `100` per pass until it is near 1 (OSQP
+/// leaves rows below `1e-4` alone, and its iteration then stalls on them: measured on the
+/// rows scaled over `1e-4 .. 1e4` of `altdiff trust`).
 fn ruiz_factor(norm: f64) -> f64 {
-    let norm = if norm < MIN_SCALE {
-        1.0
-    } else {
-        norm.min(MAX_SCALE)
-    };
-    1.0 / norm.sqrt()
+    if norm == 0.0 || !norm.is_finite() {
+        return 1.0;
+    }
+    1.0 / norm.clamp(MIN_SCALE, MAX_SCALE).sqrt()
 }
 
 /// What [`Scaling::ruiz`] made of the data.
@@ -207,16 +208,20 @@ impl<B: LinAlg> Scaling<B> {
         map_iterate(backend, it, &self.iterate_scales().map(inverse), None)
     }
 
+    /// The maps of the scaled problem's residuals to the user's units: `1 / e` per row,
+    /// `1 / (c d)` per variable, `1 / c` for the gap and the objective.
+    pub fn units(&self) -> Units {
+        Units {
+            rows: self.e_a.iter().chain(&self.e_g).map(|e| 1.0 / e).collect(),
+            cols: self.d.iter().map(|d| 1.0 / (self.c * d)).collect(),
+            cost: 1.0 / self.c,
+        }
+    }
+
     /// The solution of the scaled problem in the user's units, keeping the scaled one
-    /// inside (for VJPs and warm starts); residuals and objective measured on the user's
-    /// problem with the user's `params`, from `products`, those of the scaled iterate.
-    pub fn solution(
-        &self,
-        backend: &B,
-        inner: Solution<B>,
-        params: &QpParams<B>,
-        products: Products<B>,
-    ) -> Result<Solution<B>> {
+    /// inside (for VJPs and warm starts). Its measures are already the user's (the
+    /// stopping test maps them, [`Units`]).
+    pub fn solution(&self, backend: &B, inner: Solution<B>) -> Result<Solution<B>> {
         let iterate = self.unscale_iterate(backend, &inner.iterate, None)?;
         let tangents = inner
             .tangents
@@ -248,13 +253,6 @@ impl<B: LinAlg> Scaling<B> {
             }),
             None => None,
         };
-        let products = self.user_products(backend, products)?;
-        let measures = measure_products(backend, &iterate, params, products)?;
-        let status = if measures.is_finite() {
-            inner.status
-        } else {
-            crate::Status::NumericalError
-        };
         Ok(Solution {
             iterate,
             rho: inner.rho,
@@ -263,51 +261,14 @@ impl<B: LinAlg> Scaling<B> {
             tape: None,
             limit: None,
             weakly_active: inner.weakly_active.clone(),
-            status,
+            status: inner.status,
             iterations: inner.iterations,
-            objective: measures.objective,
-            primal_residual: measures.primal,
-            dual_residual: measures.dual,
+            objective: inner.objective,
+            primal_residual: inner.primal_residual,
+            dual_residual: inner.dual_residual,
+            duality_gap: inner.duality_gap,
+            non_unique: inner.non_unique,
             inner: Some(Box::new(inner)),
-            products: None,
-        })
-    }
-
-    /// The products of the user's point from those of the scaled one (`P x`, `A'lam`,
-    /// `G'nu` by `D^-1 / c`, `A x` by `E_a^-1`, `G x` by `E_g^-1`): with `P_bar = c D P D`,
-    /// `A_bar = E_a A D`, `G_bar = E_g G D`, `x = D x_bar`, `lam = E_a lam_bar / c` and
-    /// `nu = E_g nu_bar / c`.
-    pub fn user_products(&self, backend: &B, products: Products<B>) -> Result<Products<B>> {
-        let inverse = |v: &[f64], by: f64| -> Vec<B::Real> {
-            v.iter().map(|&x| B::Real::of(1.0 / (by * x))).collect()
-        };
-        let (cost, rows_a, rows_g) = (
-            inverse(&self.d, self.c),
-            inverse(&self.e_a, 1.0),
-            inverse(&self.e_g, 1.0),
-        );
-        let Products {
-            mut px,
-            mut ax,
-            mut gx,
-            mut atl,
-            mut gtn,
-        } = products;
-        for (m, rows) in [
-            (&mut px, &cost),
-            (&mut atl, &cost),
-            (&mut gtn, &cost),
-            (&mut ax, &rows_a),
-            (&mut gx, &rows_g),
-        ] {
-            backend.scale_rows_cols(m, Some(rows), None)?;
-        }
-        Ok(Products {
-            px,
-            ax,
-            gx,
-            atl,
-            gtn,
         })
     }
 

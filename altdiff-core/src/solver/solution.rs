@@ -109,12 +109,12 @@ pub struct Solution<B: LinAlg> {
     pub(crate) objective: B::Real,
     pub(crate) primal_residual: B::Real,
     pub(crate) dual_residual: B::Real,
+    pub(crate) duality_gap: B::Real,
+    /// Whether the polish found the solution not unique.
+    pub(crate) non_unique: bool,
     /// The solution of the scaled problem, when the solver equilibrates
     /// ([`Settings::scaling`](crate::Settings::scaling)): VJPs and warm starts use it.
     pub(crate) inner: Option<Box<Solution<B>>>,
-    /// The products of the iterate with `P`, `A`, `G` when the solve left them (the
-    /// refined polish): the measures in the user's units are read off them.
-    pub(crate) products: Option<crate::solver::termination::Products<B>>,
 }
 
 impl<B: LinAlg> Solution<B> {
@@ -133,14 +133,32 @@ impl<B: LinAlg> Solution<B> {
         self.objective
     }
 
-    /// `max(|Ax - b|_inf, |Gx + s - h|_inf)`.
+    /// The largest equality residual or inequality violation on the user's problem,
+    /// `max(|Ax - b|_inf, |max(Gx - h, 0)|_inf)`: what the stopping test judged (row by row,
+    /// see [`StoppingRule::Residual`](crate::StoppingRule::Residual)).
     pub fn primal_residual(&self) -> B::Real {
         self.primal_residual
     }
 
-    /// `|Px + q + A'lam + G'nu|_inf`.
+    /// `|Px + q + A'lam + G'nu|_inf` on the user's problem.
     pub fn dual_residual(&self) -> B::Real {
         self.dual_residual
+    }
+
+    /// The duality gap `|x'Px + q'x + b'lam + h'nu|` on the user's problem.
+    pub fn duality_gap(&self) -> B::Real {
+        self.duality_gap
+    }
+
+    /// Whether the solution is unique, as far as the solve found out: `false` when the
+    /// active-set polish found directions along which the objective is flat and the active
+    /// constraints stay active (`P v = 0`, `A v = 0`, `G_i v = 0` on the active rows), so
+    /// that a whole face of points is optimal. The solution returned is then the one the
+    /// polish reached from the ADMM iterate (the nearest in its proximal sense), and its
+    /// derivatives are those of that point with the active rows held (one of many, not the
+    /// derivative of a set-valued map).
+    pub fn is_unique(&self) -> bool {
+        !self.non_unique
     }
 
     /// The primal solution (n x 1).
@@ -276,6 +294,8 @@ impl<B: LinAlg> Solution<B> {
             objective: self.objective.to_f64_lossy(),
             primal_residual: self.primal_residual.to_f64_lossy(),
             dual_residual: self.dual_residual.to_f64_lossy(),
+            duality_gap: self.duality_gap.to_f64_lossy(),
+            unique: !self.non_unique,
             jacobians,
             jvp,
             weakly_active: self.weakly_active.clone(),
@@ -311,10 +331,14 @@ pub struct HostSolution {
     pub iterations: usize,
     /// Objective at `x`.
     pub objective: f64,
-    /// Primal residual.
+    /// Primal residual (see [`Solution::primal_residual`]).
     pub primal_residual: f64,
     /// Dual residual.
     pub dual_residual: f64,
+    /// Duality gap (see [`Solution::duality_gap`]).
+    pub duality_gap: f64,
+    /// Whether the solution is unique (see [`Solution::is_unique`]).
+    pub unique: bool,
     /// The requested Jacobians `dx/dparam`, in the order of [`Param::ALL`].
     pub jacobians: Vec<(Param, HostMatrix)>,
     /// `J d` of a JVP solve.

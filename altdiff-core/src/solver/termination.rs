@@ -1,60 +1,300 @@
-//! Residuals, objective and the stopping test.
+//! The stopping test, written once for every loop (the single solve in the primal and the
+//! dual space, batches, the active-set polish, the smooth solver): what "solved" means.
+//!
+//! A point `(x, lam, nu)` passes the residual rule at `(eps_abs, eps_rel)` when, **on the
+//! user's problem** (the data as given, whatever equilibration the iteration runs on) and
+//! **row by row** (one row's magnitude never loosens the test of another):
+//!
+//! ```text
+//! equality i:     |A_i x - b_i|        <= eps_abs + eps_rel max(|A_i x|, |b_i|)
+//! inequality i:   max(G_i x - h_i, 0)  <= eps_abs + eps_rel max(|G_i x|, |h_i|)
+//! variable j:     |(Px + q + A'lam + G'nu)_j| <= eps_abs + eps_rel max(|Px|_j, |q_j|, |A'lam|_j, |G'nu|_j)
+//! duality gap:    |x'Px + q'x + b'lam + h'nu| <= eps_abs + eps_rel max(|x'Px|, |q'x|, |b'lam + h'nu|)
+//! ```
+//!
+//! with `nu` the iterate's inequality duals clipped at zero and set to zero on the rows
+//! whose slack is positive (the ADMM update leaves there only the rounding of `h - Gx`,
+//! which times a bound like `1e10` would swamp the gap). The gap makes a passing objective
+//! right: `f(x) - d(lam, nu)` is the gap up to the residuals, so a point cannot pass with
+//! its residuals small only because the rows are scaled. The test reads host copies of the
+//! residual vectors: a check downloads `O(n + p + m)` numbers per column.
 
-use num_traits::{Float, One};
+use num_traits::One;
 
-use crate::solver::iteration::{Iterate, Workspace};
+use crate::solver::iteration::Iterate;
 use crate::{Accum, LinAlg, QpDims, QpParams, Real, Result, StoppingRule, Trans};
 
-/// Residuals and objective of the forward iterate.
+/// The residual rule's tolerances.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(crate) struct Criterion {
+    pub eps_abs: f64,
+    pub eps_rel: f64,
+}
+
+impl Criterion {
+    /// The criterion of `rule` when it is the residual rule.
+    pub fn of(rule: StoppingRule) -> Option<Self> {
+        match rule {
+            StoppingRule::Residual { eps_abs, eps_rel } => Some(Self { eps_abs, eps_rel }),
+            _ => None,
+        }
+    }
+
+    /// The bound `eps_abs + eps_rel scale`.
+    fn bound(&self, scale: f64) -> f64 {
+        self.eps_abs + self.eps_rel * scale
+    }
+
+    /// Judges the residuals of one column (in the iterated problem's units) on the user's
+    /// problem (`units` maps them there): the measures reported and whether they pass.
+    pub fn judge(&self, res: &Residuals, units: &Units) -> Measures {
+        let (primal, primal_ok) = self.rows_pass(&res.primal, &res.primal_scale, &units.rows);
+        let (dual, dual_ok) = self.rows_pass(&res.dual, &res.dual_scale, &units.cols);
+        let gap = res.gap.abs() * units.cost;
+        let gap_ok = gap <= self.bound(res.gap_scale * units.cost);
+        Measures {
+            primal,
+            dual,
+            gap,
+            objective: res.objective * units.cost,
+            passes: primal_ok && dual_ok && gap_ok,
+            balance: res.balance(),
+        }
+    }
+
+    /// Whether the test passes on tangent residuals (no gap; the iterated units).
+    pub fn tangent_passes(&self, res: &Residuals) -> bool {
+        let none = Units::identity();
+        self.rows_pass(&res.primal, &res.primal_scale, &none.rows).1
+            && self.rows_pass(&res.dual, &res.dual_scale, &none.cols).1
+    }
+
+    /// `(max_i |r_i| f_i, every row passes)` for residuals `r`, scales `s` and unit factors
+    /// `f` (empty: 1). NaN fails.
+    fn rows_pass(&self, r: &[f64], s: &[f64], f: &[f64]) -> (f64, bool) {
+        let factor = |i: usize| f.get(i).copied().unwrap_or(1.0);
+        r.iter()
+            .zip(s)
+            .enumerate()
+            .fold((0.0, true), |(worst, ok), (i, (&r, &s))| {
+                let (r, s) = (r.abs() * factor(i), s * factor(i));
+                (crate::kernels::max_abs(worst, r), ok && r <= self.bound(s))
+            })
+    }
+}
+
+/// The diagonal maps from the iterated problem's residuals to the user's: `user = factor
+/// iterated`, per stacked row (`1 / e_i`), per variable (`1 / (c d_j)`) and for the gap and
+/// objective (`1 / c`). Empty factors are ones (no equilibration).
+#[derive(Clone, Debug)]
+pub(crate) struct Units {
+    pub rows: Vec<f64>,
+    pub cols: Vec<f64>,
+    pub cost: f64,
+}
+
+impl Units {
+    /// The identity (the solver iterates on the user's problem).
+    pub fn identity() -> Self {
+        Self {
+            rows: Vec::new(),
+            cols: Vec::new(),
+            cost: 1.0,
+        }
+    }
+}
+
+/// What a check measured on the user's problem.
 #[derive(Copy, Clone, Debug)]
-pub(crate) struct Measures<T> {
-    /// `max(|Ax - b|, |Gx + s - h|)`.
-    pub primal: T,
-    /// `|Px + q + A'lam + G'nu|`.
-    pub dual: T,
-    /// `max(|Ax|, |b|, |Gx|, |s|, |h|)`.
-    pub primal_scale: T,
-    /// `max(|Px|, |q|, |A'lam|, |G'nu|)`.
-    pub dual_scale: T,
+pub(crate) struct Measures {
+    /// The largest equality residual or inequality violation.
+    pub primal: f64,
+    /// `|Px + q + A'lam + G'nu|_inf`.
+    pub dual: f64,
+    /// `|x'Px + q'x + b'lam + h'nu|`.
+    pub gap: f64,
     /// `1/2 x'Px + q'x`.
-    pub objective: T,
+    pub objective: f64,
+    /// Whether the residual rule passes.
+    pub passes: bool,
+    /// The ADMM residuals `|Cx + s - [b; h]|` and `|Px + q + C'y|` over their scales, in the
+    /// iterated problem's units (residual balancing of the penalty).
+    pub balance: [f64; 2],
 }
 
-impl<T: Real> Measures<T> {
+impl Measures {
+    /// Whether the measures are finite.
     pub fn is_finite(&self) -> bool {
-        [self.primal, self.dual, self.objective]
-            .iter()
-            .all(|v| v.is_finite())
+        self.primal.is_finite() && self.dual.is_finite() && self.objective.is_finite()
     }
 }
 
-/// Scratch of [`Operators::measure`] for blocks of `k` columns.
-#[derive(Debug)]
-pub(crate) struct MeasureScratch<B: LinAlg> {
-    ax: B::Mat,
-    px: B::Mat,
-    atl: B::Mat,
-    gtn: B::Mat,
-    ineq: B::Mat,
-    grad: B::Mat,
+/// One column's residual vectors in the iterated problem's units.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Residuals {
+    /// Per stacked row (`p` equalities, then the inequalities).
+    pub primal: Vec<f64>,
+    pub primal_scale: Vec<f64>,
+    /// Per variable.
+    pub dual: Vec<f64>,
+    pub dual_scale: Vec<f64>,
+    pub gap: f64,
+    pub gap_scale: f64,
+    pub objective: f64,
+    /// `|Cx + s - [b; h]|_inf` (the ADMM residual, for residual balancing).
+    pub consistency: f64,
+    /// Its scale `max(|Cx|, |[b; h] - s|)` (OSQP's `max(|Ax|, |z|)`, `z` the projected
+    /// iterate: a loose bound's magnitude does not enter it).
+    pub consistency_scale: f64,
 }
 
-impl<B: LinAlg> MeasureScratch<B> {
-    pub fn new(backend: &B, dims: QpDims, k: usize) -> Result<Self> {
-        Ok(Self {
-            ax: backend.zeros(dims.p, k)?,
-            px: backend.zeros(dims.n, k)?,
-            atl: backend.zeros(dims.n, k)?,
-            gtn: backend.zeros(dims.n, k)?,
-            ineq: backend.zeros(dims.m, k)?,
-            grad: backend.zeros(dims.n, k)?,
-        })
+impl Residuals {
+    /// The residual balancing ratios (see [`Measures::balance`]).
+    fn balance(&self) -> [f64; 2] {
+        let largest = |v: &[f64]| v.iter().fold(0.0, |a: f64, b| a.max(b.abs()));
+        [
+            self.consistency / self.consistency_scale.max(1e-30),
+            largest(&self.dual) / largest(&self.dual_scale).max(1e-30),
+        ]
     }
+
+    /// The residuals of a solution column (see the module docs).
+    pub fn of_point(c: &Column<'_>, p: usize) -> Self {
+        let (n, r) = (c.px.len(), c.cx.len());
+        let mut res = Self {
+            primal: Vec::with_capacity(r),
+            primal_scale: Vec::with_capacity(r),
+            dual: Vec::with_capacity(n),
+            dual_scale: Vec::with_capacity(n),
+            ..Self::default()
+        };
+        for i in 0..r {
+            let (cx, bh) = (c.cx[i], c.bh[i]);
+            let residual = if i < p { cx - bh } else { (cx - bh).max(0.0) };
+            res.primal.push(residual);
+            res.primal_scale.push(cx.abs().max(bh.abs()));
+            let s = if i < p { 0.0 } else { c.s[i - p] };
+            res.consistency = crate::kernels::max_abs(res.consistency, cx + s - bh);
+            res.consistency_scale = res.consistency_scale.max(cx.abs()).max((bh - s).abs());
+        }
+        res.dual_rows(c);
+        let bhy: f64 = c.bh.iter().zip(c.y).map(|(a, b)| a * b).sum();
+        res.gap = c.xpx + c.qx + bhy;
+        res.gap_scale = c.xpx.abs().max(c.qx.abs()).max(bhy.abs());
+        res.objective = 0.5 * c.xpx + c.qx;
+        res
+    }
+
+    /// The dual residual `Px + q + C'y` and its scale, per variable.
+    fn dual_rows(&mut self, c: &Column<'_>) {
+        for j in 0..c.px.len() {
+            let terms = [c.px[j], c.q[j], c.cty[j]];
+            self.dual.push(terms.iter().sum());
+            self.dual_scale
+                .push(terms.iter().fold(0.0, |a: f64, t| a.max(t.abs())));
+        }
+    }
+
+    /// The residuals of a tangent column: the differentiated KKT conditions
+    /// `C J_x + J_s - d[b; h]` and `P J_x + E + C'J_y` (no gap).
+    pub fn of_tangent(c: &Column<'_>, p: usize) -> Self {
+        let mut res = Self::default();
+        for i in 0..c.cx.len() {
+            let s = if i < p { 0.0 } else { c.s[i - p] };
+            res.primal.push(c.cx[i] + s - c.bh[i]);
+            res.primal_scale
+                .push(c.cx[i].abs().max(c.bh[i].abs()).max(s.abs()));
+        }
+        res.dual_rows(c);
+        res
+    }
+}
+
+/// One column of a point on the host: the inequality slack `s`, the stacked duals `y`
+/// (`nu` cleaned), `Cx = [Ax; Gx]`, `[b; h]`, `Px`, `q`, `C'y = A'lam + G'nu`, and the
+/// products `x'Px`, `q'x` (the dual-space iteration forms them without `x`).
+pub(crate) struct Column<'a> {
+    pub s: &'a [f64],
+    pub y: &'a [f64],
+    pub cx: &'a [f64],
+    pub bh: &'a [f64],
+    pub px: &'a [f64],
+    pub q: &'a [f64],
+    pub cty: &'a [f64],
+    pub xpx: f64,
+    pub qx: f64,
+}
+
+/// A block of `k` points on the host (column-major, one column per point), with its data.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HostBlock {
+    pub dims: QpDims,
+    pub k: usize,
+    pub s: Vec<f64>,
+    /// Stacked `[lam; nu]` (`r x k`).
+    pub y: Vec<f64>,
+    /// Stacked `[Ax; Gx]`.
+    pub cx: Vec<f64>,
+    /// Stacked `[b; h]`.
+    pub bh: Vec<f64>,
+    pub px: Vec<f64>,
+    pub q: Vec<f64>,
+    /// `C'y = A'lam + G'nu`.
+    pub cty: Vec<f64>,
+    /// `x'Px` and `q'x` per column.
+    pub xpx: Vec<f64>,
+    pub qx: Vec<f64>,
+}
+
+impl HostBlock {
+    /// Column `j`.
+    pub fn column(&self, j: usize) -> Column<'_> {
+        let QpDims { n, p, m } = self.dims;
+        let r = p + m;
+        let col = |v: &'_ [f64], rows: usize| -> std::ops::Range<usize> {
+            debug_assert!(v.len() >= (j + 1) * rows);
+            j * rows..(j + 1) * rows
+        };
+        Column {
+            s: &self.s[col(&self.s, m)],
+            y: &self.y[col(&self.y, r)],
+            cx: &self.cx[col(&self.cx, r)],
+            bh: &self.bh[col(&self.bh, r)],
+            px: &self.px[col(&self.px, n)],
+            q: &self.q[col(&self.q, n)],
+            cty: &self.cty[col(&self.cty, n)],
+            xpx: self.xpx.get(j).copied().unwrap_or(0.0),
+            qx: self.qx.get(j).copied().unwrap_or(0.0),
+        }
+    }
+
+    /// The residuals of every column: of a solution (`point`) or of a tangent.
+    pub fn residuals(&self, point: bool) -> Vec<Residuals> {
+        (0..self.k)
+            .map(|j| {
+                let column = self.column(j);
+                if point {
+                    Residuals::of_point(&column, self.dims.p)
+                } else {
+                    Residuals::of_tangent(&column, self.dims.p)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Stacks the host columns of `top` (`p x k`) over those of `bottom` (`m x k`).
+pub(crate) fn stack_host(top: &[f64], bottom: &[f64], p: usize, m: usize, k: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity((p + m) * k);
+    for j in 0..k {
+        out.extend_from_slice(&top[j * p..(j + 1) * p]);
+        out.extend_from_slice(&bottom[j * m..(j + 1) * m]);
+    }
+    out
 }
 
 /// The products of a primal-dual point that its measures need: `Px`, `Ax`, `Gx`, `A'lam`
-/// and `G'nu` (the refinement of the polish computes them too; in the user's units they
-/// follow from the scaled problem's by diagonal scalings).
+/// and `G'nu`.
 #[derive(Clone, Debug)]
 pub(crate) struct Products<B: LinAlg> {
     pub px: B::Mat,
@@ -77,33 +317,6 @@ impl<B: LinAlg> Operators<'_, B> {
     pub fn p_times(&self, dst: &mut B::Mat, x: &B::Mat) -> Result<()> {
         self.backend
             .apply(dst, Accum::Replace, self.p, Trans::No, x, B::Real::one())
-    }
-
-    /// Residuals and objective of `it` (whose `Gx` is in `ws.gx`) for the data `(q, b, h)`.
-    ///
-    /// For a tangent block, `(q, b, h)` are the derivatives of the data `(dq, db, dh)` and
-    /// the residuals are those of the differentiated KKT conditions (the "objective" is
-    /// then meaningless and unused).
-    pub fn measure(
-        &self,
-        it: &Iterate<B>,
-        params: &QpParams<B>,
-        ws: &Workspace<B>,
-        sc: &mut MeasureScratch<B>,
-    ) -> Result<Measures<B::Real>> {
-        let (be, one) = (self.backend, B::Real::one());
-        be.apply(&mut sc.ax, Accum::Replace, self.a, Trans::No, &it.x, one)?;
-        self.p_times(&mut sc.px, &it.x)?;
-        be.apply(
-            &mut sc.atl,
-            Accum::Replace,
-            self.a,
-            Trans::Yes,
-            &it.lam,
-            one,
-        )?;
-        be.apply(&mut sc.gtn, Accum::Replace, self.g, Trans::Yes, &it.nu, one)?;
-        measures_of(be, it, params, &ws.gx, sc)
     }
 
     /// The products of `it` (`x` and `(lam, nu)`, blocks of any width).
@@ -131,101 +344,89 @@ impl<B: LinAlg> Operators<'_, B> {
     }
 
     /// The objective `1/2 x'Px + q'x` alone.
-    pub fn objective(&self, x: &B::Mat, q: &B::Mat, sc: &mut MeasureScratch<B>) -> Result<B::Real> {
-        self.p_times(&mut sc.px, x)?;
-        objective_from_px(self.backend, x, q, sc)
+    pub fn objective(&self, x: &B::Mat, q: &B::Mat) -> Result<B::Real> {
+        let be = self.backend;
+        let mut grad = q.clone();
+        self.p_times(&mut grad, x)?;
+        be.axpby(B::Real::one(), q, B::Real::of(0.5), &mut grad)?;
+        be.dot(x, &grad)
+    }
+
+    /// The iterate `it` (k columns) with its duals cleaned ([`clean_duals`]), its products
+    /// and the data `params`, on the host: what the residuals of a solution need.
+    pub fn host_point(&self, it: &Iterate<B>, params: &QpParams<B>) -> Result<HostBlock> {
+        let nu = clean_duals(self.backend, &it.s, &it.nu)?;
+        let products = self.products_of(&it.x, &it.lam, &nu)?;
+        let cleaned = Iterate {
+            x: it.x.clone(),
+            s: it.s.clone(),
+            lam: it.lam.clone(),
+            nu,
+        };
+        download_block(self.backend, &cleaned, &products, params)
+    }
+
+    /// A tangent block (k columns) and the derivatives of the data `(dq, db, dh)` on the
+    /// host: what the residuals of the differentiated KKT conditions need.
+    pub fn host_tangent(&self, it: &Iterate<B>, data: &QpParams<B>) -> Result<HostBlock> {
+        let products = self.products(it)?;
+        download_block(self.backend, it, &products, data)
     }
 }
 
-/// [`Operators::measure`] of a point `it` (one column) whose products are known: no product
-/// with an operator.
-pub(crate) fn measure_products<B: LinAlg>(
+/// The host copies of a block, its products and its data.
+pub(crate) fn download_block<B: LinAlg>(
     backend: &B,
     it: &Iterate<B>,
+    products: &Products<B>,
     params: &QpParams<B>,
-    products: Products<B>,
-) -> Result<Measures<B::Real>> {
-    let Products {
-        px,
-        ax,
-        gx,
-        atl,
-        gtn,
-    } = products;
-    let ((m, k), n) = (backend.shape(&gx), backend.shape(&px).0);
-    let (ineq, grad) = (backend.zeros(m, k)?, backend.zeros(n, k)?);
-    let mut sc = MeasureScratch {
-        ax,
-        px,
-        atl,
-        gtn,
-        ineq,
-        grad,
+) -> Result<HostBlock> {
+    let down = |m: &B::Mat| crate::solver::tangent::download(backend, m);
+    let (n, k) = backend.shape(&it.x);
+    let (p, m) = (backend.shape(&it.lam).0, backend.shape(&it.s).0);
+    let dims = QpDims { n, p, m };
+    let (x, px, q) = (down(&it.x)?, down(&products.px)?, down(&params.q)?);
+    let mut cty = down(&products.atl)?;
+    cty.iter_mut()
+        .zip(down(&products.gtn)?)
+        .for_each(|(a, g)| *a += g);
+    let dots = |u: &[f64]| -> Vec<f64> {
+        (0..k)
+            .map(|j| {
+                let column = j * n..(j + 1) * n;
+                x[column.clone()]
+                    .iter()
+                    .zip(&u[column])
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect()
     };
-    measures_of(backend, it, params, &gx, &mut sc)
-}
-
-/// The measures from the products in `sc` (`Ax`, `Px`, `A'lam`, `G'nu`) and `gx`.
-fn measures_of<B: LinAlg>(
-    be: &B,
-    it: &Iterate<B>,
-    params: &QpParams<B>,
-    gx: &B::Mat,
-    sc: &mut MeasureScratch<B>,
-) -> Result<Measures<B::Real>> {
-    let one = B::Real::one();
-    let norm = |m: &B::Mat| be.norm_inf(m);
-    // primal: Ax - b and Gx + s - h
-    let primal_scale = max_of([
-        norm(&sc.ax)?,
-        norm(&params.b)?,
-        norm(gx)?,
-        norm(&it.s)?,
-        norm(&params.h)?,
-    ]);
-    be.axpby(-one, &params.b, one, &mut sc.ax)?;
-    let eq = norm(&sc.ax)?;
-    be.copy_from(&mut sc.ineq, gx)?;
-    be.axpby(one, &it.s, one, &mut sc.ineq)?;
-    be.axpby(-one, &params.h, one, &mut sc.ineq)?;
-    let ineq = norm(&sc.ineq)?;
-    // dual: Px + q + A'lam + G'nu
-    let dual_scale = max_of([
-        norm(&sc.px)?,
-        norm(&params.q)?,
-        norm(&sc.atl)?,
-        norm(&sc.gtn)?,
-    ]);
-    let objective = objective_from_px(be, &it.x, &params.q, sc)?;
-    // finish the dual residual in px
-    be.axpby(one, &params.q, one, &mut sc.px)?;
-    be.axpby(one, &sc.atl, one, &mut sc.px)?;
-    be.axpby(one, &sc.gtn, one, &mut sc.px)?;
-    let dual = norm(&sc.px)?;
-    Ok(Measures {
-        primal: max_of([eq, ineq]),
-        dual,
-        primal_scale,
-        dual_scale,
-        objective,
+    Ok(HostBlock {
+        dims,
+        k,
+        xpx: dots(&px),
+        qx: dots(&q),
+        s: down(&it.s)?,
+        y: stack_host(&down(&it.lam)?, &down(&it.nu)?, p, m, k),
+        cx: stack_host(&down(&products.ax)?, &down(&products.gx)?, p, m, k),
+        bh: stack_host(&down(&params.b)?, &down(&params.h)?, p, m, k),
+        px,
+        q,
+        cty,
     })
 }
 
-/// `x'(Px/2 + q)` with `Px` already in `sc.px`.
-fn objective_from_px<B: LinAlg>(
-    be: &B,
-    x: &B::Mat,
-    q: &B::Mat,
-    sc: &mut MeasureScratch<B>,
-) -> Result<B::Real> {
-    be.copy_from(&mut sc.grad, q)?;
-    be.axpby(B::Real::of(0.5), &sc.px, B::Real::one(), &mut sc.grad)?;
-    be.dot(x, &sc.grad)
-}
-
-/// The largest of some norms, NaN-propagating.
-pub(crate) fn max_of<T: Real, const K: usize>(values: [T; K]) -> T {
-    values.into_iter().fold(T::zero(), crate::kernels::max_abs)
+/// The inequality duals `nu` clipped at zero and zeroed where the slack `s` is positive:
+/// there the ADMM update leaves only rounding (see the module docs).
+pub(crate) fn clean_duals<B: LinAlg>(backend: &B, s: &B::Mat, nu: &B::Mat) -> Result<B::Mat> {
+    let one = B::Real::one();
+    let mut on_inactive = nu.clone();
+    backend.dproj_nonneg(s, &mut on_inactive)?;
+    let mut cleaned = nu.clone();
+    backend.axpby(-one, &on_inactive, one, &mut cleaned)?;
+    backend.proj_nonneg(&mut cleaned)?;
+    Ok(cleaned)
 }
 
 /// What the previous iterate looked like, for the rules that compare successive iterates.
@@ -233,44 +434,228 @@ pub(crate) struct Previous<B: LinAlg> {
     /// `x_{k-1}` (for [`StoppingRule::RelativeX`]).
     pub x: Option<B::Mat>,
     /// `f(x_{k-1})` (for [`StoppingRule::RelativeObjective`]).
-    pub objective: Option<B::Real>,
+    pub objective: Option<f64>,
 }
 
-/// The residual test of [`StoppingRule::Residual`] on one block's measures.
-pub(crate) fn residuals_small<T: Real>(m: &Measures<T>, eps_abs: f64, eps_rel: f64) -> bool {
-    let (abs, rel) = (T::of(eps_abs), T::of(eps_rel));
-    m.primal <= abs + rel * m.primal_scale && m.dual <= abs + rel * m.dual_scale
-}
-
-/// The stopping test of the forward iterate, given its measures and the previous iterate.
-pub(crate) fn converged<B: LinAlg>(
+/// The test of the rules that compare successive iterates ([`StoppingRule::RelativeObjective`],
+/// [`StoppingRule::RelativeX`]); `Fixed` never passes and the residual rule is judged by
+/// [`Criterion`].
+pub(crate) fn changes_small<B: LinAlg>(
     backend: &B,
     rule: StoppingRule,
-    now: &Measures<B::Real>,
+    objective: f64,
     x: &B::Mat,
     prev: &Previous<B>,
 ) -> Result<bool> {
-    let of = B::Real::of;
     Ok(match rule {
-        StoppingRule::Residual { eps_abs, eps_rel } => residuals_small(now, eps_abs, eps_rel),
         StoppingRule::RelativeObjective(tol) => match prev.objective {
-            Some(f_prev) => (now.objective - f_prev).abs() <= of(tol) * f_prev.abs(),
+            Some(f_prev) => (objective - f_prev).abs() <= tol * f_prev.abs(),
             None => false,
         },
         StoppingRule::RelativeX(tol) => match &prev.x {
             Some(x_prev) => {
-                change(backend, x, x_prev)?
-                    <= of(tol) * backend.norm_inf(x_prev)?.max(B::Real::one())
+                let mut d = x.clone();
+                backend.axpby(-B::Real::one(), x_prev, B::Real::one(), &mut d)?;
+                backend.norm_inf(&d)?.to_f64_lossy()
+                    <= tol * backend.norm_inf(x_prev)?.to_f64_lossy().max(1.0)
             }
             None => false,
         },
-        StoppingRule::Fixed(_) => false,
+        StoppingRule::Residual { .. } | StoppingRule::Fixed(_) => false,
     })
 }
 
-/// `|a - b|_inf`.
-fn change<B: LinAlg>(backend: &B, a: &B::Mat, b: &B::Mat) -> Result<B::Real> {
-    let mut d = a.clone();
-    backend.axpby(-B::Real::one(), b, B::Real::one(), &mut d)?;
-    backend.norm_inf(&d)
+/// When the stopping test runs: every `every` iterations when fixed, else adaptively
+/// ([`Checks::ADAPTIVE`]); always at the last iteration; never for a fixed count.
+#[derive(Clone, Debug)]
+pub(crate) struct Checks {
+    every: Option<usize>,
+    next: usize,
+    never: bool,
+}
+
+impl Checks {
+    /// The adaptive schedule: a check after every iteration up to the 8th, then after
+    /// `iterations / 8` more (at most [`Checks::MAX_INTERVAL`]): a solve that converges in
+    /// `k` iterations runs at most `k / 8` (and 25) too many, and the checks cost at most
+    /// an eighth of the iterations' count of checks.
+    pub const ADAPTIVE: usize = 8;
+    /// The longest adaptive interval (OSQP checks every 25 iterations).
+    pub const MAX_INTERVAL: usize = 25;
+
+    /// The schedule of the settings `every` (`None`: adaptive) for the rule `rule`.
+    pub fn new(every: Option<usize>, rule: StoppingRule) -> Self {
+        Self {
+            every,
+            next: 1,
+            never: matches!(rule, StoppingRule::Fixed(_)),
+        }
+    }
+
+    /// Whether iteration `iteration` (1-based) of at most `limit` runs the test.
+    pub fn due(&mut self, iteration: usize, limit: usize) -> bool {
+        if self.never {
+            return false;
+        }
+        if iteration == limit {
+            return true;
+        }
+        match self.every {
+            Some(every) => iteration.is_multiple_of(every),
+            None => {
+                if iteration < self.next {
+                    return false;
+                }
+                let interval = (iteration / Self::ADAPTIVE).clamp(1, Self::MAX_INTERVAL);
+                self.next = iteration + interval;
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One column with `n = 1`, one equality and one inequality.
+    struct Point {
+        x: [f64; 1],
+        s: [f64; 1],
+        y: [f64; 2],
+        cx: [f64; 2],
+        bh: [f64; 2],
+        px: [f64; 1],
+        q: [f64; 1],
+        /// `C'y`.
+        cty: [f64; 1],
+    }
+
+    impl Point {
+        fn column(&self) -> Column<'_> {
+            Column {
+                s: &self.s,
+                y: &self.y,
+                cx: &self.cx,
+                bh: &self.bh,
+                px: &self.px,
+                q: &self.q,
+                cty: &self.cty,
+                xpx: self.x[0] * self.px[0],
+                qx: self.q[0] * self.x[0],
+            }
+        }
+    }
+
+    /// `min x^2/2 - x` s.t. `x = 1`, `x <= h` at `x = 1` (stationary with lam = 0).
+    fn exact(h: f64) -> Point {
+        Point {
+            x: [1.0],
+            s: [h - 1.0],
+            y: [0.0, 0.0],
+            cx: [1.0, 1.0],
+            bh: [1.0, h],
+            px: [1.0],
+            q: [-1.0],
+            cty: [0.0],
+        }
+    }
+
+    const RULE: Criterion = Criterion {
+        eps_abs: 1e-6,
+        eps_rel: 1e-6,
+    };
+
+    #[test]
+    fn a_loose_bound_does_not_loosen_the_other_rows() {
+        // an exact point passes, whatever the loose bound
+        for h in [2.0, 5e8, 1e10] {
+            let m = RULE.judge(
+                &Residuals::of_point(&exact(h).column(), 1),
+                &Units::identity(),
+            );
+            assert!(m.passes, "h = {h}: {m:?}");
+        }
+        // the equality off by 20 fails next to a bound of 5e8 (the old norm-wise scale,
+        // max(|b|, |h|, |s|) = 5e8, let it pass)
+        let mut off = exact(5e8);
+        off.cx[0] = 21.0;
+        let m = RULE.judge(&Residuals::of_point(&off.column(), 1), &Units::identity());
+        assert!(!m.passes && (m.primal - 20.0).abs() < 1e-12, "{m:?}");
+    }
+
+    #[test]
+    fn a_large_row_does_not_loosen_a_small_one() {
+        // the inequality is a row of magnitude 1e4 and exact; the equality is off by 1e-3
+        let mut p = exact(1e4);
+        p.cx[1] = 1e4;
+        p.s[0] = 0.0;
+        p.cx[0] = 1.001;
+        let m = RULE.judge(&Residuals::of_point(&p.column(), 1), &Units::identity());
+        assert!(!m.passes);
+    }
+
+    #[test]
+    fn the_test_is_made_in_the_users_units() {
+        // an equality row that is zero at the solution (b = 0) with a residual of 1e-7 in
+        // the iterated units passes by eps_abs; it is 1e-3 for the user when the row was
+        // scaled by e = 1e-4, and fails
+        let mut p = exact(2.0);
+        p.bh[0] = 0.0;
+        p.cx[0] = 1e-7;
+        let res = Residuals::of_point(&p.column(), 1);
+        assert!(RULE.judge(&res, &Units::identity()).passes);
+        let units = Units {
+            rows: vec![1e4, 1.0],
+            cols: vec![1.0],
+            cost: 1.0,
+        };
+        let m = RULE.judge(&res, &units);
+        assert!(!m.passes && (m.primal - 1e-3).abs() < 1e-9, "{m:?}");
+    }
+
+    #[test]
+    fn the_gap_catches_a_wrong_objective() {
+        // min x^2/2 s.t. -x <= 0 (optimum 0 at x = 0), at x = 1 with nu = 1 on the bound
+        // and the slack claimed zero: feasible and stationary, but not complementary
+        let p = Point {
+            x: [1.0],
+            s: [0.0],
+            y: [0.0, 1.0],
+            cx: [0.0, -1.0],
+            bh: [0.0, 0.0],
+            px: [1.0],
+            q: [0.0],
+            cty: [-1.0],
+        };
+        let res = Residuals::of_point(&p.column(), 1);
+        assert!(res.primal.iter().all(|r| *r == 0.0) && res.dual.iter().all(|r| *r == 0.0));
+        let m = RULE.judge(&res, &Units::identity());
+        assert!(!m.passes && (m.gap - 1.0).abs() < 1e-12, "{m:?}");
+    }
+
+    #[test]
+    fn a_residual_of_twenty_never_passes() {
+        for scale in [1e-4_f64, 1.0, 1e4, 1e10] {
+            let mut p = exact(scale.max(2.0));
+            p.px = [scale];
+            p.q = [-scale];
+            p.cx[0] = 21.0;
+            let m = RULE.judge(&Residuals::of_point(&p.column(), 1), &Units::identity());
+            assert!(!m.passes, "scale {scale}");
+        }
+    }
+
+    #[test]
+    fn adaptive_checks_thin_out() {
+        let mut checks = Checks::new(None, StoppingRule::default());
+        let due: Vec<usize> = (1..=400).filter(|&i| checks.due(i, 400)).collect();
+        assert_eq!(due[..9], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let gaps: Vec<usize> = due.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|&g| g <= Checks::MAX_INTERVAL));
+        assert_eq!(*due.last().unwrap(), 400);
+        assert!(due.len() < 60, "{}", due.len());
+        let mut fixed = Checks::new(None, StoppingRule::Fixed(10));
+        assert!((1..=10).all(|i| !fixed.due(i, 10)));
+    }
 }

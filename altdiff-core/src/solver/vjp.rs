@@ -42,7 +42,13 @@ impl<B: LinAlg> AltDiff<B> {
             factor: &self.factor,
             rho: self.rho,
             alpha: B::Real::of(self.settings.alpha),
+            sigma: self.sigma,
         }
+    }
+
+    /// A zero adjoint of `k` columns for the reverse iteration of this solver.
+    pub(super) fn new_adjoint(&self, k: usize) -> Result<Adjoint<B>> {
+        Adjoint::new(&self.backend, self.dims, k, self.sigma != B::Real::zero())
     }
 
     fn vjp_unrolled(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
@@ -51,7 +57,7 @@ impl<B: LinAlg> AltDiff<B> {
         ))?;
         let (be, dims) = (&self.backend, self.dims);
         let rev = self.reverse();
-        let mut adj = Adjoint::new(be, dims, 1)?;
+        let mut adj = self.new_adjoint(1)?;
         let full = !tape.points.is_empty();
         let mut mats = if full {
             Some([
@@ -83,7 +89,13 @@ impl<B: LinAlg> AltDiff<B> {
                 rev.matrices(&adj, [x, u, w], mats, &mut work)?;
             }
         }
-        let (q, b, h) = rev.vector_grads(&adj)?;
+        let (q, b, mut h) = rev.vector_grads(&adj)?;
+        // the cold start s_0 = max(h, 0)
+        if let Some(start) = &tape.start {
+            let mut through_start = adj.slack().clone();
+            be.dproj_nonneg(start, &mut through_start)?;
+            be.axpby(B::Real::one(), &through_start, B::Real::one(), &mut h)?;
+        }
         let (p, a, gm) = match mats {
             Some([p, a, gm]) => (Some(symmetrize(be, &p)?), Some(a), Some(gm)),
             None => (None, None, None),
@@ -121,7 +133,7 @@ impl<B: LinAlg> AltDiff<B> {
         let be = &self.backend;
         let rev = self.reverse();
         let k = be.shape(g).1;
-        let mut adj = Adjoint::new(be, self.dims, k)?;
+        let mut adj = self.new_adjoint(k)?;
         let (abs, rel) = self.adjoint_tolerance();
         rev.step(&mut adj, mask, Some(g))?;
         let memory = self.krylov_memory(k);
@@ -139,14 +151,14 @@ impl<B: LinAlg> AltDiff<B> {
             tol: (0.5 * rel.to_f64_lossy()).max(1e-13),
             max_applications: self.settings.max_iter.max(1),
         };
-        let mut scratch = Adjoint::new(be, self.dims, k)?;
+        let mut scratch = self.new_adjoint(k)?;
         let (z, _) = gmres.solve(be, &adj.state(), |v, out| {
             scratch.set_state(be, v)?;
             rev.step(&mut scratch, mask, None)?;
             scratch.write_state(be, out)
         })?;
         // the sums of every step after the first: one step from their state sum
-        let mut tail = Adjoint::new(be, self.dims, k)?;
+        let mut tail = self.new_adjoint(k)?;
         tail.set_state(be, &z)?;
         rev.step(&mut tail, mask, None)?;
         adj.add_sums(be, &tail)?;

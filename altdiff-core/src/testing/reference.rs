@@ -165,8 +165,20 @@ impl LinAlg for RefBackend {
     }
 
     fn factor(&self, p: &RefMat, a: &RefMat, g: &RefMat, rho: f64) -> Result<RefFactor> {
+        self.factor_shifted(p, a, g, rho, 0.0)
+    }
+
+    fn factor_shifted(
+        &self,
+        p: &RefMat,
+        a: &RefMat,
+        g: &RefMat,
+        rho: f64,
+        shift: f64,
+    ) -> Result<RefFactor> {
         let n = p.nrows;
         let mut h = p.clone();
+        (0..n).for_each(|i| h.data[i * n + i] += shift);
         for op in [a, g] {
             let mut gram = self.zeros(n, n)?;
             self.apply(&mut gram, Accum::Replace, op, Trans::Yes, op, rho)?;

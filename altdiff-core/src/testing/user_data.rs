@@ -363,7 +363,8 @@ fn non_unique(d: &mut Draws) -> HostQp {
 /// result is the reference when it is a KKT point to 1e-9 row by row: each inequality
 /// `G_i x - h_i <= 1e-9 max(1, |h_i|, sum_j |G_ij x_j|)`, `nu >= -1e-9 max(1, |nu|)`, and
 /// its stationarity and equality residuals as small, each relative to its own row's terms.
-/// The tolerances 1e-10 and 1e-9 are tried in turn when clarabel stalls. Where no active
+/// The tolerances 1e-10 and 1e-9 are tried in turn when clarabel stalls, then the problem
+/// without its loose rows (certified on the whole problem). Where no active
 /// set is certified (a solution that is not unique: its system is singular) clarabel's
 /// point is the reference if clarabel reported it solved. `None` otherwise.
 ///
@@ -374,16 +375,49 @@ fn non_unique(d: &mut Draws) -> HostQp {
 /// assert!(reference_solve(&qp).is_some());
 /// ```
 pub fn reference_solve(qp: &HostQp) -> Option<OracleSolution> {
-    let attempts: Vec<(bool, OracleSolution)> = [1e-11, 1e-10, 1e-9]
-        .into_iter()
-        .filter_map(|tol| super::clarabel_oracle::clarabel_attempt(qp, tol, true))
-        .collect();
-    let certified = attempts.iter().find_map(|(_, point)| certify(qp, point));
-    certified.or_else(|| {
-        attempts
+    let ladder = |qp: &HostQp| -> Vec<(bool, OracleSolution)> {
+        [1e-11, 1e-10, 1e-9]
             .into_iter()
-            .find_map(|(solved, point)| solved.then_some(point))
-    })
+            .filter_map(|tol| super::clarabel_oracle::clarabel_attempt(qp, tol, true))
+            .collect()
+    };
+    let attempts = ladder(qp);
+    if let Some(exact) = attempts.iter().find_map(|(_, point)| certify(qp, point)) {
+        return Some(exact);
+    }
+    // clarabel stalls on some problems with big-M rows: solve without the rows whose bound
+    // lies 1e3 or more beyond the row's scale, and certify the point on the whole problem
+    let (reduced, kept) = without_loose_rows(qp);
+    if kept.len() < qp.h.len() {
+        let found = ladder(&reduced).into_iter().find_map(|(_, point)| {
+            let mut nu = vec![0.0; qp.h.len()];
+            kept.iter().zip(&point.nu).for_each(|(&i, v)| nu[i] = *v);
+            certify(qp, &OracleSolution { nu, ..point })
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
+    attempts
+        .into_iter()
+        .find_map(|(solved, point)| solved.then_some(point))
+}
+
+/// `qp` without its loose inequalities (`|h_i| >= 1e3 max_j |G_ij|`), and the rows kept.
+fn without_loose_rows(qp: &HostQp) -> (HostQp, Vec<usize>) {
+    let n = qp.q.len();
+    let kept: Vec<usize> = (0..qp.h.len())
+        .filter(|&i| {
+            let row = (0..n).fold(0.0_f64, |a, j| a.max(qp.g.get(i, j).abs()));
+            qp.h[i].abs() < 1e3 * row
+        })
+        .collect();
+    let reduced = HostQp {
+        g: HostMatrix::from_fn(kept.len(), n, |i, j| qp.g.get(kept[i], j)),
+        h: kept.iter().map(|&i| qp.h[i]).collect(),
+        ..qp.clone()
+    };
+    (reduced, kept)
 }
 
 /// The exact KKT point of the active set that `point` suggests, when it is certified: the

@@ -252,13 +252,16 @@ fn batch_bench(args: BatchBenchArgs) -> Result<ExitCode, CliError> {
         vjp_mode: args.vjp_mode.mode(&args.solver),
     };
     println!(
-        "altdiff batch-bench: classification QP n = {}, n_eq = {}, n_ineq = {}, batch = {}, forward + VJP ({:?}), check every {}, median of {} runs",
+        "altdiff batch-bench: classification QP n = {}, n_eq = {}, n_ineq = {}, batch = {}, forward + VJP ({:?}), checks {}, median of {} runs",
         config.n,
         config.n_eq,
         config.n_ineq,
         config.batch,
         config.vjp_mode,
-        config.settings.check_every,
+        config
+            .settings
+            .check_every
+            .map_or("adaptive".to_string(), |k| format!("every {k}")),
         config.repeats
     );
     let data = BatchData::new(&config);
@@ -535,15 +538,17 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
     let solver_args = SolverArgs {
         rho: args.rho,
         max_iter: args.max_iter,
-        check_every: 1,
+        check_every: None,
         eps_abs: 1e-6,
         eps_rel: 1e-6,
         stop: args.stop,
         method: altdiff_examples::cli::MethodArg::Altdiff,
         adaptive_rho: false,
+        fixed_rho: false,
         anderson: 0,
         alpha: 1.6,
         limit: false,
+        no_limit: false,
         scaling: altdiff_examples::cli::ScalingArg::Auto,
     };
     let settings = solver_args.settings();
