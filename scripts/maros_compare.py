@@ -2,8 +2,8 @@
 """altdiff against OSQP on the Maros-Meszaros test set, judged against Clarabel.
 
     pip install osqp==1.1.* clarabel numpy scipy
-    altdiff suite --dir DIR --eps 1e-6 --time-limit 10 --json altdiff.jsonl
-    python3 scripts/maros_compare.py --dir DIR --altdiff altdiff.jsonl [--eps 1e-6]
+    altdiff suite --dir DIR --eps 1e-6 --time-limit 10 --json altdiff.json
+    python3 scripts/maros_compare.py --dir DIR --altdiff altdiff.json [--eps 1e-6]
         [--time-limit 10] [--references refs.json] [--osqp osqp.json]
 
 For every MAT-file of DIR: Clarabel (its defaults, 60 s) gives the reference objective
@@ -98,7 +98,7 @@ def sgm(times, shift=1.0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
-    ap.add_argument("--altdiff", required=True, help="JSON lines of altdiff suite --json")
+    ap.add_argument("--altdiff", required=True, help="the JSON of altdiff suite --json")
     ap.add_argument("--eps", type=float, default=1e-6)
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--references")
@@ -132,12 +132,9 @@ def main():
 
     refs = cached(args.references, references)
     osqp_data = cached(args.osqp, osqp_runs)
-    altdiff = {}
-    for line in open(args.altdiff):
-        line = line.strip()
-        if line:
-            rec = json.loads(line)
-            altdiff[rec["name"]] = rec
+    text = open(args.altdiff).read().strip()
+    records = json.loads(text) if text.startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
+    altdiff = {rec["name"]: rec for rec in records}
 
     solvable = [n for n in names if refs[n]["status"] == "Solved"]
     rows = {"altdiff": [0, 0, {}], "osqp": [0, 0, {}], "osqp-polish": [0, 0, {}]}

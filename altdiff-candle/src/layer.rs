@@ -55,8 +55,9 @@ pub struct LayerReport {
 /// build a new layer from their current values at every step (the factorization has to be
 /// redone anyway when they change).
 ///
-/// The backward pass is [`VjpMode::Implicit`] (Alt-Diff's adjoint at the solution's active
-/// set, the default) or [`VjpMode::Kkt`] (the KKT method, for comparison): see
+/// The backward pass is [`VjpMode::Limit`] (the adjoint of the limit of the Alt-Diff
+/// recursion at the solution's active set, exact there; the default), [`VjpMode::Implicit`]
+/// (the same fixed point by GMRES) or [`VjpMode::Kkt`] (the KKT method, for comparison): see
 /// [`QpLayer::with_vjp_mode`].
 ///
 /// # Example
@@ -135,13 +136,14 @@ impl QpLayer {
         Ok(Self {
             solver: Arc::new(solver),
             matrices: [p.clone(), a.clone(), g.clone()],
-            mode: VjpMode::Implicit,
+            mode: VjpMode::default(),
             last: Mutex::new(None),
         })
     }
 
-    /// The backward pass: [`VjpMode::Implicit`] (default) or [`VjpMode::Kkt`]; other modes
-    /// make `backward` fail.
+    /// The backward pass: [`VjpMode::Limit`] (the default: exact at the solution's active
+    /// set, the fastest exact mode), [`VjpMode::Implicit`] or [`VjpMode::Kkt`]; the unrolled
+    /// mode makes `backward` fail.
     pub fn with_vjp_mode(mut self, mode: VjpMode) -> Self {
         self.mode = mode;
         self

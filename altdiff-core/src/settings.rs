@@ -199,11 +199,16 @@ pub enum Method {
 }
 
 /// Adaptive penalty: residual balancing (OSQP's rule). At a convergence check the solver
-/// proposes `rho' = rho sqrt((r_prim / scale_prim) / (r_dual / scale_dual))` and, when it
-/// differs from `rho` by more than `factor` either way and at least `every` iterations passed
-/// since the last change, refactors `H` with `rho'`. Derivatives stay exact: the tangents
-/// iterate with the penalty of each iteration, the tape records it for the unrolled VJP, and
-/// the converged Jacobians do not depend on `rho`. Runs in the primal space.
+/// proposes `rho' = rho sqrt((r_prim / scale_prim) / (r_dual / scale_dual))` (the ADMM
+/// residuals of the iterated problem over OSQP's scales `max(|Cx|, |z|)`, `z` the projected
+/// iterate, and `max(|Px|, |q|, |C'y|)`; within `[1e-6, 1e6]`) and, when it differs from
+/// `rho` by more than `factor` either way and at least `every` iterations passed since the
+/// last change, refactors `H` with `rho'` (in the dual space it forms `M` again). On by
+/// default: LPs and badly scaled problems need it (see the `altdiff trust` figures in the
+/// README), and the paper's problems, whose residuals balance at `rho = 1`, never trigger
+/// it. Derivatives stay exact: the tangents iterate with the penalty of each iteration, the
+/// tape records it for the unrolled VJP (primal space; a solve that records a tape in the
+/// dual space keeps its penalty), and the converged Jacobians do not depend on `rho`.
 ///
 /// # Example
 /// ```
@@ -309,12 +314,12 @@ pub struct Ruiz {
     /// Equilibrate only when the largest row / column infinity norm of `[P C'; C 0]` is
     /// more than this times the smallest nonzero one (default 1e4; 1 = always).
     pub threshold: f64,
-    /// When the data are equilibrated and [`Settings::adaptive_rho`] is unset, adapt rho
-    /// with [`AdaptiveRho::default`] (default true): equilibration moves the penalty's
-    /// natural scale (the cost scale `c` acts as `rho / c`), and residual balancing finds it
-    /// again (measured: 157 / 126 instead of 354 / 2 976 iterations at rho = 1 / 10 on the
-    /// badly scaled problem above). Not with [`Settings::limit`], which needs a fixed
-    /// penalty. [`AltDiff::settings`](crate::AltDiff::settings) shows the settings in force.
+    /// When the data are equilibrated and [`Settings::adaptive_rho`] is `None`, adapt rho
+    /// with [`AdaptiveRho::default`] all the same (default true): equilibration moves the
+    /// penalty's natural scale (the cost scale `c` acts as `rho / c`), and residual
+    /// balancing finds it again (measured: 157 / 126 instead of 354 / 2 976 iterations at
+    /// rho = 1 / 10 on the badly scaled problem above).
+    /// [`AltDiff::settings`](crate::AltDiff::settings) shows the settings in force.
     pub adaptive_rho: bool,
 }
 
@@ -322,7 +327,7 @@ impl Default for Ruiz {
     fn default() -> Self {
         Self {
             iterations: 10,
-            threshold: 1e4,
+            threshold: 1e3,
             adaptive_rho: true,
         }
     }
@@ -389,16 +394,17 @@ impl AdaptiveRho {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum IterationSpace {
-    /// Dual space when Jacobians of `q`, `b`, `h` are carried by Alt-Diff,
-    /// `p + m <= 2n` and the penalty is fixed; primal space otherwise (the default).
+    /// Dual space on dense backends when `0 < p + m <= 2n` and either
+    /// [`Settings::limit`] (its polish forms `M` anyway) or Alt-Diff carries Jacobians of
+    /// `q`, `b`, `h`; primal space otherwise (the default).
     #[default]
     Auto,
     /// The primal iteration: a solve with `H` per iteration, `O(n^2 k + n (p + m) k)`.
     Primal,
-    /// The dual-space iteration on `p + m` rows: `M = C H^-1 C'` formed once
+    /// The dual-space iteration on `p + m` rows: `M = C H^-1 C'` formed once per penalty
     /// (`O(n^2 (p + m))` setup, `(p + m)^2` memory), then `O((p + m)^2 k)` per iteration.
-    /// Matrix-parameter tangents, full tapes and observed solves run in the primal space;
-    /// the penalty stays fixed.
+    /// Matrix-parameter tangents, full tapes, observed solves and a proximal term run in the
+    /// primal space; a solve that records a tape keeps its penalty.
     Dual,
 }
 
@@ -464,7 +470,7 @@ pub struct Settings {
     pub tape: Tape,
     /// Where the iteration runs (default [`IterationSpace::Auto`]).
     pub iteration: IterationSpace,
-    /// Adaptive penalty (default off; see [`AdaptiveRho`]).
+    /// Adaptive penalty (default [`AdaptiveRho::default`]; `None` keeps `rho` fixed).
     pub adaptive_rho: Option<AdaptiveRho>,
     /// Over-relaxation `alpha` in (0, 2) (default 1.6, as OSQP; 1 is the paper's plain
     /// ADMM): `Gx` and `Ax` in the slack and dual updates become
@@ -472,28 +478,42 @@ pub struct Settings {
     /// the relaxed map exactly. Measured on the demo problem (n = 300): 96 instead of 156
     /// iterations at rho = 1, 955 instead of 1531 at rho = 0.1.
     pub alpha: f64,
-    /// Test at setup that `P` is positive semidefinite (one extra factorization of
-    /// `P + shift I`, shift = `sqrt(eps) * max(1, max|P|)`); default true. When the
+    /// Test at setup that `P` is positive semidefinite to `1e-5` relative (one extra
+    /// factorization of `P + shift I`, shift = `1e-5 max(1, |P|_inf)`, `|P|_inf` the largest
+    /// row sum of `|P|`: data rounded in their last digits pass); default true. When the
     /// dual-space operators are formed, the test runs on `M = C H^-1 C'` instead
     /// (`P` is PSD iff `rho lambda_max(M) <= 1`: a factorization of `p + m` rows, not `n`),
     /// falling back to the test on `P` when it fails.
     pub check_convexity: bool,
-    /// Solve the limit of the recursion directly (default false: iterate it, as the
-    /// paper). The iteration runs in the dual space (see [`IterationSpace::Dual`]). For a
-    /// fixed mask `D` (1 on the inequalities with `s > 0`) the fixed point of the map, for
-    /// the solution and for every tangent alike, solves `(M - D/rho) v = -(C H^-1 c + [b; h])`
-    /// in the `p + m` stacked duals (`M = C H^-1 C'`, `C = [A; G]`, `c` the affine term);
-    /// eliminating the inactive rows leaves the KKT Schur complement of the active set, so
-    /// two Cholesky factorizations of blocks of `M` solve it, with no new factorization of
-    /// size `n`. Once the mask has stayed the same for 5 iterations, that point is tried: a
-    /// KKT point passing the residual rule ends the solve (an active-set polish; the
-    /// residual test itself then runs every 5 iterations). The Jacobians (`q`, `b`, `h`, and
-    /// `P`, `A`, `G` through their effective data at the solution) and
-    /// [`VjpMode::Limit`](crate::VjpMode::Limit) are the fixed point of the tangent recursion
-    /// for the final mask: the values the iterated Jacobians converge to, without iterating
-    /// them. A degenerate mask (dependent active rows) falls back to iterating. Needs a
-    /// fixed penalty, no [`Tape::Full`] and not [`IterationSpace::Primal`]; observed solves
-    /// ([`AltDiff::solve_observed`](crate::AltDiff::solve_observed)) iterate.
+    /// Solve the limit of the recursion directly (default true; false iterates it, as the
+    /// paper). Two things follow, for single solves and batches alike:
+    ///
+    /// * **The active-set polish.** At a check where the forward mask (the inequalities
+    ///   with `s = 0`) has stayed the same for 5 iterations (10, 20, ... after a failed
+    ///   try), and at the check where the residual rule first passes, the KKT system of that
+    ///   active set is solved to full accuracy; its point ends the solve when it passes the
+    ///   residual rule on the user's problem, else the iteration goes on. A last try follows
+    ///   an iteration or time bound. Dense backends with `p + m <= 2n` solve it through the
+    ///   limit system below (the iteration then runs in the dual space,
+    ///   [`IterationSpace::Auto`]); the others (sparse backends, a proximal term, a singular
+    ///   limit system) by OSQP's regularized KKT system with iterative refinement, which
+    ///   also finds out whether the solution is unique
+    ///   ([`Solution::is_unique`](crate::Solution::is_unique)).
+    /// * **The derivatives at the final active set.** The Jacobians (`q`, `b`, `h`, and `P`,
+    ///   `A`, `G` through their effective data at the solution) and
+    ///   [`VjpMode::Limit`](crate::VjpMode::Limit) are the fixed point of the tangent
+    ///   recursion for the final mask, the values the iterated Jacobians converge to, without
+    ///   iterating them: exact at the solution. For a fixed mask `D` (1 on the inequalities
+    ///   with `s > 0`) that fixed point solves `(M - D/rho) v = -(C H^-1 c + (I - D)[b; h])`
+    ///   in the `p + m` stacked duals (`M = C H^-1 C'`, `C = [A; G]`); eliminating the
+    ///   inactive rows leaves the KKT Schur complement of the active set, two Cholesky
+    ///   factorizations of blocks of `M`. Without `M` the KKT system of the active set gives
+    ///   them. A degenerate mask (dependent active rows) falls back to iterating.
+    ///
+    /// [`StoppingRule::Fixed`] (truncated Alt-Diff) and a [`Tape`] (the unrolled VJP is the
+    /// adjoint of the iterations run) iterate the Jacobians whatever this says, and observed
+    /// solves ([`AltDiff::solve_observed`](crate::AltDiff::solve_observed)) run in the
+    /// primal space.
     pub limit: bool,
     /// Equilibration of the data (default [`Ruiz::default`]: where the data are badly
     /// scaled; `None` never; see [`Ruiz`]).

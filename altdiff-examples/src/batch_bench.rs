@@ -53,7 +53,7 @@ impl Default for BatchBenchConfig {
             seed: 0,
             settings: Settings::default(),
             with_loop: true,
-            vjp_mode: VjpMode::Implicit,
+            vjp_mode: VjpMode::default(),
         }
     }
 }

@@ -34,7 +34,7 @@
 //!
 //! | [`Model`] | the middle | the layer's backward pass |
 //! |---|---|---|
-//! | `altdiff` | the QP layer | Alt-Diff's adjoint at the solution ([`VjpMode::Implicit`]) |
+//! | `altdiff` | the QP layer | the adjoint of Alt-Diff's limit at the solution ([`VjpMode::Limit`]) |
 //! | `kkt` | the QP layer | implicit differentiation of the KKT system ([`VjpMode::Kkt`]) |
 //! | `mlp` | nothing (FC - ReLU - FC) | none |
 //!
@@ -96,8 +96,8 @@ use crate::plot::{SIZE, register_font, write_png};
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Model {
-    /// FC - ReLU - QP layer - FC, the layer's gradient by Alt-Diff (its adjoint at the
-    /// solution, `VjpMode::Implicit`).
+    /// FC - ReLU - QP layer - FC, the layer's gradient by Alt-Diff (the adjoint of its
+    /// limit at the solution, `VjpMode::Limit`).
     #[default]
     Altdiff,
     /// The same network, the layer's gradient through its KKT system (`VjpMode::Kkt`).
@@ -124,7 +124,7 @@ impl Model {
     /// The QP layer's backward pass (`None`: no QP layer).
     fn vjp_mode(self) -> Option<VjpMode> {
         match self {
-            Model::Altdiff => Some(VjpMode::Implicit),
+            Model::Altdiff => Some(VjpMode::Limit),
             Model::Kkt => Some(VjpMode::Kkt),
             Model::Mlp => None,
         }

@@ -79,24 +79,24 @@ impl From<MethodArg> for Method {
     }
 }
 
-/// `--vjp-mode unrolled|implicit`.
+/// `--vjp-mode unrolled|implicit|limit`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum VjpModeArg {
-    /// The exact adjoint of the iterations run (records a tape).
+    /// The exact adjoint of the iterations run (records a tape; the iterations then run
+    /// without the polish).
     Unrolled,
-    /// The adjoint of the fixed point at the final active set.
+    /// The adjoint of the fixed point at the final active set, by GMRES.
     Implicit,
-    /// The adjoint of the limit system, solved directly (see `--limit`).
+    /// The adjoint of the limit system at the final active set, solved directly: exact at
+    /// the solution, the fastest exact mode (the default).
     Limit,
 }
 
 impl VjpModeArg {
-    /// The library mode; with `--method kkt` the VJP is the KKT adjoint, with `--limit` the
-    /// unrolled one (which needs a full tape) becomes the limit's.
+    /// The library mode; with `--method kkt` the VJP is the KKT adjoint.
     pub fn mode(self, solver: &SolverArgs) -> VjpMode {
         match (solver.method, self) {
             (MethodArg::Kkt, _) => VjpMode::Kkt,
-            (MethodArg::Altdiff, VjpModeArg::Unrolled) if solver.limit() => VjpMode::Limit,
             (MethodArg::Altdiff, VjpModeArg::Unrolled) => VjpMode::Unrolled,
             (MethodArg::Altdiff, VjpModeArg::Implicit) => VjpMode::Implicit,
             (MethodArg::Altdiff, VjpModeArg::Limit) => VjpMode::Limit,

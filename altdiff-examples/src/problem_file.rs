@@ -145,10 +145,18 @@ pub struct ResultFile {
     pub nu: Vec<f64>,
     /// Slack `h - Gx`.
     pub s: Vec<f64>,
-    /// `max(|Ax - b|, |Gx + s - h|)`.
+    /// `max(|Ax - b|, |max(Gx - h, 0)|)`.
     pub primal_residual: f64,
     /// `|Px + q + A'lam + G'nu|`.
     pub dual_residual: f64,
+    /// `|x'Px + q'x + b'lam + h'nu|` (the residuals and the gap are those of the problem as
+    /// given, which the stopping test judged).
+    #[serde(default)]
+    pub duality_gap: f64,
+    /// Whether the solution is unique as far as the solve found out (`false`: a face of
+    /// solutions, this is one of them; its derivatives are that point's).
+    #[serde(default = "unique_by_default")]
+    pub unique: bool,
     /// `dx/dq` (n x n, row-major), when asked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dx_dq: Option<Vec<Vec<f64>>>,
@@ -173,6 +181,11 @@ pub struct ResultFile {
     /// `J'g` for `--vjp GRAD.json`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vjp: Option<VjpFile>,
+}
+
+/// `true` (results written before the field existed).
+fn unique_by_default() -> bool {
+    true
 }
 
 /// The `"vjp"` object of the result: the gradient wrt every parameter, in its shape.
@@ -231,6 +244,8 @@ impl From<&HostSolution> for ResultFile {
             s: sol.s.clone(),
             primal_residual: sol.primal_residual,
             dual_residual: sol.dual_residual,
+            duality_gap: sol.duality_gap,
+            unique: sol.unique,
             dx_dq: jac(Param::Q),
             dx_db: jac(Param::B),
             dx_dh: jac(Param::H),

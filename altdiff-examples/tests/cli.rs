@@ -78,7 +78,9 @@ fn solves_the_tiny_qp_with_jacobians_on_every_backend() {
     }
     let faer = &results[0];
     for other in &results[1..] {
-        assert_eq!(faer.iterations, other.iterations);
+        // the polish starts once the slack's mask has settled, which rounding can move by an
+        // iteration
+        assert!(faer.iterations.abs_diff(other.iterations) <= 2);
         for (a, b) in faer.x.iter().zip(&other.x) {
             assert!((a - b).abs() < 1e-10, "backends agree");
         }
@@ -189,6 +191,7 @@ fn not_converged_exits_1_with_the_result_written() {
         path.to_str().unwrap(),
         "--max-iter",
         "2",
+        "--no-limit",
         "--out",
         out_path.to_str().unwrap(),
     ]);

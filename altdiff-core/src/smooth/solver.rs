@@ -514,7 +514,7 @@ impl<B: LinAlg> SmoothSolver<B> {
         };
         let mut iterations = 0;
         let mut last: Option<Measures> = None;
-        let mut checks = Checks::new(self.settings.check_every, self.settings.stopping);
+        let mut checks = Checks::new(self.settings.check_every, self.settings.stopping, 1.0);
         while iterations < limit {
             iterations += 1;
             let check = checks.due(iterations, limit);
@@ -1080,7 +1080,7 @@ impl<B: LinAlg> SmoothSolver<B> {
             },
         };
         let block = self.host_block(t, &data, &hess.apply(be, &t.x)?)?;
-        Ok(block.residuals(false).iter().all(|r| c.tangent_passes(r)))
+        Ok(block.tangents_pass(&c))
     }
 
     /// The measures of the forward iterate on the QP solver's test (see
@@ -1102,7 +1102,7 @@ impl<B: LinAlg> SmoothSolver<B> {
             eps_abs: 1e-6,
             eps_rel: 1e-6,
         });
-        Ok(criterion.judge(&block.residuals(true)[0], &Units::identity()))
+        Ok(criterion.point(&block.column(0), self.dims.p, &Units::identity()))
     }
 
     /// The host block of the residuals of `it` with data `data`, `grad` standing for `Px`.

@@ -56,11 +56,24 @@ pub enum VjpMode {
     Kkt,
     /// The adjoint of the limit of the recursion for the final mask (see
     /// [`Settings::limit`](crate::Settings::limit)): one solve with `H`, one with the limit
-    /// system (blocks of `M = C H^-1 C'`, at most `p + m` rows). Needs the dual-space
-    /// operators (a solver with [`Settings::limit`](crate::Settings::limit) or
-    /// [`IterationSpace::Dual`](crate::IterationSpace::Dual)); without them it is
-    /// [`VjpMode::Kkt`]. A degenerate mask falls back to [`VjpMode::Implicit`].
+    /// system (blocks of `M = C H^-1 C'`, at most `p + m` rows). The default: exact at the
+    /// solution and the fastest of the exact modes. Uses the dual-space operators (formed
+    /// once when the solver has none, on dense backends with `p + m <= 2n`); without them
+    /// it is [`VjpMode::Kkt`] (dense) or [`VjpMode::Implicit`] (sparse). A degenerate mask
+    /// falls back to [`VjpMode::Implicit`].
     Limit,
+}
+
+impl Default for VjpMode {
+    /// [`VjpMode::Limit`].
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(altdiff_core::VjpMode::default(), altdiff_core::VjpMode::Limit);
+    /// ```
+    fn default() -> Self {
+        VjpMode::Limit
+    }
 }
 
 /// The gradients `J'g` of a scalar loss with `dloss/dx = g`, one per parameter, in the

@@ -18,11 +18,12 @@ use num_traits::{Float, One, Zero};
 
 use crate::solver::adjoint::mask_bits;
 use crate::solver::adjoint::{Grads, closed_forms};
-use crate::solver::dual::DualHost;
 use crate::solver::dual::{DualBlock, DualData, DualKernel, DualOps};
+use crate::solver::dual::{DualHost, select_columns};
 use crate::solver::iteration::{Affine, Iterate, Kernel, Slack, Workspace};
 use crate::solver::limit::Limit;
 use crate::solver::polish::PolishSchedule;
+use crate::solver::polish::Polished;
 use crate::solver::status::Status;
 use crate::solver::termination::{Criterion, Measures};
 use crate::{
@@ -168,14 +169,6 @@ fn from_columns<B: LinAlg>(backend: &B, rows: usize, columns: &[Vec<B::Real>]) -
     backend.mat_from_col_major(rows, columns.len(), &data)
 }
 
-/// The columns `keep` of a block (through the host).
-fn select_columns<B: LinAlg>(backend: &B, m: &B::Mat, keep: &[usize]) -> Result<B::Mat> {
-    let rows = backend.shape(m).0;
-    let columns = host_columns(backend, m)?;
-    let kept: Vec<Vec<B::Real>> = keep.iter().map(|&j| columns[j].clone()).collect();
-    from_columns(backend, rows, &kept)
-}
-
 /// The blocks `(q, b, h)` with their columns `positions` replaced by those of `with`.
 fn replace_columns<B: LinAlg>(
     backend: &B,
@@ -267,24 +260,31 @@ impl<B: LinAlg> Stepper<'_, B> {
     /// The measures of every column on the user's problem (`params`: the block's data, in
     /// the iterated units), judged by the residual rule (the default one for the others).
     fn measures(&self, params: &QpParams<B>) -> Result<Vec<Measures>> {
-        let (residuals, solver) = match self {
-            Stepper::Primal { it, solver, .. } => (
-                solver.operators().host_point(it, params)?.residuals(true),
-                solver,
-            ),
+        match self {
+            Stepper::Primal { it, solver, .. } => Ok(solver
+                .operators()
+                .host_point(it, params)?
+                .measures(&solver.criterion(), &solver.units)),
             Stepper::Dual {
                 kernel,
                 blk,
                 host,
                 solver,
                 ..
-            } => (kernel.residuals(blk, host, true, solver.dims().p)?, solver),
-        };
-        let criterion = solver.criterion();
-        Ok(residuals
-            .iter()
-            .map(|r| criterion.judge(r, &solver.units))
-            .collect())
+            } => {
+                let (criterion, p) = (solver.criterion(), solver.dims().p);
+                // no column passes on its primal rows (and all are finite): the products
+                // with C' are not needed
+                let finite = solver.backend().norm_inf(&blk.cx)?.is_finite();
+                let primal = kernel.primal_passes(blk, host, &criterion, &solver.units, p)?;
+                if finite && primal.iter().all(|ok| !ok) {
+                    return Ok(primal.iter().map(|_| Measures::unfinished()).collect());
+                }
+                kernel.columns(blk, host, true, p, |column| {
+                    criterion.point(column, p, &solver.units)
+                })
+            }
+        }
     }
 
     /// The objectives `1/2 x'Px + q'x` of every column in the user's units.
@@ -363,27 +363,54 @@ impl<B: LinAlg> Stepper<'_, B> {
                 *data = solver.affine(params)?;
             }
             Stepper::Dual {
-                kernel,
                 blk,
                 data,
                 host,
                 solver,
+                ..
             } => {
                 let be = solver.backend();
-                let select = |m: &B::Mat| select_columns(be, m, keep);
-                *blk = DualBlock {
-                    y: select(&blk.y)?,
-                    s: select(&blk.s)?,
-                    v: select(&blk.v)?,
-                    cx: select(&blk.cx)?,
-                    cr: select(&blk.cr)?,
-                };
-                let affine = solver.affine(params)?;
-                *data = kernel.data(&affine.c, &params.b, &params.h)?;
-                *host = kernel.host_data(&params.q, true, &data.bh)?;
+                *blk = blk.select(be, keep)?;
+                // the constant terms are column by column: selected, not solved again
+                *data = data.select(be, keep)?;
+                *host = host.select(keep);
             }
         }
         Ok(())
+    }
+
+    /// A polish of the block's column `position` (see [`AltDiff::try_polish`]) with its
+    /// data `params`: in the dual space through the limit system of its mask, with the
+    /// column's constant terms (no solve with `H`, no `x` of the other columns).
+    fn polish(&self, position: usize, params: &QpParams<B>) -> Result<Option<Polished<B>>> {
+        match self {
+            Stepper::Primal { it, solver, .. } => {
+                let column = select_iterate(solver.backend(), it, &[position])?;
+                solver.try_polish(&column, params, false)
+            }
+            Stepper::Dual {
+                kernel,
+                blk,
+                data,
+                solver,
+                ..
+            } => {
+                let be = solver.backend();
+                let block = blk.select(be, &[position])?;
+                let data = data.select(be, &[position])?;
+                let column = kernel.primal(&block, &data, solver.dims().p)?;
+                solver.corrected_polish(&column.s, params, |mask| {
+                    solver.polish_candidate(
+                        Some((kernel, &data)),
+                        &column,
+                        mask,
+                        params,
+                        false,
+                        true,
+                    )
+                })
+            }
+        }
     }
 }
 
@@ -564,13 +591,10 @@ impl<B: LinAlg> AltDiff<B> {
         let finished = self.iterate_batch(data, active)?;
         let scaled = finished.iterate(be, dims)?;
         // the measures on the user's problem, from the iterated one's
-        let block = self.operators().host_point(&scaled, data)?;
-        let criterion = self.criterion();
-        let measures: Vec<Measures> = block
-            .residuals(true)
-            .iter()
-            .map(|r| criterion.judge(r, &self.units))
-            .collect();
+        let measures = self
+            .operators()
+            .host_point(&scaled, data)?
+            .measures(&self.criterion(), &self.units);
         let (iterate, inner) = match &self.scaling {
             Some(s) => (s.unscale_iterate(be, &scaled, None)?, Some(scaled)),
             None => (scaled, None),
@@ -620,7 +644,7 @@ impl<B: LinAlg> AltDiff<B> {
         let criterion = Criterion::of(rule);
         let polishing = self.settings.limit && criterion.is_some();
         let mut schedules = vec![PolishSchedule::default(); active.len()];
-        let mut checks = self.checks();
+        let mut checks = self.checks(matches!(stepper, Stepper::Dual { .. }));
         let (limit, out_of_iterations) = self.iteration_limit();
         let mut iterations = 0;
         while iterations < limit && !active.is_empty() {
@@ -711,11 +735,9 @@ impl<B: LinAlg> AltDiff<B> {
                 }
             }
             if !due.is_empty() {
-                let it = stepper.iterate()?;
                 for &position in &due {
-                    let column = select_iterate(be, &it, &[position])?;
                     let data = select_params(be, &sub, &[position])?;
-                    let found = self.try_polish(&column, &data)?;
+                    let found = stepper.polish(position, &data)?;
                     schedules[position].record(found.is_some());
                     match found {
                         Some(polished) => {
@@ -765,14 +787,18 @@ impl<B: LinAlg> AltDiff<B> {
         // a fixed count (or a limit without checks) ends every element still in the block;
         // with the polish, each gets a last try on its final mask
         let mut rest = Vec::new();
+        let slacks = if polishing {
+            stepper.slacks()?
+        } else {
+            Vec::new()
+        };
         for position in 0..active.len() {
             let tried = polishing && {
-                let column = select_iterate(be, &it, &[position])?;
-                let mask = mask_bits(&be.to_col_major(&column.s)?);
+                let mask = mask_bits(&slacks[position]);
                 match schedules[position].untried(mask) {
                     true => {
                         let data = select_params(be, &sub, &[position])?;
-                        match self.try_polish(&column, &data)? {
+                        match stepper.polish(position, &data)? {
                             Some(polished) => {
                                 finished.record_column(
                                     be,

@@ -20,7 +20,7 @@
 use num_traits::{One, Zero};
 
 use crate::solver::iteration::Iterate;
-use crate::solver::termination::{Column, Residuals};
+use crate::solver::termination::{Column, Criterion, Units};
 use crate::{Accum, Error, LinAlg, QpDims, Real, Result, Trans};
 
 /// The operators of the dual-space iteration, formed once per solver.
@@ -152,10 +152,40 @@ pub(crate) struct DualData<B: LinAlg> {
     pub rows: Option<std::ops::Range<usize>>,
 }
 
+impl<B: LinAlg> DualData<B> {
+    /// The columns `keep` (a batch's elements that go on).
+    pub fn select(&self, backend: &B, keep: &[usize]) -> Result<Self> {
+        let pick = |m: &B::Mat| select_columns(backend, m, keep);
+        let maybe = |m: &Option<B::Mat>| m.as_ref().map(pick).transpose();
+        Ok(Self {
+            hc: maybe(&self.hc)?,
+            split: maybe(&self.split)?,
+            chc: pick(&self.chc)?,
+            bh: pick(&self.bh)?,
+            c: maybe(&self.c)?,
+            cz: maybe(&self.cz)?,
+            rows: self.rows.clone(),
+        })
+    }
+}
+
+/// The columns `keep` of a block (through the host).
+pub(crate) fn select_columns<B: LinAlg>(backend: &B, m: &B::Mat, keep: &[usize]) -> Result<B::Mat> {
+    let (rows, _) = backend.shape(m);
+    let data = backend.to_col_major(m)?;
+    let kept: Vec<B::Real> = keep
+        .iter()
+        .flat_map(|&j| data[j * rows..(j + 1) * rows].iter().copied())
+        .collect();
+    backend.mat_from_col_major(rows, keep.len(), &kept)
+}
+
 /// What the residuals of a block's columns need of its data, on the host (see
 /// [`DualKernel::residuals`]).
 #[derive(Clone, Debug)]
 pub(crate) struct DualHost {
+    /// Columns.
+    pub k: usize,
     /// `[b; h]` (`r x k`, column-major).
     pub bh: Vec<f64>,
     /// `q` (`n x k`).
@@ -163,6 +193,28 @@ pub(crate) struct DualHost {
     /// For a solution block: `q'x = off - u'v` per column, with `z = H^-1 q`, `u = C z`
     /// (`r x k`) and `off = -c'z` (`k`).
     pub linear: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+impl DualHost {
+    /// The columns `keep` (a batch's elements that go on).
+    pub fn select(&self, keep: &[usize]) -> Self {
+        let pick = |v: &[f64], rows: usize| -> Vec<f64> {
+            keep.iter()
+                .flat_map(|&j| v[j * rows..(j + 1) * rows].iter().copied())
+                .collect()
+        };
+        let k = self.k.max(1);
+        let (r, n) = (self.bh.len() / k, self.q.len() / k);
+        Self {
+            k: keep.len(),
+            bh: pick(&self.bh, r),
+            q: pick(&self.q, n),
+            linear: self
+                .linear
+                .as_ref()
+                .map(|(off, u)| (pick(off, 1), pick(u, r))),
+        }
+    }
 }
 
 /// Stacks `top` (p x k) over `bottom` (m x k).
@@ -197,6 +249,18 @@ pub(crate) fn unstack<B: LinAlg>(
 }
 
 impl<B: LinAlg> DualBlock<B> {
+    /// The columns `keep` (a batch's elements that go on).
+    pub fn select(&self, backend: &B, keep: &[usize]) -> Result<Self> {
+        let pick = |m: &B::Mat| select_columns(backend, m, keep);
+        Ok(Self {
+            y: pick(&self.y)?,
+            s: pick(&self.s)?,
+            v: pick(&self.v)?,
+            cx: pick(&self.cx)?,
+            cr: pick(&self.cr)?,
+        })
+    }
+
     /// The block of a primal iterate (its `x` is not needed).
     pub fn from_iterate(backend: &B, it: &Iterate<B>) -> Result<Self> {
         let y = stack(backend, &it.lam, &it.nu)?;
@@ -384,10 +448,31 @@ impl<B: LinAlg> DualKernel<'_, B> {
             None => None,
         };
         Ok(DualHost {
+            k,
             bh: down(bh)?,
             q: down(q)?,
             linear,
         })
+    }
+
+    /// Whether the primal rows of each column of a solution block pass
+    /// ([`Criterion::primal_passes`]): `Cx` alone, no product with `C'`.
+    pub fn primal_passes(
+        &self,
+        blk: &DualBlock<B>,
+        host: &DualHost,
+        criterion: &Criterion,
+        units: &Units,
+        p: usize,
+    ) -> Result<Vec<bool>> {
+        let cx = crate::solver::tangent::download(self.backend, &blk.cx)?;
+        let r = cx.len() / host.k.max(1);
+        Ok((0..host.k)
+            .map(|j| {
+                let rows = j * r..(j + 1) * r;
+                criterion.primal_passes(&cx[rows.clone()], &host.bh[rows], p, units)
+            })
+            .collect())
     }
 
     /// `1/2 x'Px + q'x` of the `k` columns of a solution block (host data with `linear`)
@@ -413,19 +498,20 @@ impl<B: LinAlg> DualKernel<'_, B> {
             .collect())
     }
 
-    /// The residuals (see [`termination`](super::termination)) of the `k` columns of a block
-    /// after a step, without forming `x`: with `v` the step's `y + rho (s - [b; h])` and the
+    /// `judge` of every column of a block after a step (see
+    /// [`termination`](super::termination)), without forming `x`: with `v` the step's `y + rho (s - [b; h])` and the
     /// stacked duals `y` (cleaned for a solution), `x = -H^-1 (q + C'v)` gives
     /// `Px + q + C'y = C'w` with `w = y - v - rho Cx`, so two products with `C'` give the
     /// dual residual, `Px` and `C'y`; `x'Px + q'x = (Cx)'(w - y)` and, for a solution,
     /// `q'x = -q'z - u'v` ([`DualKernel::host_data`]). `p` equalities lead.
-    pub fn residuals(
+    pub fn columns<T>(
         &self,
         blk: &DualBlock<B>,
         host: &DualHost,
         point: bool,
         p: usize,
-    ) -> Result<Vec<Residuals>> {
+        mut judge: impl FnMut(&Column<'_>) -> T,
+    ) -> Result<Vec<T>> {
         let be = self.backend;
         let down = |m: &B::Mat| crate::solver::tangent::download(be, m);
         let (r, k) = be.shape(&blk.y);
@@ -483,11 +569,7 @@ impl<B: LinAlg> DualKernel<'_, B> {
                     xpx: total - qx,
                     qx,
                 };
-                if point {
-                    Residuals::of_point(&column, p)
-                } else {
-                    Residuals::of_tangent(&column, p)
-                }
+                judge(&column)
             })
             .collect())
     }

@@ -37,7 +37,7 @@ impl<B: LinAlg> AltDiff<B> {
         let mut schedule = PolishSchedule::default();
         let mut polished: Option<Polished<B>> = None;
         let mut tape = self.new_tape();
-        let mut checks = self.checks();
+        let mut checks = self.checks(true);
         let (limit, mut status) = self.iteration_limit();
         let deadline = self.deadline();
         let mut iterations = 0;
@@ -47,6 +47,8 @@ impl<B: LinAlg> AltDiff<B> {
         let certifier = self.certifier();
         let mut certificate = None;
         let mut last: Option<Measures> = None;
+        // the first iteration at which residual balancing is due
+        let mut next_balance = self.settings.adaptive_rho.map_or(usize::MAX, |a| a.every);
         'penalty: loop {
             let dk = match &penalty {
                 Some((rho, factor, ops)) => DualKernel {
@@ -108,10 +110,23 @@ impl<B: LinAlg> AltDiff<B> {
                     continue;
                 }
                 // the other rules need no residuals: their finite objective and iterate
+                // the whole test (two products with C') when the primal rows pass, the
+                // penalty is due for balancing, or the iterate is not finite
+                let balance_due = self.settings.adaptive_rho.is_some()
+                    && tape.is_none()
+                    && iterations >= next_balance;
                 let (now, mut done) = match criterion {
+                    Some(c)
+                        if !balance_due
+                            && be.norm_inf(&fwd.cx)?.is_finite()
+                            && !dk.primal_passes(&fwd, &host, &c, &self.units, dims.p)?[0] =>
+                    {
+                        (None, false)
+                    }
                     Some(c) => {
-                        let residuals = dk.residuals(&fwd, &host, true, dims.p)?;
-                        let now = c.judge(&residuals[0], &self.units);
+                        let now = dk.columns(&fwd, &host, true, dims.p, |col| {
+                            c.point(col, dims.p, &self.units)
+                        })?[0];
                         (Some(now), now.passes)
                     }
                     None => {
@@ -141,29 +156,17 @@ impl<B: LinAlg> AltDiff<B> {
                     let mask = mask_bits(&be.to_col_major(&fwd.s)?);
                     let due = schedule.due(mask, iterations) || (done && !schedule.was_tried());
                     if due {
-                        let stacked = be.to_col_major(&fwd.s)?;
-                        let found = match self.polish_limit(
-                            &dk,
-                            dk.ops,
-                            &stacked,
-                            &data,
-                            params,
-                            coarse_limit,
-                        )? {
-                            LimitPolish::Point(iterate, system) => {
-                                self.accept(iterate, params, false, Some(system))?
-                            }
-                            LimitPolish::Rejected => None,
-                            LimitPolish::Singular => {
-                                let iterate = dk.primal(&fwd, &data, dims.p)?;
-                                match self.polish_primal(&iterate, params)? {
-                                    Some(c) => {
-                                        self.accept(c.iterate, params, c.non_unique, None)?
-                                    }
-                                    None => None,
-                                }
-                            }
-                        };
+                        let iterate = dk.primal(&fwd, &data, dims.p)?;
+                        let found = self.corrected_polish(&iterate.s, params, |mask| {
+                            self.polish_candidate(
+                                Some((&dk, &data)),
+                                &iterate,
+                                mask,
+                                params,
+                                true,
+                                coarse_limit,
+                            )
+                        })?;
                         schedule.record(found.is_some());
                         if found.is_some() {
                             polished = found;
@@ -176,8 +179,9 @@ impl<B: LinAlg> AltDiff<B> {
                     && done
                 {
                     for (_, _, blk, _, thost) in &tangents {
-                        let tangent = dk.residuals(blk, thost, false, dims.p)?;
-                        done = done && tangent.iter().all(|r| c.tangent_passes(r));
+                        let tangent =
+                            dk.columns(blk, thost, false, dims.p, |col| c.tangent(col, dims.p))?;
+                        done = done && tangent.into_iter().all(|ok| ok);
                     }
                     if done && self.refines() {
                         // a coarse factorization iterates a nearby problem, whose residuals
@@ -190,6 +194,12 @@ impl<B: LinAlg> AltDiff<B> {
                 if done {
                     status = Status::Solved;
                     break 'penalty;
+                }
+                if let Some(adaptive) = self.settings.adaptive_rho
+                    && balance_due
+                    && now.is_some()
+                {
+                    next_balance = iterations + adaptive.every;
                 }
                 if let Some(adaptive) = self.settings.adaptive_rho
                     && let Some(now) = now
@@ -244,7 +254,7 @@ impl<B: LinAlg> AltDiff<B> {
             && matches!(status, Status::MaxIterations | Status::TimeLimit)
             && schedule.untried(mask_bits(&be.to_col_major(&fwd.s)?))
         {
-            polished = self.try_polish(&dk.primal(&fwd, &data, dims.p)?, params)?;
+            polished = self.try_polish(&dk.primal(&fwd, &data, dims.p)?, params, true)?;
             if polished.is_some() {
                 status = Status::Solved;
             }
@@ -411,12 +421,11 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// The forward polish by the limit system of the stacked slack `stacked`'s mask: its
-    /// fixed point, when it is a KKT point up to the residual tolerance (`y >= 0` on the
-    /// active inequalities, `s >= 0` on the others), with its system
-    /// ([`LimitPolish::Point`]; the residual rule judges it next). With a coarse
-    /// factorization ([`AltDiff::refines`]) the point is refined first (see
-    /// [`refine`](super::refine)); then the system may be factored coarsely too (`coarse`,
-    /// [`Limit::new`]) when it serves only refined solves.
+    /// fixed point with its system ([`LimitPolish::Point`]): the residual rule judges it
+    /// next, and a multiplier of the wrong sign or a violated row corrects the mask
+    /// ([`AltDiff::corrected_polish`]). With a coarse factorization ([`AltDiff::refines`])
+    /// the point is refined first (see [`refine`](super::refine)); then the system may be
+    /// factored coarsely too (`coarse`, [`Limit::new`]) when it serves only refined solves.
     pub(super) fn polish_limit(
         &self,
         dk: &DualKernel<'_, B>,
@@ -428,7 +437,6 @@ impl<B: LinAlg> AltDiff<B> {
     ) -> Result<LimitPolish<B>> {
         let (be, dims, rho) = (&self.backend, self.dims, dk.rho);
         let (one, zero) = (B::Real::one(), B::Real::zero());
-        let Criterion { eps_abs, eps_rel } = self.criterion();
         let system = match Limit::new(be, dual, stacked, dims.p, rho, coarse) {
             Ok(system) => system,
             Err(Error::SingularKkt { .. }) => return Ok(LimitPolish::Singular),
@@ -461,33 +469,20 @@ impl<B: LinAlg> AltDiff<B> {
             be.axpby(rho, &data.bh, B::Real::one(), &mut shifted)?;
             (None, be.to_col_major(&shifted)?)
         };
-        // the multipliers' scale (the rows of I hold slacks, loose bounds among them)
-        let scale = (0..v.len())
-            .filter(|&i| !system.is_inactive(i))
-            .fold(1.0_f64, |a, i| a.max(v[i].to_f64_lossy().abs()));
-        let tol = B::Real::of(eps_abs + eps_rel * scale);
+        // the multipliers as they are (a negative one tells the caller to drop its row), the
+        // slacks of the other rows clipped at zero (a violated row shows as active)
         let (mut y, mut s) = (vec![zero; v.len()], vec![zero; v.len()]);
         for (i, &vi) in v.iter().enumerate() {
-            let inequality = i >= dims.p;
-            if inequality && vi < -tol {
-                return Ok(LimitPolish::Rejected);
-            }
             if system.is_inactive(i) {
                 s[i] = vi.max(zero) / rho;
-            } else if inequality {
-                y[i] = vi.max(zero);
             } else {
                 y[i] = vi;
             }
         }
+        // x of the point itself (refined, or of its v)
         let x = match refined {
             Some(x) => x,
-            None => {
-                // x of v = y + rho (s - [b; h]) with y clipped
-                let bh = be.to_col_major(&data.bh)?;
-                let v: Vec<B::Real> = (0..y.len()).map(|i| y[i] + rho * (s[i] - bh[i])).collect();
-                dk.x_of(&be.mat_from_col_major(v.len(), 1, &v)?, data)?
-            }
+            None => dk.x_of(&point, data)?,
         };
         let (lam, nu) = unstack(be, &be.mat_from_col_major(y.len(), 1, &y)?, dims.p)?;
         let (_, slack) = unstack(be, &be.mat_from_col_major(s.len(), 1, &s)?, dims.p)?;
@@ -506,8 +501,6 @@ pub(super) enum LimitPolish<B: LinAlg> {
     /// The system is singular (dependent active rows, or `P` singular on their null space):
     /// the regularized polish may still solve it.
     Singular,
-    /// The fixed point is not a KKT point (a multiplier of the wrong sign).
-    Rejected,
-    /// The KKT point of the mask, and the factored system.
+    /// The KKT point of the mask (its multipliers as they are), and the factored system.
     Point(Iterate<B>, Limit<B>),
 }

@@ -35,7 +35,7 @@
 use num_traits::{One, Zero};
 
 use crate::solver::dual::{DualData, DualKernel, DualOps};
-use crate::{Accum, Error, LinAlg, Result, Trans};
+use crate::{Accum, Error, LinAlg, Real, Result, Trans};
 
 /// A block split into its rows of `A` and of `I` (each absent when the set is empty).
 type Split<B> = (Option<<B as LinAlg>::Mat>, Option<<B as LinAlg>::Mat>);
@@ -143,6 +143,39 @@ impl<B: LinAlg> Limit<B> {
             sigma,
             coupling,
         })
+    }
+
+    /// Whether the solution of the mask's KKT system is not unique: `P + rho C_A'C_A =
+    /// L (I - rho W_I W_I') L'` (`W = L^-1 C'`, `H = L L'`) is singular exactly when
+    /// `T = I/rho - M_II` is, i.e. when a direction `v` has `P v = 0` and `C_A v = 0`. The
+    /// smallest eigenvalue of `T` (in `(0, 1/rho]`) is estimated by power iteration on
+    /// `T^-1`; below `1e-6 / rho` the solution is reported not unique (the primal polish's
+    /// threshold, relative to the data).
+    pub fn flat(&self, backend: &B, rho: B::Real) -> Result<bool> {
+        let Some(t) = &self.t else {
+            return Ok(false);
+        };
+        let i = self.inactive.len();
+        let start: Vec<B::Real> = (0..i)
+            .map(|k| B::Real::of(1.0 + ((k * 7919) % 13) as f64 / 13.0))
+            .collect();
+        let mut v = backend.mat_from_col_major(i, 1, &start)?;
+        let threshold = 1e6 / rho.to_f64_lossy();
+        for _ in 0..30 {
+            let norm = backend.dot(&v, &v)?.to_f64_lossy().sqrt();
+            if !(norm > 0.0 && norm.is_finite()) {
+                return Ok(false);
+            }
+            let mut w = v.clone();
+            backend.axpby(B::Real::of(1.0 / norm), &v, B::Real::zero(), &mut w)?;
+            v = w.clone();
+            backend.solve_in_place(t, &mut v)?;
+            // the Rayleigh quotient of T^-1 at the unit w
+            if backend.dot(&w, &v)?.to_f64_lossy() >= threshold {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether the system is the one of the stacked slack `s`'s mask.

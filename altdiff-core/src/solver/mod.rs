@@ -164,16 +164,16 @@ impl<B: LinAlg> AltDiff<B> {
                 .shared()
                 .unwrap_or_else(|| ops.map(|op| Arc::new(op.clone())))
         };
-        // the largest |P_ij| and the sums bounding |H|, when a scaling pass measured them on
+        // the sums bounding |P| and |H|, when a scaling pass measured them on
         // the data as it stays
         let (scaling, [p, a, g], measured) = match settings.scaling {
             Some(ruiz) => match Scaling::ruiz(&backend, ops, dims, ruiz)? {
                 Ruized::Scaled(scaling, scaled) => (Some(scaling), scaled.map(Arc::new), None),
-                Ruized::Unscaled { p_max, sums } => (None, unscaled(), Some((p_max, sums))),
+                Ruized::Unscaled { sums } => (None, unscaled(), Some(sums)),
             },
             None => (None, unscaled(), None),
         };
-        let (p_max, sums) = measured.unzip();
+        let sums = measured;
         if let Some(ruiz) = settings.scaling
             && scaling.is_some()
             && ruiz.adaptive_rho
@@ -207,7 +207,6 @@ impl<B: LinAlg> AltDiff<B> {
                     && (!specs.is_empty() || refine::is_coarse(&backend))
                     && specs.iter().all(|(_, s)| !s.has_matrices())
                     && settings.tape != Tape::Full
-                    && settings.adaptive_rho.is_none()
                     && r > 0
                     && r <= 2 * dims.n
             }
@@ -215,14 +214,14 @@ impl<B: LinAlg> AltDiff<B> {
         // with M formed, the convexity test runs on it (r x r) after the factorization
         let test_on_gram = settings.check_convexity && use_dual;
         if settings.check_convexity && !test_on_gram {
-            check_convexity(&backend, &p, p_max)?;
+            check_convexity(&backend, &p)?;
         }
         let (mut factor, sigma) = match backend.factor(&p, &a, &g, rho) {
             Ok(factor) => (factor, B::Real::zero()),
             // P is singular on the null space of [A; G] (a convex P, tested), or indefinite
             Err(Error::NotPositiveDefinite { .. }) => {
                 if test_on_gram {
-                    check_convexity(&backend, &p, p_max)?;
+                    check_convexity(&backend, &p)?;
                 }
                 let sigma = B::Real::of(polish::regularization(&backend, [&p, &a, &g])?);
                 // the dual space eliminates x, which the proximal term keeps in the state
@@ -252,9 +251,9 @@ impl<B: LinAlg> AltDiff<B> {
         if test_on_gram
             && use_dual
             && let Some(dual) = &dual
-            && !convex_by_gram(&backend, dual, &p, (p_max, sums), rho)?
+            && !convex_by_gram(&backend, dual, &p, sums, rho)?
         {
-            check_convexity(&backend, &p, p_max)?;
+            check_convexity(&backend, &p)?;
         }
         let units = scaling
             .as_ref()
@@ -605,7 +604,7 @@ impl<B: LinAlg> AltDiff<B> {
         let polishing = use_limit && criterion.is_some() && tape.is_none();
         let mut schedule = PolishSchedule::default();
         let mut polished: Option<Polished<B>> = None;
-        let mut checks = self.checks();
+        let mut checks = self.checks(false);
         let (limit, mut status) = self.iteration_limit();
         let deadline = self.deadline();
         let mut iterations = 0;
@@ -718,7 +717,7 @@ impl<B: LinAlg> AltDiff<B> {
                 let mask = mask_bits(&be.to_col_major(&iterate.s)?);
                 let due = schedule.due(mask, iterations) || (done && !schedule.was_tried());
                 if due {
-                    let found = self.try_polish(&iterate, params)?;
+                    let found = self.try_polish(&iterate, params, true)?;
                     schedule.record(found.is_some());
                     if found.is_some() {
                         polished = found;
@@ -780,7 +779,7 @@ impl<B: LinAlg> AltDiff<B> {
         if polishing
             && matches!(status, Status::MaxIterations | Status::TimeLimit)
             && schedule.untried(mask_bits(&be.to_col_major(&iterate.s)?))
-            && let Some(found) = self.try_polish(&iterate, params)?
+            && let Some(found) = self.try_polish(&iterate, params, true)?
         {
             polished = Some(found);
             status = Status::Solved;
@@ -823,8 +822,13 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// The iterations' stopping-test schedule of the settings.
-    fn checks(&self) -> Checks {
-        Checks::new(self.settings.check_every, self.settings.stopping)
+    fn checks(&self, dual: bool) -> Checks {
+        let cost = if dual {
+            Checks::dual_cost(self.dims.n, self.dims.p + self.dims.m)
+        } else {
+            1.0
+        };
+        Checks::new(self.settings.check_every, self.settings.stopping, cost)
     }
 
     /// The measures of a primal iterate (one column, the iterated problem's units) on the
@@ -832,9 +836,9 @@ impl<B: LinAlg> AltDiff<B> {
     /// whose verdict is then unused).
     pub(super) fn measure(&self, it: &Iterate<B>, params: &QpParams<B>) -> Result<Measures> {
         let block = self.operators().host_point(it, params)?;
-        let residuals =
-            crate::solver::termination::Residuals::of_point(&block.column(0), self.dims.p);
-        Ok(self.criterion().judge(&residuals, &self.units))
+        Ok(self
+            .criterion()
+            .point(&block.column(0), self.dims.p, &self.units))
     }
 
     /// The residual rule of the settings, or the default one for the other rules.
@@ -880,53 +884,63 @@ impl<B: LinAlg> AltDiff<B> {
     /// when its point passes the residual rule on the user's problem: through the limit
     /// system when the dual-space operators serve (dense backends, `p + m <= 2n`, no
     /// proximal term), else (or when that system is singular) by the regularized KKT
-    /// system (see [`polish`]).
+    /// system (see [`polish`]). With `uniqueness` the point is tested for being the only
+    /// solution ([`Solution::is_unique`]).
     pub(super) fn try_polish(
         &self,
         it: &Iterate<B>,
         params: &QpParams<B>,
+        uniqueness: bool,
     ) -> Result<Option<Polished<B>>> {
-        if let Some(dual) = self.polish_dual_ops()? {
-            let dk = self.dual_kernel(dual);
-            let affine = self.affine(params)?;
-            let data = dk.data(&affine.c, &params.b, &params.h)?;
-            let mut stacked = vec![B::Real::zero(); self.dims.p];
-            stacked.extend(self.backend.to_col_major(&it.s)?);
-            match self.polish_limit(&dk, dual, &stacked, &data, params, self.refines())? {
-                LimitPolish::Point(iterate, system) => {
-                    return self.accept(iterate, params, false, Some(system));
-                }
-                LimitPolish::Rejected => return Ok(None),
-                LimitPolish::Singular => {}
+        let dual = match self.polish_dual_ops()? {
+            Some(ops) => {
+                let dk = self.dual_kernel(ops);
+                let affine = self.affine(params)?;
+                let data = dk.data(&affine.c, &params.b, &params.h)?;
+                Some((dk, data))
             }
-        }
-        match self.polish_primal(it, params)? {
-            Some(candidate) => self.accept(candidate.iterate, params, candidate.non_unique, None),
-            None => Ok(None),
-        }
+            None => None,
+        };
+        let dual = dual.as_ref().map(|(dk, data)| (dk, data));
+        self.corrected_polish(&it.s, params, |mask| {
+            self.polish_candidate(dual, it, mask, params, uniqueness, true)
+        })
     }
 
-    /// The polish's point as a solution, when it passes the residual rule.
-    fn accept(
+    /// The polish's point for the inequality mask `mask` (zero: active): by the limit
+    /// system of the dual-space kernel and data `dual` when given and not singular (in the
+    /// arithmetic of a coarse factor when `coarse` allows it: no tangent reuses the
+    /// system), else by the regularized KKT system from the ADMM point `it`.
+    pub(super) fn polish_candidate(
         &self,
-        iterate: Iterate<B>,
+        dual: Option<(&DualKernel<'_, B>, &DualData<B>)>,
+        it: &Iterate<B>,
+        mask: &[B::Real],
         params: &QpParams<B>,
-        non_unique: bool,
-        limit: Option<Limit<B>>,
-    ) -> Result<Option<Polished<B>>> {
-        let measures = self.measure(&iterate, params)?;
-        Ok(measures.passes.then_some(Polished {
-            iterate,
-            measures,
-            non_unique,
-            limit,
-        }))
+        uniqueness: bool,
+        coarse: bool,
+    ) -> Result<Option<polish::Candidate<B>>> {
+        if let Some((dk, data)) = dual {
+            let mut stacked = vec![B::Real::zero(); self.dims.p];
+            stacked.extend_from_slice(mask);
+            if let LimitPolish::Point(iterate, system) =
+                self.polish_limit(dk, dk.ops, &stacked, data, params, coarse && self.refines())?
+            {
+                let non_unique = uniqueness && system.flat(&self.backend, dk.rho)?;
+                return Ok(Some(polish::Candidate {
+                    iterate,
+                    non_unique,
+                    limit: Some(system),
+                }));
+            }
+        }
+        self.polish_primal(it, mask, params, uniqueness)
     }
 
     /// The dual-space operators a polish may use: the solver's own, or formed once from
     /// the setup's factor when the backend is dense, `p + m <= 2n` and there is no
     /// proximal term.
-    fn polish_dual_ops(&self) -> Result<Option<&DualOps<B>>> {
+    pub(super) fn polish_dual_ops(&self) -> Result<Option<&DualOps<B>>> {
         let r = self.dims.p + self.dims.m;
         if self.dual.is_none()
             && !(self.backend.dense_dual_space()
@@ -1081,11 +1095,9 @@ impl<B: LinAlg> AltDiff<B> {
         criterion: Criterion,
     ) -> Result<bool> {
         for run in runs {
-            let block = ops.host_tangent(&run.iterate, &run.data)?;
-            if !block
-                .residuals(false)
-                .iter()
-                .all(|r| criterion.tangent_passes(r))
+            if !ops
+                .host_tangent(&run.iterate, &run.data)?
+                .tangents_pass(&criterion)
             {
                 return Ok(false);
             }
@@ -1192,20 +1204,17 @@ fn tangents_finite<B: LinAlg>(backend: &B, runs: &[TangentRun<'_, B>]) -> Result
     Ok(true)
 }
 
-/// The shift of the convexity test: `sqrt(eps) * max(1, max|P|)`, with `max|P|` when known
-/// (`p_max`) or measured.
-fn convexity_shift<B: LinAlg>(backend: &B, p: &B::Op, p_max: Option<f64>) -> Result<f64> {
-    let p_max = match p_max {
-        Some(known) => known,
-        None => {
-            let ones = vec![B::Real::one(); backend.op_shape(p).1];
-            let (_, columns) = backend.op_abs_max(p, &ones, &ones)?;
-            columns
-                .into_iter()
-                .fold(0.0_f64, |s, v| s.max(v.to_f64_lossy()))
-        }
-    };
-    Ok(f64::EPSILON.sqrt() * p_max.max(1.0))
+/// The relative tolerance of the convexity test: `P` is accepted as positive semidefinite
+/// when `P + 1e-5 max(1, |P|_inf) I` is positive definite. Data rounded in their last
+/// digits are not exactly PSD: `P` of VALUES (Maros-Meszaros, solved by OSQP and Clarabel)
+/// has eigenvalues `-1.27e-5`, `1.2e-6 |P|_inf`; the test of `sqrt(eps)` rejected it.
+pub(crate) const CONVEXITY_TOLERANCE: f64 = 1e-5;
+
+/// The shift of the convexity test: [`CONVEXITY_TOLERANCE`] `* max(1, |P|_inf)` (the
+/// largest row sum of `|P|`, a bound on its spectral radius).
+fn convexity_shift<B: LinAlg>(backend: &B, p: &B::Op) -> Result<f64> {
+    let (rows, _) = backend.op_abs_sums(p)?;
+    Ok(CONVEXITY_TOLERANCE * largest(&rows).max(1.0))
 }
 
 /// The largest entry (0 when empty).
@@ -1255,7 +1264,7 @@ fn convex_by_gram<B: LinAlg>(
     backend: &B,
     dual: &DualOps<B>,
     p: &B::Op,
-    (p_max, sums): (Option<f64>, Option<SumBounds>),
+    sums: Option<SumBounds>,
     rho: B::Real,
 ) -> Result<bool> {
     let r = backend.op_shape(&dual.c).0;
@@ -1279,7 +1288,8 @@ fn convex_by_gram<B: LinAlg>(
     } else {
         0.0
     };
-    let tau = (convexity_shift(backend, p, p_max)? / h_norm.max(f64::MIN_POSITIVE)).max(rounding);
+    let shift = CONVEXITY_TOLERANCE * sums.p_rows.max(1.0);
+    let tau = (shift / h_norm.max(f64::MIN_POSITIVE)).max(rounding);
     let diagonal = B::Real::of((1.0 + tau) / rho_f);
     let affine = (-B::Real::one(), diagonal);
     match backend.cholesky_schur(r, &dual.m_host, affine, None, coarse) {
@@ -1290,9 +1300,9 @@ fn convex_by_gram<B: LinAlg>(
 }
 
 /// Tests that `P` is positive semidefinite: Cholesky of `P + shift I` with
-/// `shift = sqrt(eps) * max(1, max|P|)` (`max|P|` when known: `p_max`).
-fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op, p_max: Option<f64>) -> Result<()> {
-    let shift = convexity_shift(backend, p, p_max)?;
+/// `shift` of [`convexity_shift`].
+fn check_convexity<B: LinAlg>(backend: &B, p: &B::Op) -> Result<()> {
+    let shift = convexity_shift(backend, p)?;
     if backend.is_psd_with_shift(p, B::Real::of(shift))? {
         Ok(())
     } else {

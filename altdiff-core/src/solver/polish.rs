@@ -107,10 +107,12 @@ impl PolishSchedule {
 
 /// A point of the active-set polish, before it is judged.
 pub(crate) struct Candidate<B: LinAlg> {
-    /// `(x, s, lam, nu)` in the iterated problem's units.
+    /// `(x, s, lam, nu)` in the iterated problem's units, the multipliers as they came.
     pub iterate: Iterate<B>,
     /// Whether the solution is not unique (see [`polish`](self)).
     pub non_unique: bool,
+    /// The limit system of the mask, when the dual-space polish made it.
+    pub limit: Option<crate::solver::limit::Limit<B>>,
 }
 
 /// An accepted polish.
@@ -124,6 +126,26 @@ pub(crate) struct Polished<B: LinAlg> {
 
 /// The regularization of the polish and the proximal term: `1e-6` of the data's scale.
 const DELTA: f64 = 1e-6;
+
+/// The factor a polish widens its regularization by when the factorization with
+/// [`DELTA`] fails (measured on the Maros-Meszaros LPs: QBEACONF's sparse Cholesky fails at
+/// `1e-6`, and `1e-4` everywhere converges too slowly in its refinement, PRIMALC1).
+const WIDEN: f64 = 100.0;
+
+/// The factor a polish shrinks its regularization by when its refinement stalls short of
+/// [`SETTLED`] (scaled-rows-13 of `user_data_set(24, 3)`: `d = 0.18` against curvatures
+/// near 1 gains 22% a round and stops at `3e-7` of the scale; `d / 1000` reaches rounding).
+const SHRINK: f64 = 1e3;
+
+/// A polish whose residual ends below this fraction of its scale is settled: rounding.
+const SETTLED: f64 = 1e-11;
+
+/// The KKT system of a polish, `P x + C_A'y = f`, `C_A x = e`.
+struct PolishSystem<B: LinAlg> {
+    c_a: B::Op,
+    f: B::Mat,
+    e: B::Mat,
+}
 
 /// The regularization `d` of the polish's KKT system, and the proximal term `sigma` of a
 /// solver whose `H` is singular: [`DELTA`] (or four times the square root of a coarse
@@ -153,6 +175,14 @@ pub(crate) fn regularization<B: LinAlg>(backend: &B, [p, a, g]: [&B::Op; 3]) -> 
 /// Power iterations of the uniqueness test.
 const POWER_ITERATIONS: usize = 30;
 
+/// Corrections of the active set a polish tries after its first point fails.
+const CORRECTIONS: usize = 2;
+
+/// Refinement rounds of the regularized polish at most (each a solve with its factor; they
+/// go on while the residual falls by 10% or more: near-degenerate active sets converge at
+/// the rate `d / (d + lambda)` of their smallest curvature `lambda`).
+const ROUNDS: usize = 50;
+
 impl<B: LinAlg> AltDiff<B> {
     /// `d` of the regularized polish for the iterated problem ([`regularization`]).
     pub(super) fn polish_delta(&self) -> Result<f64> {
@@ -164,24 +194,25 @@ impl<B: LinAlg> AltDiff<B> {
     }
 
     /// The regularized polish of the column `it` (iterated units) for `params`, refined
-    /// against the exact KKT system; `None` when its factorization fails.
+    /// against the exact KKT system (and, with `uniqueness`, tested for other solutions);
+    /// `None` when its factorization fails.
     pub(super) fn polish_primal(
         &self,
         it: &Iterate<B>,
+        mask: &[B::Real],
         params: &QpParams<B>,
+        uniqueness: bool,
     ) -> Result<Option<Candidate<B>>> {
         let (be, dims) = (&self.backend, self.dims);
         let (one, zero) = (B::Real::one(), B::Real::zero());
-        let s = be.to_col_major(&it.s)?;
-        let active = crate::solver::kkt::active_indices(&s);
+        let active = crate::solver::kkt::active_indices(mask);
         let g_act = be.op_select_rows(&self.g, &active)?;
         let c_a = be.op_stack_rows(&self.a, &g_act)?;
-        let d = self.polish_delta()?;
-        let (rd, inv_d) = (B::Real::of(d), B::Real::of(1.0 / d));
-        let factor = match be.factor_shifted(&self.p, &self.a, &g_act, inv_d, rd) {
-            Ok(f) => f,
-            Err(Error::NotPositiveDefinite { .. }) => return Ok(None),
-            Err(other) => return Err(other),
+        let delta = self.polish_delta()?;
+        // the smallest regularization whose factorization succeeds (rounding fails the
+        // Cholesky of H_d first where the active rows are dependent and d is tiny)
+        let Some((mut factor, mut d)) = self.factor_polish(&g_act, &[delta, delta * WIDEN])? else {
+            return Ok(None);
         };
         let r = dims.p + active.len();
         // f = -q, e = [b; h_A], from the ADMM point
@@ -190,55 +221,155 @@ impl<B: LinAlg> AltDiff<B> {
         let h = be.to_col_major(&params.h)?;
         let mut e_host = be.to_col_major(&params.b)?;
         e_host.extend(active.iter().map(|&i| h[i]));
-        let e = be.mat_from_col_major(r, 1, &e_host)?;
+        let system = PolishSystem {
+            c_a,
+            f,
+            e: be.mat_from_col_major(r, 1, &e_host)?,
+        };
         let nu = be.to_col_major(&it.nu)?;
         let mut y_host = be.to_col_major(&it.lam)?;
         y_host.extend(active.iter().map(|&i| nu[i]));
-        let mut y = be.mat_from_col_major(r, 1, &y_host)?;
-        let mut x = it.x.clone();
-        // to full precision (a correction costs two products and a solve with the factor
-        // at hand): the point's relative accuracy does not depend on the data's units
-        let mut rounds = Rounds::new().with_rounds(20);
+        let mut point = (it.x.clone(), be.mat_from_col_major(r, 1, &y_host)?);
+        let mut settled = self.refine_polish(&system, &factor, d, &mut point)?;
+        if settled.is_none() {
+            return Ok(None);
+        }
+        // refinement converges at the rate d / (d + lambda) of the smallest curvature: where
+        // it stalls short of full precision (d large against the curvature, data whose
+        // columns' magnitudes differ), once more from there with a smaller d
+        if settled == Some(false)
+            && let Some((finer, fine_d)) = self.factor_polish(&g_act, &[d / SHRINK])?
+        {
+            (factor, d) = (finer, fine_d);
+            settled = self.refine_polish(&system, &factor, d, &mut point)?;
+            if settled.is_none() {
+                return Ok(None);
+            }
+        }
+        let (x, y) = point;
+        let iterate = self.point_of_active(x, &y, &active, params)?;
+        let non_unique = uniqueness && self.flat_directions(&factor, d)?;
+        Ok(Some(Candidate {
+            iterate,
+            non_unique,
+            limit: None,
+        }))
+    }
+
+    /// The factorization of `H_d = P + d I + C_A'C_A / d` with the first `d` of `deltas`
+    /// for which it succeeds, and that `d`; `None` when every one fails as not positive
+    /// definite.
+    fn factor_polish(&self, g_act: &B::Op, deltas: &[f64]) -> Result<Option<(B::Factor, f64)>> {
+        for &d in deltas {
+            let (rd, inv_d) = (B::Real::of(d), B::Real::of(1.0 / d));
+            match self
+                .backend
+                .factor_shifted(&self.p, &self.a, g_act, inv_d, rd)
+            {
+                Ok(factor) => return Ok(Some((factor, d))),
+                Err(Error::NotPositiveDefinite { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Iterative refinement of `point = (x, y)` against the exact KKT system of `system`,
+    /// each correction solved with the regularized `factor` (`H_d`, regularization `d`), to
+    /// full precision or until a round gains less than 10% ([`ROUNDS`] at most): `Some(true)`
+    /// when the residual ends below [`SETTLED`] of its scale, `Some(false)` when it stalls
+    /// above, `None` when it is not finite.
+    fn refine_polish(
+        &self,
+        system: &PolishSystem<B>,
+        factor: &B::Factor,
+        d: f64,
+        (x, y): &mut (B::Mat, B::Mat),
+    ) -> Result<Option<bool>> {
+        let be = &self.backend;
+        let one = B::Real::one();
+        let inv_d = B::Real::of(1.0 / d);
+        let PolishSystem { c_a, f, e } = system;
+        // the point's relative accuracy does not depend on the data's units
+        let mut rounds = Rounds::new().with_rounds(ROUNDS, 0.9);
         let (mut rf, mut re, mut t) = (x.clone(), e.clone(), x.clone());
         loop {
             // rf = f - P x - C_A'y, re = e - C_A x
-            be.apply(&mut rf, Accum::Replace, &self.p, Trans::No, &x, -one)?;
+            be.apply(&mut rf, Accum::Replace, &self.p, Trans::No, x, -one)?;
             let px = be.norm_inf(&rf)?;
-            be.apply(&mut t, Accum::Replace, &c_a, Trans::Yes, &y, one)?;
+            be.apply(&mut t, Accum::Replace, c_a, Trans::Yes, y, one)?;
             let cty = be.norm_inf(&t)?;
-            be.axpby(one, &f, one, &mut rf)?;
+            be.axpby(one, f, one, &mut rf)?;
             be.axpby(-one, &t, one, &mut rf)?;
-            be.apply(&mut re, Accum::Replace, &c_a, Trans::No, &x, -one)?;
+            be.apply(&mut re, Accum::Replace, c_a, Trans::No, x, -one)?;
             let cx = be.norm_inf(&re)?;
-            be.axpby(one, &e, one, &mut re)?;
+            be.axpby(one, e, one, &mut re)?;
             let size = be.norm_inf(&rf)?.max(be.norm_inf(&re)?);
             let scale = px
                 .max(cty)
                 .max(cx)
-                .max(be.norm_inf(&f)?)
-                .max(be.norm_inf(&e)?);
+                .max(be.norm_inf(f)?)
+                .max(be.norm_inf(e)?);
             if !size.is_finite() {
                 return Ok(None);
             }
             if !rounds.go_on(size, scale) {
-                break;
+                return Ok(Some(size <= B::Real::of(SETTLED) * scale));
             }
             // K_d [dx; dy] = [rf; re]
             be.copy_from(&mut t, &rf)?;
-            be.apply(&mut t, Accum::Add, &c_a, Trans::Yes, &re, inv_d)?;
-            be.solve_in_place(&factor, &mut t)?;
+            be.apply(&mut t, Accum::Add, c_a, Trans::Yes, &re, inv_d)?;
+            be.solve_in_place(factor, &mut t)?;
             let mut dy = re.clone();
-            be.apply(&mut dy, Accum::Replace, &c_a, Trans::No, &t, inv_d)?;
+            be.apply(&mut dy, Accum::Replace, c_a, Trans::No, &t, inv_d)?;
             be.axpby(-inv_d, &re, one, &mut dy)?;
-            be.axpby(one, &t, one, &mut x)?;
-            be.axpby(one, &dy, one, &mut y)?;
+            be.axpby(one, &t, one, x)?;
+            be.axpby(one, &dy, one, y)?;
         }
-        let iterate = self.point_of_active(x, &y, &active, params)?;
-        let non_unique = self.flat_directions(&factor, d)?;
-        Ok(Some(Candidate {
-            iterate,
-            non_unique,
-        }))
+    }
+
+    /// The polish of the mask of the slack `s` (`m x 1`, zero on the active rows) by
+    /// `solve`, judged by the residual rule on the user's problem; a point that fails is
+    /// corrected up to [`CORRECTIONS`] times, as a primal-dual active-set step: the active
+    /// rows whose multiplier came out negative leave the set, the rows the point violates
+    /// join it (an ADMM iterate near convergence misses such rows, weakly active ones on
+    /// degenerate LPs first of all). A correction that changes nothing ends it.
+    pub(super) fn corrected_polish(
+        &self,
+        s: &B::Mat,
+        params: &QpParams<B>,
+        mut solve: impl FnMut(&[B::Real]) -> Result<Option<Candidate<B>>>,
+    ) -> Result<Option<Polished<B>>> {
+        let be = &self.backend;
+        let (zero, one) = (B::Real::zero(), B::Real::one());
+        let mut mask = be.to_col_major(s)?;
+        for _ in 0..=CORRECTIONS {
+            let Some(candidate) = solve(&mask)? else {
+                return Ok(None);
+            };
+            let measures = self.measure(&candidate.iterate, params)?;
+            if measures.passes {
+                return Ok(Some(Polished {
+                    iterate: candidate.iterate,
+                    measures,
+                    non_unique: candidate.non_unique,
+                    limit: candidate.limit,
+                }));
+            }
+            let slack = be.to_col_major(&candidate.iterate.s)?;
+            let nu = be.to_col_major(&candidate.iterate.nu)?;
+            let next: Vec<B::Real> = slack
+                .iter()
+                .zip(&nu)
+                .map(|(&s, &nu)| if s <= zero && nu < zero { one } else { s })
+                .collect();
+            let active = |m: &[B::Real]| crate::solver::kkt::active_indices(m);
+            if active(&next) == active(&mask) {
+                return Ok(None);
+            }
+            mask = next;
+        }
+        Ok(None)
     }
 
     /// The iterate of a polished `(x, y_A)`: `lam` and `nu` on the active rows from `y`

@@ -47,6 +47,8 @@ pub(crate) fn is_coarse<B: LinAlg>(backend: &B) -> bool {
 pub(crate) struct Rounds<T> {
     last: T,
     left: usize,
+    /// A round must bring the residual below this fraction of the last one (default 1/2).
+    progress: T,
     /// `(eps_abs, eps_rel)` of the residual rule.
     tolerance: Option<(T, T)>,
 }
@@ -56,13 +58,16 @@ impl<T: Real> Rounds<T> {
         Self {
             last: T::infinity(),
             left: MAX_ROUNDS,
+            progress: T::of(0.5),
             tolerance: None,
         }
     }
 
-    /// At most `rounds` corrections (instead of [`MAX_ROUNDS`]).
-    pub fn with_rounds(mut self, rounds: usize) -> Self {
+    /// At most `rounds` corrections (instead of [`MAX_ROUNDS`]), each bringing the residual
+    /// below `progress` times the last one (instead of a half).
+    pub fn with_rounds(mut self, rounds: usize, progress: f64) -> Self {
         self.left = rounds;
+        self.progress = T::of(progress);
         self
     }
 
@@ -81,7 +86,7 @@ impl<T: Real> Rounds<T> {
         let go = self.left > 0
             && size > T::of(DONE) * scale
             && size > enough
-            && size < self.last / T::of(2.0);
+            && size < self.last * self.progress;
         self.last = size;
         self.left = self.left.saturating_sub(1);
         go

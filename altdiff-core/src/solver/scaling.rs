@@ -53,9 +53,9 @@ fn ruiz_factor(norm: f64) -> f64 {
 pub(crate) enum Ruized<B: LinAlg> {
     /// The scaling and the scaled `(P, A, G)`.
     Scaled(Scaling<B>, [B::Op; 3]),
-    /// The norms spread less than the threshold: the data stays as it is. `p_max` is the
-    /// largest `|P_ij|` and `sums` the sums bounding `|H|`, which the first pass measured.
-    Unscaled { p_max: f64, sums: SumBounds },
+    /// The norms spread less than the threshold: the data stays as it is. `sums` are the
+    /// sums bounding `|H|` (and `|P|`), which the first pass measured.
+    Unscaled { sums: SumBounds },
 }
 
 impl<B: LinAlg> Scaling<B> {
@@ -101,8 +101,7 @@ impl<B: LinAlg> Scaling<B> {
                 .collect();
             let (a_rows, g_rows) = (f64s(a_rows), f64s(g_rows));
             if pass == 0 && spread(columns.iter().chain(&a_rows).chain(&g_rows)) <= ruiz.threshold {
-                let p_max = p_cols.into_iter().fold(0.0, f64::max);
-                return Ok(Ruized::Unscaled { p_max, sums });
+                return Ok(Ruized::Unscaled { sums });
             }
             for (dj, norm) in d.iter_mut().zip(columns) {
                 *dj *= ruiz_factor(norm);

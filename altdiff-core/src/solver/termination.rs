@@ -45,41 +45,112 @@ impl Criterion {
         self.eps_abs + self.eps_rel * scale
     }
 
-    /// Judges the residuals of one column (in the iterated problem's units) on the user's
-    /// problem (`units` maps them there): the measures reported and whether they pass.
-    pub fn judge(&self, res: &Residuals, units: &Units) -> Measures {
-        let (primal, primal_ok) = self.rows_pass(&res.primal, &res.primal_scale, &units.rows);
-        let (dual, dual_ok) = self.rows_pass(&res.dual, &res.dual_scale, &units.cols);
-        let gap = res.gap.abs() * units.cost;
-        let gap_ok = gap <= self.bound(res.gap_scale * units.cost);
+    /// The measures of a solution column (in the iterated problem's units) on the user's
+    /// problem (`units` maps them there) and whether they pass: one pass over its rows and
+    /// variables, `p` equalities first.
+    pub fn point(&self, c: &Column<'_>, p: usize, units: &Units) -> Measures {
+        let factor = |f: &[f64], i: usize| f.get(i).copied().unwrap_or(1.0);
+        let mut rows = Rows::default();
+        let (mut consistency, mut consistency_scale) = (0.0, 0.0_f64);
+        for i in 0..c.cx.len() {
+            let (cx, bh) = (c.cx[i], c.bh[i]);
+            let s = if i < p { 0.0 } else { c.s[i - p] };
+            let residual = if i < p { cx - bh } else { (cx - bh).max(0.0) };
+            rows.add(
+                self,
+                residual,
+                cx.abs().max(bh.abs()),
+                factor(&units.rows, i),
+            );
+            consistency = crate::kernels::max_abs(consistency, cx + s - bh);
+            consistency_scale = consistency_scale.max(cx.abs()).max((bh - s).abs());
+        }
+        let mut vars = Rows::default();
+        let (mut dual_iterated, mut dual_scale) = (0.0, 0.0_f64);
+        for j in 0..c.px.len() {
+            let (sum, scale) = dual_terms(c, j);
+            vars.add(self, sum, scale, factor(&units.cols, j));
+            dual_iterated = crate::kernels::max_abs(dual_iterated, sum);
+            dual_scale = dual_scale.max(scale);
+        }
+        let bhy: f64 = c.bh.iter().zip(c.y).map(|(a, b)| a * b).sum();
+        let gap = (c.xpx + c.qx + bhy).abs() * units.cost;
+        let gap_scale = c.xpx.abs().max(c.qx.abs()).max(bhy.abs()) * units.cost;
         Measures {
-            primal,
-            dual,
+            primal: rows.worst,
+            dual: vars.worst,
             gap,
-            objective: res.objective * units.cost,
-            passes: primal_ok && dual_ok && gap_ok,
-            balance: res.balance(),
+            objective: (0.5 * c.xpx + c.qx) * units.cost,
+            passes: rows.pass && vars.pass && gap <= self.bound(gap_scale),
+            balance: [
+                consistency / consistency_scale.max(1e-30),
+                dual_iterated / dual_scale.max(1e-30),
+            ],
         }
     }
 
-    /// Whether the test passes on tangent residuals (no gap; the iterated units).
-    pub fn tangent_passes(&self, res: &Residuals) -> bool {
-        let none = Units::identity();
-        self.rows_pass(&res.primal, &res.primal_scale, &none.rows).1
-            && self.rows_pass(&res.dual, &res.dual_scale, &none.cols).1
+    /// Whether the primal rows of a solution column pass (`cx`, `bh`: its `Cx` and
+    /// `[b; h]`, `p` equalities first): the part of [`Criterion::point`] that needs no
+    /// product with `C'` in the dual space (a check whose primal rows fail skips them).
+    pub fn primal_passes(&self, cx: &[f64], bh: &[f64], p: usize, units: &Units) -> bool {
+        let factor = |i: usize| units.rows.get(i).copied().unwrap_or(1.0);
+        let mut rows = Rows::default();
+        for i in 0..cx.len() {
+            let residual = if i < p {
+                cx[i] - bh[i]
+            } else {
+                (cx[i] - bh[i]).max(0.0)
+            };
+            rows.add(self, residual, cx[i].abs().max(bh[i].abs()), factor(i));
+        }
+        rows.pass
     }
 
-    /// `(max_i |r_i| f_i, every row passes)` for residuals `r`, scales `s` and unit factors
-    /// `f` (empty: 1). NaN fails.
-    fn rows_pass(&self, r: &[f64], s: &[f64], f: &[f64]) -> (f64, bool) {
-        let factor = |i: usize| f.get(i).copied().unwrap_or(1.0);
-        r.iter()
-            .zip(s)
-            .enumerate()
-            .fold((0.0, true), |(worst, ok), (i, (&r, &s))| {
-                let (r, s) = (r.abs() * factor(i), s * factor(i));
-                (crate::kernels::max_abs(worst, r), ok && r <= self.bound(s))
-            })
+    /// Whether a tangent column passes the test on the differentiated KKT conditions
+    /// `C J_x + J_s - d[b; h]` and `P J_x + E + C'J_y` (no gap; the iterated units).
+    pub fn tangent(&self, c: &Column<'_>, p: usize) -> bool {
+        let mut rows = Rows::default();
+        for i in 0..c.cx.len() {
+            let s = if i < p { 0.0 } else { c.s[i - p] };
+            let scale = c.cx[i].abs().max(c.bh[i].abs()).max(s.abs());
+            rows.add(self, c.cx[i] + s - c.bh[i], scale, 1.0);
+        }
+        for j in 0..c.px.len() {
+            let (sum, scale) = dual_terms(c, j);
+            rows.add(self, sum, scale, 1.0);
+        }
+        rows.pass
+    }
+}
+
+/// `(Px + q + C'y)_j` and its scale `max(|Px|_j, |q_j|, |C'y|_j)`.
+fn dual_terms(c: &Column<'_>, j: usize) -> (f64, f64) {
+    let terms = [c.px[j], c.q[j], c.cty[j]];
+    let scale = terms.iter().fold(0.0, |a: f64, t| a.max(t.abs()));
+    (terms.iter().sum(), scale)
+}
+
+/// The largest residual of some rows in the user's units, and whether every row passes.
+struct Rows {
+    worst: f64,
+    pass: bool,
+}
+
+impl Default for Rows {
+    fn default() -> Self {
+        Self {
+            worst: 0.0,
+            pass: true,
+        }
+    }
+}
+
+impl Rows {
+    /// A row with `residual` and `scale` (iterated units) and the unit factor `f`; NaN fails.
+    fn add(&mut self, criterion: &Criterion, residual: f64, scale: f64, f: f64) {
+        let (r, s) = (residual.abs() * f, scale * f);
+        self.worst = crate::kernels::max_abs(self.worst, r);
+        self.pass = self.pass && r <= criterion.bound(s);
     }
 }
 
@@ -123,90 +194,23 @@ pub(crate) struct Measures {
 }
 
 impl Measures {
+    /// The measures of a check that found the primal rows failing and measured no more:
+    /// not passing, finite (the caller checked; the primal residual is only known to be
+    /// too large: `f64::MAX`), nothing to report or balance.
+    pub fn unfinished() -> Self {
+        Self {
+            primal: f64::MAX,
+            dual: 0.0,
+            gap: 0.0,
+            objective: 0.0,
+            passes: false,
+            balance: [1.0, 1.0],
+        }
+    }
+
     /// Whether the measures are finite.
     pub fn is_finite(&self) -> bool {
         self.primal.is_finite() && self.dual.is_finite() && self.objective.is_finite()
-    }
-}
-
-/// One column's residual vectors in the iterated problem's units.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Residuals {
-    /// Per stacked row (`p` equalities, then the inequalities).
-    pub primal: Vec<f64>,
-    pub primal_scale: Vec<f64>,
-    /// Per variable.
-    pub dual: Vec<f64>,
-    pub dual_scale: Vec<f64>,
-    pub gap: f64,
-    pub gap_scale: f64,
-    pub objective: f64,
-    /// `|Cx + s - [b; h]|_inf` (the ADMM residual, for residual balancing).
-    pub consistency: f64,
-    /// Its scale `max(|Cx|, |[b; h] - s|)` (OSQP's `max(|Ax|, |z|)`, `z` the projected
-    /// iterate: a loose bound's magnitude does not enter it).
-    pub consistency_scale: f64,
-}
-
-impl Residuals {
-    /// The residual balancing ratios (see [`Measures::balance`]).
-    fn balance(&self) -> [f64; 2] {
-        let largest = |v: &[f64]| v.iter().fold(0.0, |a: f64, b| a.max(b.abs()));
-        [
-            self.consistency / self.consistency_scale.max(1e-30),
-            largest(&self.dual) / largest(&self.dual_scale).max(1e-30),
-        ]
-    }
-
-    /// The residuals of a solution column (see the module docs).
-    pub fn of_point(c: &Column<'_>, p: usize) -> Self {
-        let (n, r) = (c.px.len(), c.cx.len());
-        let mut res = Self {
-            primal: Vec::with_capacity(r),
-            primal_scale: Vec::with_capacity(r),
-            dual: Vec::with_capacity(n),
-            dual_scale: Vec::with_capacity(n),
-            ..Self::default()
-        };
-        for i in 0..r {
-            let (cx, bh) = (c.cx[i], c.bh[i]);
-            let residual = if i < p { cx - bh } else { (cx - bh).max(0.0) };
-            res.primal.push(residual);
-            res.primal_scale.push(cx.abs().max(bh.abs()));
-            let s = if i < p { 0.0 } else { c.s[i - p] };
-            res.consistency = crate::kernels::max_abs(res.consistency, cx + s - bh);
-            res.consistency_scale = res.consistency_scale.max(cx.abs()).max((bh - s).abs());
-        }
-        res.dual_rows(c);
-        let bhy: f64 = c.bh.iter().zip(c.y).map(|(a, b)| a * b).sum();
-        res.gap = c.xpx + c.qx + bhy;
-        res.gap_scale = c.xpx.abs().max(c.qx.abs()).max(bhy.abs());
-        res.objective = 0.5 * c.xpx + c.qx;
-        res
-    }
-
-    /// The dual residual `Px + q + C'y` and its scale, per variable.
-    fn dual_rows(&mut self, c: &Column<'_>) {
-        for j in 0..c.px.len() {
-            let terms = [c.px[j], c.q[j], c.cty[j]];
-            self.dual.push(terms.iter().sum());
-            self.dual_scale
-                .push(terms.iter().fold(0.0, |a: f64, t| a.max(t.abs())));
-        }
-    }
-
-    /// The residuals of a tangent column: the differentiated KKT conditions
-    /// `C J_x + J_s - d[b; h]` and `P J_x + E + C'J_y` (no gap).
-    pub fn of_tangent(c: &Column<'_>, p: usize) -> Self {
-        let mut res = Self::default();
-        for i in 0..c.cx.len() {
-            let s = if i < p { 0.0 } else { c.s[i - p] };
-            res.primal.push(c.cx[i] + s - c.bh[i]);
-            res.primal_scale
-                .push(c.cx[i].abs().max(c.bh[i].abs()).max(s.abs()));
-        }
-        res.dual_rows(c);
-        res
     }
 }
 
@@ -268,18 +272,16 @@ impl HostBlock {
         }
     }
 
-    /// The residuals of every column: of a solution (`point`) or of a tangent.
-    pub fn residuals(&self, point: bool) -> Vec<Residuals> {
+    /// The measures of every column of a solution block (see [`Criterion::point`]).
+    pub fn measures(&self, criterion: &Criterion, units: &Units) -> Vec<Measures> {
         (0..self.k)
-            .map(|j| {
-                let column = self.column(j);
-                if point {
-                    Residuals::of_point(&column, self.dims.p)
-                } else {
-                    Residuals::of_tangent(&column, self.dims.p)
-                }
-            })
+            .map(|j| criterion.point(&self.column(j), self.dims.p, units))
             .collect()
+    }
+
+    /// Whether every column of a tangent block passes (see [`Criterion::tangent`]).
+    pub fn tangents_pass(&self, criterion: &Criterion) -> bool {
+        (0..self.k).all(|j| criterion.tangent(&self.column(j), self.dims.p))
     }
 }
 
@@ -472,24 +474,37 @@ pub(crate) struct Checks {
     every: Option<usize>,
     next: usize,
     never: bool,
+    /// What a check costs in iterations (at least 1): the shortest adaptive interval.
+    cost: usize,
 }
 
 impl Checks {
-    /// The adaptive schedule: a check after every iteration up to the 8th, then after
-    /// `iterations / 8` more (at most [`Checks::MAX_INTERVAL`]): a solve that converges in
-    /// `k` iterations runs at most `k / 8` (and 25) too many, and the checks cost at most
-    /// an eighth of the iterations' count of checks.
+    /// The adaptive schedule: a check after the first iteration, then after
+    /// `max(iterations / 8, cost)` more (at most [`Checks::MAX_INTERVAL`]), `cost` being
+    /// what a check costs in iterations: a solve that converges in `k` iterations runs at
+    /// most `max(k / 8, cost)` (and 25) too many, and its checks cost at most about as much
+    /// again as the iterations.
     pub const ADAPTIVE: usize = 8;
     /// The longest adaptive interval (OSQP checks every 25 iterations).
     pub const MAX_INTERVAL: usize = 25;
 
-    /// The schedule of the settings `every` (`None`: adaptive) for the rule `rule`.
-    pub fn new(every: Option<usize>, rule: StoppingRule) -> Self {
+    /// The schedule of the settings `every` (`None`: adaptive) for the rule `rule`, where
+    /// a check costs `cost` iterations (rounded, at least 1).
+    pub fn new(every: Option<usize>, rule: StoppingRule, cost: f64) -> Self {
         Self {
             every,
             next: 1,
             never: matches!(rule, StoppingRule::Fixed(_)),
+            cost: (cost.round().clamp(1.0, Self::MAX_INTERVAL as f64)) as usize,
         }
+    }
+
+    /// What a check costs in iterations of the dual-space iteration with `n` variables and
+    /// `r` stacked rows: two products with `C'` and `O(n + r)` host work against a product
+    /// with `M`.
+    pub fn dual_cost(n: usize, r: usize) -> f64 {
+        let (n, r) = (n as f64, r.max(1) as f64);
+        (2.0 * n * r + 10.0 * (n + r)) / (r * r + 5.0 * r)
     }
 
     /// Whether iteration `iteration` (1-based) of at most `limit` runs the test.
@@ -506,7 +521,9 @@ impl Checks {
                 if iteration < self.next {
                     return false;
                 }
-                let interval = (iteration / Self::ADAPTIVE).clamp(1, Self::MAX_INTERVAL);
+                let interval = (iteration / Self::ADAPTIVE)
+                    .max(self.cost)
+                    .clamp(1, Self::MAX_INTERVAL);
                 self.next = iteration + interval;
                 true
             }
@@ -570,17 +587,14 @@ mod tests {
     fn a_loose_bound_does_not_loosen_the_other_rows() {
         // an exact point passes, whatever the loose bound
         for h in [2.0, 5e8, 1e10] {
-            let m = RULE.judge(
-                &Residuals::of_point(&exact(h).column(), 1),
-                &Units::identity(),
-            );
+            let m = RULE.point(&exact(h).column(), 1, &Units::identity());
             assert!(m.passes, "h = {h}: {m:?}");
         }
         // the equality off by 20 fails next to a bound of 5e8 (the old norm-wise scale,
         // max(|b|, |h|, |s|) = 5e8, let it pass)
         let mut off = exact(5e8);
         off.cx[0] = 21.0;
-        let m = RULE.judge(&Residuals::of_point(&off.column(), 1), &Units::identity());
+        let m = RULE.point(&off.column(), 1, &Units::identity());
         assert!(!m.passes && (m.primal - 20.0).abs() < 1e-12, "{m:?}");
     }
 
@@ -591,7 +605,7 @@ mod tests {
         p.cx[1] = 1e4;
         p.s[0] = 0.0;
         p.cx[0] = 1.001;
-        let m = RULE.judge(&Residuals::of_point(&p.column(), 1), &Units::identity());
+        let m = RULE.point(&p.column(), 1, &Units::identity());
         assert!(!m.passes);
     }
 
@@ -603,14 +617,13 @@ mod tests {
         let mut p = exact(2.0);
         p.bh[0] = 0.0;
         p.cx[0] = 1e-7;
-        let res = Residuals::of_point(&p.column(), 1);
-        assert!(RULE.judge(&res, &Units::identity()).passes);
+        assert!(RULE.point(&p.column(), 1, &Units::identity()).passes);
         let units = Units {
             rows: vec![1e4, 1.0],
             cols: vec![1.0],
             cost: 1.0,
         };
-        let m = RULE.judge(&res, &units);
+        let m = RULE.point(&p.column(), 1, &units);
         assert!(!m.passes && (m.primal - 1e-3).abs() < 1e-9, "{m:?}");
     }
 
@@ -628,9 +641,8 @@ mod tests {
             q: [0.0],
             cty: [-1.0],
         };
-        let res = Residuals::of_point(&p.column(), 1);
-        assert!(res.primal.iter().all(|r| *r == 0.0) && res.dual.iter().all(|r| *r == 0.0));
-        let m = RULE.judge(&res, &Units::identity());
+        let m = RULE.point(&p.column(), 1, &Units::identity());
+        assert!(m.primal == 0.0 && m.dual == 0.0, "{m:?}");
         assert!(!m.passes && (m.gap - 1.0).abs() < 1e-12, "{m:?}");
     }
 
@@ -641,21 +653,25 @@ mod tests {
             p.px = [scale];
             p.q = [-scale];
             p.cx[0] = 21.0;
-            let m = RULE.judge(&Residuals::of_point(&p.column(), 1), &Units::identity());
+            let m = RULE.point(&p.column(), 1, &Units::identity());
             assert!(!m.passes, "scale {scale}");
         }
     }
 
     #[test]
     fn adaptive_checks_thin_out() {
-        let mut checks = Checks::new(None, StoppingRule::default());
+        let mut checks = Checks::new(None, StoppingRule::default(), 1.0);
         let due: Vec<usize> = (1..=400).filter(|&i| checks.due(i, 400)).collect();
         assert_eq!(due[..9], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let gaps: Vec<usize> = due.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|&g| g <= Checks::MAX_INTERVAL));
         assert_eq!(*due.last().unwrap(), 400);
         assert!(due.len() < 60, "{}", due.len());
-        let mut fixed = Checks::new(None, StoppingRule::Fixed(10));
+        // a check that costs four iterations comes every four at least
+        let mut costly = Checks::new(None, StoppingRule::default(), 4.0);
+        let due: Vec<usize> = (1..=40).filter(|&i| costly.due(i, 40)).collect();
+        assert_eq!(due[..4], [1, 5, 9, 13]);
+        let mut fixed = Checks::new(None, StoppingRule::Fixed(10), 1.0);
         assert!((1..=10).all(|i| !fixed.due(i, 10)));
     }
 }

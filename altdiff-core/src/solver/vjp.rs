@@ -191,7 +191,7 @@ impl<B: LinAlg> AltDiff<B> {
     /// `J'g` from the limit system: `z = H^-1 g`, `w = S^-1 C z`, `zeta = H^-1 (g - C'w)`, then
     /// `q: -zeta`, `b: rho A zeta + w_b`, `h: rho G zeta + w_h` (see [`limit`](super::limit)).
     fn vjp_limit(&self, solution: &Solution<B>, g: &B::Mat) -> Result<Grads<B>> {
-        let Some(dual) = &self.dual else {
+        let Some(dual) = self.polish_dual_ops()? else {
             // a sparse backend has no dense dual space: the limit by iteration
             if !self.backend.dense_dual_space() {
                 return self.vjp_implicit(solution, g);

@@ -19,6 +19,7 @@ mod finite_diff;
 mod kkt;
 mod problems;
 mod reference;
+mod trust_checks;
 mod user_data;
 
 pub use clarabel_oracle::{OracleSolution, clarabel_solve};

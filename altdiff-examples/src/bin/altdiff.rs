@@ -90,7 +90,7 @@ struct SolveArgs {
     #[arg(long)]
     vjp: Option<PathBuf>,
     /// How the VJP is computed (with --method kkt it is the KKT adjoint).
-    #[arg(long, value_enum, default_value_t = VjpModeArg::Unrolled)]
+    #[arg(long, value_enum, default_value_t = VjpModeArg::Limit)]
     vjp_mode: VjpModeArg,
     #[command(flatten)]
     solver: SolverArgs,
@@ -227,7 +227,7 @@ struct BatchBenchArgs {
     #[arg(long)]
     no_loop: bool,
     /// How the VJPs are computed (with --method kkt: the KKT adjoint).
-    #[arg(long, value_enum, default_value_t = VjpModeArg::Implicit)]
+    #[arg(long, value_enum, default_value_t = VjpModeArg::Limit)]
     vjp_mode: VjpModeArg,
     /// Seed of the problem and the batch.
     #[arg(long, default_value_t = 0)]
