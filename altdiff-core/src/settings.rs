@@ -288,13 +288,13 @@ impl Anderson {
 /// scaled problem `(c D P D, c D q, E_A A D, E_A b, E_G G D, E_G h)` and maps everything it
 /// returns back exactly: `x = D x_bar`, `s = E_G^-1 s_bar`, duals `E y_bar / c`, Jacobians
 /// `J = D J_bar R` (`R` the scaling of the parameter: `c D` for `q`, `E_A` for `b`, `E_G` for
-/// `h`, `c d_i d_j` / `e_i d_j` per entry of `P` / `A`, `G`), gradients `R J_bar' D g`. The
-/// stopping rule is tested on the scaled problem (OSQP's `scaled_termination`); the
-/// reported residuals and objective are those of the original problem.
+/// `h`, `c d_i d_j` / `e_i d_j` per entry of `P` / `A`, `G`), gradients `R J_bar' D g`.
+/// Scaling only changes the path: the stopping test is decided on the original problem,
+/// row by row, so `solved` means the same with and without it (see `docs/defaults.md`).
 ///
 /// By default it runs only where it helps: when the data are badly scaled, i.e. the
 /// largest row or column norm of the KKT matrix exceeds the smallest nonzero one by more than
-/// [`Ruiz::threshold`] (1e4). Measured (example `convergence_control`, n = 300): on a problem
+/// [`Ruiz::threshold`] (1e3). Measured (example `convergence_control`, n = 300): on a problem
 /// with rows and columns scaled by 1e-2 .. 1e2 it cuts the iterations from 22 686 / over
 /// 100 000 / over 100 000 to 36 / 354 / 2 976 at rho = 0.1 / 1 / 10; on the demo's well
 /// scaled problems (spread below 10; the paper's generator: about n) it would only move the effective penalty (96 -> 377
@@ -312,7 +312,7 @@ pub struct Ruiz {
     /// Equilibration passes, `>= 1` (default 10).
     pub iterations: usize,
     /// Equilibrate only when the largest row / column infinity norm of `[P C'; C 0]` is
-    /// more than this times the smallest nonzero one (default 1e4; 1 = always).
+    /// more than this times the smallest nonzero one (default 1e3; 1 = always).
     pub threshold: f64,
     /// When the data are equilibrated and [`Settings::adaptive_rho`] is `None`, adapt rho
     /// with [`AdaptiveRho::default`] all the same (default true): equilibration moves the

@@ -41,7 +41,7 @@ impl From<ParamArg> for Param {
 /// `--scaling auto|always|off`: Ruiz equilibration of the data.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ScalingArg {
-    /// Only when the data are badly scaled (row / column norms spread over 1e4).
+    /// Only when the data are badly scaled (row / column norms spread over 1e3).
     #[default]
     Auto,
     /// Always.

@@ -476,3 +476,23 @@ fn single_precision_convexity_test_rejects_indefinite_p() {
         assert!(sol.status().is_solved(), "{settings:?}");
     }
 }
+
+/// Data as users write it (loose bounds, scaled rows and columns, LPs, non-unique), solved in
+/// single precision with the default settings: never a wrong answer marked solved, and the
+/// problems with loose bounds all solved right (the polish's refinement measures its
+/// residual against the rows it solves: an inactive `h_i = 1e10` in the scale ended it at
+/// once, leaving `f32` accuracy).
+#[test]
+fn single_precision_solves_user_data_right() {
+    use altdiff_core::testing::{Judgement, UserDataKind, reference_solve, user_data_set};
+    let be = single();
+    for problem in user_data_set(60, 0) {
+        let reference = reference_solve(&problem.qp).expect("a reference");
+        let sol = solve_host(&be, &problem.qp, Settings::default()).expect("solve");
+        let judgement = Judgement::of(&sol, &reference, problem.kind);
+        assert_ne!(judgement, Judgement::WrongSolved, "{}", problem.name);
+        if problem.kind == UserDataKind::LooseBounds {
+            assert_eq!(judgement, Judgement::Right, "{}", problem.name);
+        }
+    }
+}

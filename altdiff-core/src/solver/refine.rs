@@ -101,7 +101,8 @@ pub(crate) struct Residual<B: LinAlg> {
     pub e: B::Mat,
     /// The larger inf-norm of the two.
     pub size: B::Real,
-    /// The largest of `|f|`, `|P x|`, `|e|`, `|C x|` (inf-norms).
+    /// The largest of `|f|`, `|P x|`, `|e|`, `|C x|` (inf-norms; `e` and `C x` on the rows
+    /// that are equations).
     pub scale: B::Real,
 }
 
@@ -151,14 +152,16 @@ impl<B: LinAlg> Residual<B> {
         keep: impl Fn(&B::Mat) -> Result<B::Mat>,
     ) -> Result<Self> {
         let one = B::Real::one();
+        // the scale of the equations only: the bound of an inactive row (a loose `h_i = 1e10`)
+        // would end the refinement at once
+        let (e_kept, cx_kept) = (keep(e)?, keep(&cx)?);
         let scale = (backend.norm_inf(&px)?.max(backend.norm_inf(f)?))
-            .max(backend.norm_inf(&cx)?)
-            .max(backend.norm_inf(e)?);
-        let (mut rf, mut re) = (px, cx);
+            .max(backend.norm_inf(&cx_kept)?)
+            .max(backend.norm_inf(&e_kept)?);
+        let (mut rf, mut re) = (px, cx_kept);
         backend.axpby(one, f, -one, &mut rf)?;
         backend.axpby(-one, &cty, one, &mut rf)?;
-        backend.axpby(one, e, -one, &mut re)?;
-        let re = keep(&re)?;
+        backend.axpby(one, &e_kept, -one, &mut re)?;
         let size = backend.norm_inf(&rf)?.max(backend.norm_inf(&re)?);
         Ok(Self {
             f: rf,
