@@ -78,7 +78,6 @@ def cached(path, compute):
     data = {}
     if path and os.path.exists(path):
         data = json.load(open(path))
-    changed = False
     out = compute(data)
     if path:
         json.dump(out, open(path, "w"), indent=1)
@@ -163,12 +162,10 @@ def main():
     print(f"Maros-Meszaros: {len(names)} problems, {len(solvable)} solved by Clarabel; eps {args.eps}, "
           f"time limit {args.time_limit} s")
     print(f"{'solver':<12} {'right':>6} {'wrong':>6} {'sgm time s (both right)':>26}")
+    common = [n for n in rows["altdiff"][2] if n in rows["osqp"][2]]
     for label in rows:
-        both = [n for n in rows[label][2] if n in rows["altdiff"][2] and (label == "altdiff" or True)]
-        common = [n for n in rows["altdiff"][2] if n in rows["osqp"][2]]
         times = [rows[label][2][n] for n in common if n in rows[label][2]]
         print(f"{label:<12} {rows[label][0]:>6} {rows[label][1]:>6} {sgm(times):>26.4f}")
-    common = [n for n in rows["altdiff"][2] if n in rows["osqp"][2]]
     print(f"shifted geometric means over the {len(common)} problems altdiff and OSQP (plain) both solve right")
 
 

@@ -141,10 +141,16 @@ impl HostMatrix {
                 col_ptr[ncols]
             ));
         }
+        // every pointer checked before any is used: with col_ptr monotone and ending at the
+        // number of entries, every column's range lies inside row_idx
+        if let Some(j) = col_ptr.windows(2).position(|w| w[0] > w[1]) {
+            return fail(format!(
+                "col_ptr decreases at column {j} ({} then {})",
+                col_ptr[j],
+                col_ptr[j + 1]
+            ));
+        }
         for (j, w) in col_ptr.windows(2).enumerate() {
-            if w[0] > w[1] {
-                return fail(format!("col_ptr decreases at column {j}"));
-            }
             let rows = &row_idx[w[0]..w[1]];
             if let Some(&i) = rows.iter().find(|&&i| i >= nrows) {
                 return fail(format!("row index {i} in column {j} is not below {nrows}"));
@@ -666,6 +672,10 @@ mod tests {
         assert!(bad(vec![0, 2, 2], vec![1, 0], 2).contains("strictly increasing"));
         assert!(bad(vec![0, 1, 3], vec![0, 1], 2).contains("from 0 to"));
         assert!(bad(vec![0, 1, 2], vec![0, 1], 1).contains("row indices but"));
+        // a pointer beyond the stored entries that comes back down to their number: checked
+        // before any column is sliced (this panicked in the slice)
+        assert!(bad(vec![0, 5, 2], vec![0, 1], 2).contains("col_ptr decreases at column 1"));
+        assert!(bad(vec![0, usize::MAX, 2], vec![0, 1], 2).contains("decreases"));
         let err = HostMatrix::from_triplets(Field::A, 2, 2, &[(0, 2, 1.0)]).unwrap_err();
         assert!(err.to_string().contains("(0, 2)"), "{err}");
     }

@@ -448,7 +448,8 @@ pub struct Settings {
     /// ADMM penalty `rho > 0` (default 1.0, as in the reference code). Changing it changes
     /// `H`: build a new solver.
     pub rho: f64,
-    /// Iteration bound, `>= 1` (default 10 000). [`StoppingRule::Fixed`] runs its own count.
+    /// Iteration bound, `>= 1` (default 10 000); it bounds every loop: a
+    /// [`StoppingRule::Fixed`] count above it is an invalid setting.
     pub max_iter: usize,
     /// Wall-clock bound on a solve's iterations (default none): when it passes, the solve
     /// ends with [`Status::TimeLimit`](crate::Status::TimeLimit) and its last iterate. Setup
@@ -757,6 +758,14 @@ impl Settings {
                 if k == 0 {
                     return invalid("fixed iterations", ">= 1", 0.0);
                 }
+                // max_iter bounds every loop, a fixed count included
+                if k > self.max_iter {
+                    return invalid(
+                        "fixed iterations",
+                        "<= max_iter (raise max_iter to run more)",
+                        k as f64,
+                    );
+                }
             }
         }
         Ok(())
@@ -781,6 +790,12 @@ mod tests {
             (Settings::default().with_check_every(0), "check_every"),
             (
                 Settings::default().with_stopping(StoppingRule::Fixed(0)),
+                "fixed",
+            ),
+            (
+                Settings::default()
+                    .with_max_iter(100)
+                    .with_stopping(StoppingRule::Fixed(101)),
                 "fixed",
             ),
             (

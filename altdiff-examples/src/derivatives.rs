@@ -133,13 +133,25 @@ impl BackendJob for DerivativesJob<'_> {
         )?;
         let (kkt_sol, kkt_s) = timed(repeats, || Ok(kkt.solve(problem.params())?))?;
         let kkt_host = kkt_sol.to_host(&backend)?;
-        let jac = |sol: &altdiff_core::HostSolution| -> Vec<HostMatrix> {
+        // an infeasible or unbounded problem (or a numerical failure) has no derivative
+        let jac = |sol: &altdiff_core::HostSolution| -> Result<Vec<HostMatrix>, CliError> {
             Param::VECTORS
                 .iter()
-                .map(|&p| sol.jacobian(p).expect("requested").clone())
+                .map(|&p| {
+                    sol.jacobian(p).cloned().ok_or_else(|| CliError::NotSolved {
+                        what: "altdiff derivatives",
+                        status: sol.status.as_str().to_string(),
+                    })
+                })
                 .collect()
         };
-        let kkt_jacs = jac(&kkt_host);
+        if !(kkt_host.status.is_expected() || kkt_host.status.is_truncated()) {
+            return Err(CliError::NotSolved {
+                what: "altdiff derivatives",
+                status: kkt_host.status.as_str().to_string(),
+            });
+        }
+        let kkt_jacs = jac(&kkt_host)?;
         let exact = jtg(&kkt_jacs.iter().collect::<Vec<_>>(), &g_host);
 
         let (plain, plain_setup) = solver(base.clone())?;
@@ -161,7 +173,7 @@ impl BackendJob for DerivativesJob<'_> {
             let (forward, setup_s) =
                 solver(base.clone().with_wrt(Wrt::vectors()).with_limit(limit))?;
             let (fwd_sol, fwd_s) = timed(repeats, || Ok(forward.solve(problem.params())?))?;
-            let fwd_jacs = jac(&fwd_sol.to_host(&backend)?);
+            let fwd_jacs = jac(&fwd_sol.to_host(&backend)?)?;
             rows.push(DerivativeRow {
                 backend: name,
                 what,

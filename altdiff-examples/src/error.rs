@@ -40,12 +40,38 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// A MAT-file could not be read as a QP (the error names the file).
+    #[error(transparent)]
+    Mat(#[from] crate::maros::MatError),
     /// The problem or settings were rejected by the library.
     #[error(transparent)]
     Core(#[from] altdiff_core::Error),
     /// A bad combination of command-line options.
     #[error("{0}")]
     Usage(String),
+    /// A derivative overflowed (or is NaN): JSON cannot hold it, and a `null` would pass
+    /// for a number.
+    #[error(
+        "{what}[{index}] is {value}: the derivative is beyond f64 (a gradient or data of \
+         extreme magnitude; scale it down)"
+    )]
+    Overflow {
+        /// Which derivative (`vjp.q`, `dx_db`, ...).
+        what: &'static str,
+        /// The entry's row-major index.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
+    /// The problem did not solve (infeasible, unbounded, out of iterations), so there is
+    /// nothing to go on with: a status, not bad input (exit code 1).
+    #[error("{what}: the problem ended {status}, not solved")]
+    NotSolved {
+        /// What needed the solution.
+        what: &'static str,
+        /// The solver's status (its JSON name).
+        status: String,
+    },
     /// A data set could not be loaded (`altdiff classify`).
     #[error(transparent)]
     Dataset(#[from] crate::datasets::DatasetError),
@@ -53,4 +79,24 @@ pub enum CliError {
     #[cfg(feature = "candle")]
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+impl CliError {
+    /// The program's exit code for this failure: 1 for [`CliError::NotSolved`] (a status),
+    /// 2 for everything else (bad input, a file, a library error).
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_examples::CliError;
+    /// assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
+    /// let e = CliError::NotSolved { what: "derivatives", status: "primal_infeasible".into() };
+    /// assert_eq!(e.exit_code(), 1);
+    /// ```
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::NotSolved { .. } => 1,
+            _ => 2,
+        }
+    }
 }

@@ -37,6 +37,7 @@ pub mod derivatives;
 mod error;
 pub mod layer_cli;
 pub mod maros;
+pub mod memory;
 pub mod npz_file;
 pub mod plot;
 pub mod problem_file;

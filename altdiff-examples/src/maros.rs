@@ -187,10 +187,56 @@ pub fn parse_maros(name: &str, path: &Path, bytes: &[u8]) -> Result<MarosProblem
             "no endian indicator (IM or MI) at byte 126: not a MAT-file".into(),
         ));
     }
-    let file = quietly(|| matrw::load_matfile_from_u8(bytes))
-        .map_err(|panic| malformed(format!("the reader panicked: {panic}")))?
-        .map_err(|e| malformed(e.to_string()))?;
+    if bytes.starts_with(b"MATLAB 7.3 MAT-file") {
+        return Err(malformed(
+            "a version 7.3 (HDF5) MAT-file: save it as version 5 or 7 (MATLAB `save -v7`, \
+             scipy.io.savemat)"
+                .into(),
+        ));
+    }
+    let bytes = canonical_header(bytes);
+    let file = quietly(|| matrw::load_matfile_from_u8(&bytes))
+        .map_err(|panic| malformed(format!("the reader panicked: {}", one_line(&panic))))?
+        .map_err(|e| malformed(one_line(&e.to_string())))?;
     Reader { path, file }.problem(name)
+}
+
+/// The bytes with the header's descriptive text replaced by MATLAB's
+/// `"MATLAB 5.0 MAT-file, "`: the level-5 format leaves the text free (scipy writes
+/// `"MATLAB 5.0 MAT-file Platform: posix, ..."`, Octave its own), but `matrw` insists on
+/// MATLAB's words. The version and endian fields (bytes 124..128) are kept.
+fn canonical_header(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const TEXT: &[u8] = b"MATLAB 5.0 MAT-file, ";
+    if bytes.starts_with(TEXT) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut owned = bytes.to_vec();
+    owned[..TEXT.len()].copy_from_slice(TEXT);
+    std::borrow::Cow::Owned(owned)
+}
+
+/// A reader's message on one line: ANSI colour codes dropped, lines and runs of spaces
+/// joined, at most 300 characters (`binrw` prints a coloured, indented backtrace).
+fn one_line(message: &str) -> String {
+    let mut plain = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // an escape sequence: up to its final letter
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let joined = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}...", &joined[..cut]),
+        None => joined,
+    }
 }
 
 /// Runs `f`, catching a panic as its message, with the panic hook silenced meanwhile (the

@@ -52,10 +52,7 @@ impl ProblemFile {
     /// # Ok::<(), altdiff_examples::CliError>(())
     /// ```
     pub fn parse(text: &str, path: &Path) -> Result<Self, CliError> {
-        serde_json::from_str(text).map_err(|source| CliError::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        parse_json(text, path)
     }
 
     /// Reads and parses a problem file.
@@ -117,12 +114,7 @@ pub fn read_problem(path: &Path) -> Result<HostQp, CliError> {
     if extension("npz") {
         crate::npz_file::read_npz(path)
     } else if extension("mat") {
-        crate::maros::read_maros(path)
-            .map(|problem| problem.qp)
-            .map_err(|err| CliError::Format {
-                path: path.to_path_buf(),
-                message: err.to_string(),
-            })
+        Ok(crate::maros::read_maros(path)?.qp)
     } else {
         ProblemFile::read(path)?.to_host()
     }
@@ -183,6 +175,46 @@ pub struct ResultFile {
     pub vjp: Option<VjpFile>,
 }
 
+impl ResultFile {
+    /// The first derivative entry (Jacobian or VJP) that is not finite, as (its name, the
+    /// entry's row-major index, its value): JSON would write it as `null`.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_examples::problem_file::{ResultFile, VjpFile};
+    /// let mut r: ResultFile = serde_json::from_str(r#"{"status": "solved", "iterations": 1,
+    ///     "objective": 0, "x": [0], "lam": [], "nu": [], "s": [], "primal_residual": 0,
+    ///     "dual_residual": 0}"#).unwrap();
+    /// assert_eq!(r.non_finite_derivative(), None);
+    /// r.vjp = Some(VjpFile { q: vec![1.0, f64::INFINITY], b: vec![], h: vec![], p: None, a: None, g: None });
+    /// assert_eq!(r.non_finite_derivative(), Some(("vjp.q", 1, f64::INFINITY)));
+    /// ```
+    #[must_use]
+    pub fn non_finite_derivative(&self) -> Option<(&'static str, usize, f64)> {
+        let rows = |m: &Option<Vec<Vec<f64>>>| m.iter().flatten().flatten().copied().collect();
+        let mut fields: Vec<(&'static str, Vec<f64>)> = vec![
+            ("dx_dq", rows(&self.dx_dq)),
+            ("dx_db", rows(&self.dx_db)),
+            ("dx_dh", rows(&self.dx_dh)),
+            ("dx_dP", rows(&self.dx_dp)),
+            ("dx_dA", rows(&self.dx_da)),
+            ("dx_dG", rows(&self.dx_dg)),
+        ];
+        if let Some(v) = &self.vjp {
+            fields.push(("vjp.q", v.q.clone()));
+            fields.push(("vjp.b", v.b.clone()));
+            fields.push(("vjp.h", v.h.clone()));
+            fields.push(("vjp.P", rows(&v.p)));
+            fields.push(("vjp.A", rows(&v.a)));
+            fields.push(("vjp.G", rows(&v.g)));
+        }
+        fields.into_iter().find_map(|(name, values)| {
+            let (i, &v) = values.iter().enumerate().find(|(_, v)| !v.is_finite())?;
+            Some((name, i, v))
+        })
+    }
+}
+
 /// `true` (results written before the field existed).
 fn unique_by_default() -> bool {
     true
@@ -225,7 +257,14 @@ pub fn read_vector(path: &Path) -> Result<Vec<f64>, CliError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| CliError::Json {
+    parse_json(&text, path)
+}
+
+/// Parses JSON text, a UTF-8 byte-order mark (as some Windows editors write) skipped;
+/// `path` names the source in errors.
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, CliError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    serde_json::from_str(text).map_err(|source| CliError::Json {
         path: path.to_path_buf(),
         source,
     })

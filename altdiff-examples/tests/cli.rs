@@ -751,3 +751,247 @@ fn solves_a_maros_meszaros_file_on_the_sparse_and_dense_backends() {
     }
     assert_eq!(iterations[0], iterations[1], "the same iterates");
 }
+
+/// A file of `tests/data/savemat` (written by `scipy.io.savemat`, whose header text reads
+/// "MATLAB 5.0 MAT-file Platform: posix, ..." without MATLAB's comma).
+fn savemat(name: &str) -> String {
+    format!("{}/tests/data/savemat/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One line on stderr, exit code 2, naming the file once.
+fn one_line_error(out: &Output, file: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(err.matches(file).count(), 1, "the path once: {err}");
+    assert!(!err.contains('\u{1b}'), "no colour codes: {err}");
+    err
+}
+
+#[test]
+fn mat_files_written_by_scipy_load_sparse_dense_and_compressed() {
+    // HS21 (x* = (2, 0)) as scipy writes it: sparse, compressed, dense arrays
+    for file in [
+        "hs21_scipy.mat",
+        "hs21_scipy_compressed.mat",
+        "hs21_scipy_dense.mat",
+    ] {
+        for backend in ["faer-sparse", "faer"] {
+            let (code, r) = solve_json(&["solve", &savemat(file), "--backend", backend]);
+            assert_eq!((code, r.status.as_str()), (0, "solved"), "{file} {backend}");
+            assert!(
+                (r.x[0] - 2.0).abs() < 1e-6 && r.x[1].abs() < 1e-6,
+                "{file} {backend}: {:?}",
+                r.x
+            );
+        }
+    }
+}
+
+#[test]
+fn inconsistent_column_pointers_are_one_line_errors_and_the_suite_goes_on() {
+    // A's column pointers 0 9 4 over 4 stored entries: a slice panicked in host.rs
+    let out = altdiff(&["solve", &savemat("bad_column_pointers.mat")]);
+    let err = one_line_error(&out, "bad_column_pointers.mat");
+    assert!(err.contains("col_ptr"), "{err}");
+    // the suite reports it as that problem's error and solves the others
+    let json = std::env::temp_dir().join(format!("altdiff-savemat-{}.json", std::process::id()));
+    let out = altdiff(&[
+        "suite",
+        "--dir",
+        &savemat(""),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&json).expect("the suite's JSON");
+    let rows: Vec<serde_json::Value> = match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Array(all)) => all,
+        _ => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect(),
+    };
+    let status = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["status"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    };
+    assert!(status("bad_column_pointers").starts_with("error"), "{text}");
+    assert_eq!(status("hs21_scipy"), "solved", "{text}");
+    assert_eq!(status("hs21_scipy_compressed"), "solved", "{text}");
+    assert!(
+        out.status.code().is_some(),
+        "the suite ends normally: {out:?}"
+    );
+}
+
+#[test]
+fn derivatives_of_an_infeasible_problem_is_a_status() {
+    // x <= -1 and x >= 1: primal infeasible; the program panicked here
+    let path = write(
+        "infeasible.json",
+        r#"{"P": [[1]], "q": [0], "G": [[1], [-1]], "h": [-1, -1]}"#,
+    );
+    let out = altdiff(&["derivatives", "--problem", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("primal_infeasible"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_fixed_count_above_max_iter_is_refused() {
+    let path = write("tiny-fixed.json", TINY);
+    let out = altdiff(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--stop",
+        "fixed:1000000000",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("max_iter"), "{err}");
+    let (code, r) = solve_json(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--stop",
+        "fixed:20",
+        "--max-iter",
+        "20",
+    ]);
+    assert_eq!((code, r.iterations), (0, 20));
+}
+
+#[test]
+fn an_overflowing_vjp_is_an_error_not_null() {
+    let path = write("tiny-vjp.json", TINY);
+    let grad = write("huge-grad.json", "[1.7e308, -1.7e308, 1.7e308]");
+    let out = altdiff(&[
+        "solve",
+        path.to_str().unwrap(),
+        "--vjp",
+        grad.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("vjp.") && err.contains("beyond f64"), "{err}");
+    assert!(out.stdout.is_empty(), "no result with nulls");
+}
+
+#[test]
+fn negative_numbers_reach_the_value_check_and_a_bom_is_accepted() {
+    let path = write("tiny-neg.json", TINY);
+    let out = altdiff(&["solve", path.to_str().unwrap(), "--rho", "-1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("rho") && err.contains("-1"), "{err}");
+    let bom = write("tiny-bom.json", &format!("\u{feff}{TINY}"));
+    let (code, r) = solve_json(&["solve", bom.to_str().unwrap()]);
+    assert_eq!((code, r.status.as_str()), (0, "solved"));
+    let out = altdiff(&["bench", "--repeats", "0"]);
+    assert_eq!(out.status.code(), Some(2), "--repeats 0 is refused");
+}
+
+#[test]
+fn a_problem_too_large_for_a_dense_backend_is_refused_or_goes_sparse() {
+    // n = 100 000 would need 240 GB dense: the generators are refused before allocating
+    for args in [
+        &["demo", "--n", "100000"][..],
+        &["bench", "--n", "100000"][..],
+    ] {
+        let out = altdiff(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("GB") && err.contains("n = 100000"), "{err}");
+    }
+    // a sparse problem file (n = 2000, a bound per variable) with 50 MB available (the
+    // dense backend needs 192 MB): the default backend is then sparse, said on stderr; a
+    // dense one named explicitly is refused
+    let mat = std::env::temp_dir().join(format!("altdiff-big-{}.mat", std::process::id()));
+    write_diagonal_mat(&mat, 2000);
+    let limited = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_altdiff"))
+            .args(args)
+            .env("ALTDIFF_MEMORY_LIMIT", "5e7")
+            .output()
+            .expect("runs")
+    };
+    let out = limited(&["solve", mat.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("using faer-sparse"), "{err}");
+    let r: ResultFile = serde_json::from_slice(&out.stdout).expect("a result");
+    assert!(r.x.iter().all(|v| (v - 1.0).abs() < 1e-6), "x = 1");
+    let out = limited(&["solve", mat.to_str().unwrap(), "--backend", "faer"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--backend faer-sparse") && err.contains("MB"),
+        "{err}"
+    );
+    // without the limit the dense backend takes it
+    let (code, r) = solve_json(&["solve", mat.to_str().unwrap()]);
+    assert_eq!((code, r.status.as_str()), (0, "solved"));
+}
+
+/// `min 1/2 |x|^2 - 1'x` s.t. `0 <= x <= 2` in the Maros-Meszaros layout, sparse.
+fn write_diagonal_mat(path: &std::path::Path, n: usize) {
+    use matrw::{MatFile, MatVariable, MatlabType, NumericArray, SparseArray, save_matfile_v7};
+    let diagonal = || {
+        MatVariable::SparseArray(
+            SparseArray::new(
+                n,
+                n,
+                (0..n).collect(),
+                (0..=n).collect(),
+                MatlabType::F64(vec![1.0; n]),
+                None,
+            )
+            .expect("a sparse array"),
+        )
+    };
+    let column = |value: f64, rows: usize| {
+        MatVariable::NumericArray(
+            NumericArray::new(vec![rows, 1], MatlabType::F64(vec![value; rows]), None)
+                .expect("a column"),
+        )
+    };
+    let mut file = MatFile::new();
+    file.insert("P", diagonal());
+    file.insert("q", column(-1.0, n));
+    file.insert("A", diagonal());
+    file.insert("l", column(0.0, n));
+    file.insert("u", column(2.0, n));
+    file.insert("r", column(0.0, 1));
+    save_matfile_v7(path.to_str().expect("utf-8"), file, false).expect("save");
+}
+
+#[test]
+fn an_unbounded_lp_with_a_vjp_reports_its_status() {
+    // min -x0 - x1 s.t. x0 - x1 <= 1, -x0 <= 0, -x1 <= 0: unbounded along (1, 1)
+    let path = write(
+        "unbounded.json",
+        r#"{"P": [[0, 0], [0, 0]], "q": [-1, -1], "G": [[1, -1], [-1, 0], [0, -1]], "h": [1, 0, 0]}"#,
+    );
+    let grad = write("unbounded-grad.json", "[1, 0]");
+    for mode in ["limit", "implicit"] {
+        let (code, r) = solve_json(&[
+            "solve",
+            path.to_str().unwrap(),
+            "--vjp",
+            grad.to_str().unwrap(),
+            "--vjp-mode",
+            mode,
+        ]);
+        assert_eq!((code, r.status.as_str()), (1, "dual_infeasible"), "{mode}");
+        assert!(
+            r.vjp.is_none(),
+            "{mode}: no derivative of an unbounded problem"
+        );
+    }
+}

@@ -269,3 +269,42 @@ fn bad_input_exits_2_with_one_line() {
     fails_with(&["layer", "softmax", "--y", y, "--limit"], &["--limit"]);
     fails_with(&["layer", "softmax", "--y", y, "--rho=-1"], &["rho"]);
 }
+
+#[test]
+fn large_scores_solve_and_match_the_closed_form() {
+    // scores near 25 (the entropy's first iterates overflowed 1/x: "H is not positive
+    // definite" for a problem without P); the result is softmax's, shift-invariant
+    let y = [21.0, 25.0, 23.5, 20.0, 24.0];
+    let y_path = write("large_y.json", "[21.0, 25.0, 23.5, 20.0, 24.0]");
+    let mut args = vec!["layer", "softmax", "--y", y_path.to_str().unwrap()];
+    args.extend(TIGHT);
+    let (code, r) = layer_json(&args);
+    assert_eq!((code, r.status.as_str()), (0, "solved"));
+    for (got, want) in r.x.iter().zip(softmax(&y)) {
+        assert!((got - want).abs() < 1e-8, "{:?}", r.x);
+    }
+    // a cap on the largest: x_1 = u_1 = 0.3, the rest softmax of the others scaled to 0.7
+    let u_path = write("large_u.json", "[1, 0.3, 1, 1, 1]");
+    let mut args = vec![
+        "layer",
+        "csoftmax",
+        "--y",
+        y_path.to_str().unwrap(),
+        "--u",
+        u_path.to_str().unwrap(),
+    ];
+    args.extend(TIGHT);
+    let (code, r) = layer_json(&args);
+    assert_eq!((code, r.status.as_str()), (0, "solved"));
+    let others = softmax(&[21.0, 23.5, 20.0, 24.0]);
+    let want = [
+        0.7 * others[0],
+        0.3,
+        0.7 * others[1],
+        0.7 * others[2],
+        0.7 * others[3],
+    ];
+    for (got, want) in r.x.iter().zip(want) {
+        assert!((got - want).abs() < 1e-7, "{:?} vs {want:?}", r.x);
+    }
+}

@@ -11,19 +11,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (n, p, m) = (usize::from(n % 7), usize::from(p % 4), usize::from(m % 5));
-    let mut values = rest
-        .chunks(8)
-        .map(|c| {
-            let mut bytes = [0u8; 8];
-            bytes[..c.len()].copy_from_slice(c);
-            // small integers often, any bit pattern otherwise
-            if bytes[7] & 0xf0 == 0x10 {
-                f64::from(i8::from_le_bytes([bytes[0]]))
-            } else {
-                f64::from_le_bytes(bytes)
-            }
-        })
-        .chain(std::iter::repeat(1.0));
+    let mut values = altdiff_fuzz::numbers(rest);
     let mut next = || values.next().unwrap_or(1.0);
     let mut p_data = vec![0.0; n * n];
     for i in 0..n {

@@ -22,7 +22,11 @@ pub fn exercise(qp: &HostQp, flags: u8) {
         .with_max_iter(400)
         .with_wrt(Wrt::vectors())
         .with_limit(flags & 1 == 1)
-        .with_method(if flags & 2 == 2 { Method::Kkt } else { Method::AltDiff })
+        .with_method(if flags & 2 == 2 {
+            Method::Kkt
+        } else {
+            Method::AltDiff
+        })
         .with_alpha(if flags & 4 == 4 { 1.0 } else { 1.6 })
         .with_rho([1.0, 0.1, 10.0, 1e-4][usize::from(flags >> 3 & 3)]);
     let Ok(solver) = AltDiff::new(backend.clone(), &problem, settings) else {
@@ -38,4 +42,21 @@ pub fn exercise(qp: &HostQp, flags: u8) {
     for mode in [VjpMode::Implicit, VjpMode::Kkt, VjpMode::Limit] {
         let _ = solver.vjp(&solution, &g, mode);
     }
+}
+
+/// Numbers from 8 bytes each (small integers often, any bit pattern otherwise: NaN, Inf,
+/// 1e300, subnormals), then ones for ever.
+pub fn numbers(bytes: &[u8]) -> impl Iterator<Item = f64> + '_ {
+    bytes
+        .chunks(8)
+        .map(|c| {
+            let mut word = [0u8; 8];
+            word[..c.len()].copy_from_slice(c);
+            if word[7] & 0xf0 == 0x10 {
+                f64::from(i8::from_le_bytes([word[0]]))
+            } else {
+                f64::from_le_bytes(word)
+            }
+        })
+        .chain(std::iter::repeat(1.0))
 }

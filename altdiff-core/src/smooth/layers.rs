@@ -31,6 +31,15 @@ fn check_parameter(name: &'static str, y: &[f64]) -> Result<()> {
     check_vector(name, y, y.len())
 }
 
+/// `y - max(y)`: every layer has `1'x = 1`, on which `y` and `y + c 1` give the same
+/// solution (the objective moves by the constant `c`) and the same derivatives; the shifted
+/// scores keep the entropy's iterates `x ~ exp(y - 1 - lam)` in range whatever the scores'
+/// magnitude (scores near 25 with a cap made `1/x` of the first iterates overflow).
+fn shifted(y: &[f64]) -> Vec<f64> {
+    let top = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    y.iter().map(|v| v - top).collect()
+}
+
 /// The entropy objective `f(x) = sum_i x_i log x_i - y'x` on the domain `x > 0`, with
 /// parameter `y` (`E = d_y grad f = -I`).
 ///
@@ -677,10 +686,10 @@ impl<B: LinAlg> Layer<B> {
             .collect();
         let solution = if self.kind.is_entropic() {
             self.solver
-                .solve(&Entropy::new(y.to_vec())?, &b, &h, &params)?
+                .solve(&Entropy::new(shifted(y))?, &b, &h, &params)?
         } else {
             self.solver
-                .solve(&SquaredDistance::new(y.to_vec())?, &b, &h, &params)?
+                .solve(&SquaredDistance::new(shifted(y))?, &b, &h, &params)?
         };
         let host = |m: &B::Mat| -> Result<Vec<f64>> {
             Ok(be
@@ -711,7 +720,7 @@ impl<B: LinAlg> Layer<B> {
             status: solution.status(),
             iterations: solution.iterations(),
             jacobians,
-            y: y.to_vec(),
+            y: shifted(y),
             solution,
         })
     }

@@ -644,7 +644,7 @@ impl<B: LinAlg> AltDiff<B> {
         let criterion = Criterion::of(rule);
         let polishing = self.settings.limit && criterion.is_some();
         let mut schedules = vec![PolishSchedule::default(); active.len()];
-        let mut checks = self.checks(matches!(stepper, Stepper::Dual { .. }));
+        let mut checks = self.checks(matches!(stepper, Stepper::Dual { .. }), 0);
         let (limit, out_of_iterations) = self.iteration_limit();
         let mut iterations = 0;
         while iterations < limit && !active.is_empty() {

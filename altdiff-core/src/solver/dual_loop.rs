@@ -37,7 +37,12 @@ impl<B: LinAlg> AltDiff<B> {
         let mut schedule = PolishSchedule::default();
         let mut polished: Option<Polished<B>> = None;
         let mut tape = self.new_tape();
-        let mut checks = self.checks(true);
+        let carried = if iterate_tangents {
+            specs.iter().map(|(_, spec)| spec.k).sum()
+        } else {
+            0
+        };
+        let mut checks = self.checks(true, carried);
         let (limit, mut status) = self.iteration_limit();
         let deadline = self.deadline();
         let mut iterations = 0;

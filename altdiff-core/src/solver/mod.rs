@@ -604,7 +604,7 @@ impl<B: LinAlg> AltDiff<B> {
         let polishing = use_limit && criterion.is_some() && tape.is_none();
         let mut schedule = PolishSchedule::default();
         let mut polished: Option<Polished<B>> = None;
-        let mut checks = self.checks(false);
+        let mut checks = self.checks(false, runs.iter().map(|r| r.spec.k).sum());
         let (limit, mut status) = self.iteration_limit();
         let deadline = self.deadline();
         let mut iterations = 0;
@@ -821,14 +821,16 @@ impl<B: LinAlg> AltDiff<B> {
         Ok(solution)
     }
 
-    /// The iterations' stopping-test schedule of the settings.
-    fn checks(&self, dual: bool) -> Checks {
+    /// The iterations' stopping-test schedule of the settings, for an iteration that carries
+    /// `tangent_columns` tangent columns besides the forward one.
+    fn checks(&self, dual: bool, tangent_columns: usize) -> Checks {
         let cost = if dual {
             Checks::dual_cost(self.dims.n, self.dims.p + self.dims.m)
         } else {
             1.0
         };
         Checks::new(self.settings.check_every, self.settings.stopping, cost)
+            .carrying(tangent_columns, cost)
     }
 
     /// The measures of a primal iterate (one column, the iterated problem's units) on the

@@ -476,6 +476,8 @@ pub(crate) struct Checks {
     never: bool,
     /// What a check costs in iterations (at least 1): the shortest adaptive interval.
     cost: usize,
+    /// An iteration's cost in forward iterations (`1 +` the tangent columns it carries).
+    weight: usize,
 }
 
 impl Checks {
@@ -496,7 +498,19 @@ impl Checks {
             next: 1,
             never: matches!(rule, StoppingRule::Fixed(_)),
             cost: (cost.round().clamp(1.0, Self::MAX_INTERVAL as f64)) as usize,
+            weight: 1,
         }
+    }
+
+    /// The schedule of an iteration that carries `columns` tangent columns besides the
+    /// forward one: an iteration then costs about `1 + columns` forward iterations while a
+    /// check costs the same, so the adaptive interval (the iterations a solve may run too
+    /// many) shrinks by that factor, and the check's cost in iterations with it.
+    pub fn carrying(mut self, columns: usize, cost: f64) -> Self {
+        self.weight = 1 + columns;
+        let cost = cost / self.weight as f64;
+        self.cost = (cost.round().clamp(1.0, Self::MAX_INTERVAL as f64)) as usize;
+        self
     }
 
     /// What a check costs in iterations of the dual-space iteration with `n` variables and
@@ -521,7 +535,7 @@ impl Checks {
                 if iteration < self.next {
                     return false;
                 }
-                let interval = (iteration / Self::ADAPTIVE)
+                let interval = (iteration / (Self::ADAPTIVE * self.weight))
                     .max(self.cost)
                     .clamp(1, Self::MAX_INTERVAL);
                 self.next = iteration + interval;
@@ -671,6 +685,11 @@ mod tests {
         let mut costly = Checks::new(None, StoppingRule::default(), 4.0);
         let due: Vec<usize> = (1..=40).filter(|&i| costly.due(i, 40)).collect();
         assert_eq!(due[..4], [1, 5, 9, 13]);
+        // with 7 tangent columns an iteration costs 8: a check after each until 8 * 8 * 2
+        let mut carrying = Checks::new(None, StoppingRule::default(), 1.0).carrying(7, 1.0);
+        let due: Vec<usize> = (1..=400).filter(|&i| carrying.due(i, 400)).collect();
+        assert_eq!(due[..127], (1..=127).collect::<Vec<_>>()[..]);
+        assert!(due.len() < 300, "{}", due.len());
         let mut fixed = Checks::new(None, StoppingRule::Fixed(10), 1.0);
         assert!((1..=10).all(|i| !fixed.due(i, 10)));
     }

@@ -75,9 +75,10 @@ struct SolveArgs {
     /// The problem: JSON with P, q and optionally A, b, G, h (row-major nested arrays), or
     /// a NumPy .npz from numpy.savez(FILE, P=P, q=q, A=A, b=b, G=G, h=h).
     problem: PathBuf,
-    /// The backend (those compiled in).
-    #[arg(long, value_enum, default_value_t = BackendKind::compiled()[0])]
-    backend: BackendKind,
+    /// The backend (those compiled in; default: faer, or faer-sparse when a dense backend
+    /// would not fit the problem in memory).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
     /// Where the candle backend runs (cuda needs the Cargo feature `cuda`).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
@@ -140,7 +141,7 @@ struct DemoArgs {
     #[arg(long, default_value_t = 20)]
     timing_iterations: usize,
     /// Timing repeats (medians are reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     repeats: usize,
 }
 
@@ -177,7 +178,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     max_iter: usize,
     /// Timed runs per (size, backend, method).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     repeats: usize,
     /// Threads for faer's products, factorizations and solves (1: sequential; more needs
     /// the Cargo feature `rayon`).
@@ -221,7 +222,7 @@ struct BatchBenchArgs {
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
     /// Timed runs (the table gives medians).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     repeats: usize,
     /// Skip the loop of single solves.
     #[arg(long)]
@@ -358,9 +359,18 @@ fn keep_freed_memory() {
 #[cfg(not(unix))]
 fn keep_freed_memory() {}
 
+/// The command line, negative numbers taken as values (`--rho -1` reaches the check of the
+/// value, which names it, instead of clap's "unexpected argument").
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command().mut_subcommands(|sub| sub.allow_negative_numbers(true));
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let result = match cli.command {
         Command::Solve(args) => solve(args),
         Command::Demo(args) => demo(args),
@@ -377,7 +387,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("altdiff: error: {err}");
-            ExitCode::from(2)
+            ExitCode::from(err.exit_code())
         }
     }
 }
@@ -395,8 +405,11 @@ impl BackendJob for SolveJob<'_> {
         let problem = Qp::from_host(&backend, self.qp)?;
         let solver = AltDiff::new(backend.clone(), &problem, self.settings)?;
         let solution = solver.solve(problem.params())?;
+        // an infeasible or unbounded problem has no derivative: its status is the answer
+        let status = solution.status();
+        let differentiable = status.is_expected() || status.is_truncated();
         let vjp = match self.vjp {
-            Some((g, mode)) => {
+            Some((g, mode)) if differentiable => {
                 let n = g.len();
                 let g = backend.mat_from_col_major(n, 1, g)?;
                 let grads = solver.vjp(&solution, &g, mode)?;
@@ -416,7 +429,7 @@ impl BackendJob for SolveJob<'_> {
                     g: rows(&grads.g, altdiff_core::Field::G)?,
                 })
             }
-            None => None,
+            _ => None,
         };
         Ok((solution.to_host(&backend)?, vjp))
     }
@@ -450,9 +463,18 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
         settings,
         vjp: grad.as_deref().map(|g| (g, mode)),
     };
-    let (solution, vjp) = args.backend.on(args.device)?.run(job)?;
+    let backend = altdiff_examples::memory::backend_that_fits(
+        args.backend.unwrap_or(BackendKind::compiled()[0]),
+        args.backend.is_some(),
+        qp.q.len(),
+        qp.b.len() + qp.h.len(),
+    )?;
+    let (solution, vjp) = backend.on(args.device)?.run(job)?;
     let mut result = ResultFile::from(&solution);
     result.vjp = vjp;
+    if let Some((what, index, value)) = result.non_finite_derivative() {
+        return Err(CliError::Overflow { what, index, value });
+    }
     let json = serde_json::to_string_pretty(&result).expect("serializable");
     match &args.out {
         Some(path) => std::fs::write(path, json + "\n").map_err(|source| CliError::Io {
@@ -527,6 +549,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, CliError> {
                             "need 0 < n_eq < n, got n = {n}, n_eq = {n_eq}"
                         )));
                     }
+                    altdiff_examples::memory::generated_fits(n, n_eq + n_ineq)?;
                     Ok((
                         format!("{generator:?} {n}/{n_eq}/{n_ineq} seed {}", args.seed),
                         random_qp(generator, n, n_eq, n_ineq, args.seed),
@@ -671,6 +694,7 @@ fn demo_config(args: DemoArgs) -> Result<(DemoConfig, HostQp, String), CliError>
             "demo differentiates q, b or h (see `altdiff solve --wrt` for P, A, G)".into(),
         ));
     }
+    altdiff_examples::memory::generated_fits(config.n, config.n_eq + config.n_ineq)?;
     if config.n == 0 || config.n_eq >= config.n {
         return Err(CliError::Usage(format!(
             "need 0 < n_eq < n, got n = {}, n_eq = {}",
