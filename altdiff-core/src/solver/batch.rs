@@ -723,7 +723,7 @@ impl<B: LinAlg> AltDiff<B> {
                 if polishing {
                     let mask = mask_bits(&slacks[position]);
                     let schedule = &mut schedules[position];
-                    if schedule.due(mask, iterations) || (converged && !schedule.was_tried()) {
+                    if schedule.due_or_converged(mask, iterations, converged) {
                         due.push(position);
                         continue;
                     }

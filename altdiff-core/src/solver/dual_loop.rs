@@ -159,7 +159,7 @@ impl<B: LinAlg> AltDiff<B> {
                 }
                 if polishing {
                     let mask = mask_bits(&be.to_col_major(&fwd.s)?);
-                    let due = schedule.due(mask, iterations) || (done && !schedule.was_tried());
+                    let due = schedule.due_or_converged(mask, iterations, done);
                     if due {
                         let iterate = dk.primal(&fwd, &data, dims.p)?;
                         let found = self.corrected_polish(&iterate.s, params, |mask| {

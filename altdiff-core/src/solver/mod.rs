@@ -715,7 +715,7 @@ impl<B: LinAlg> AltDiff<B> {
             };
             if polishing {
                 let mask = mask_bits(&be.to_col_major(&iterate.s)?);
-                let due = schedule.due(mask, iterations) || (done && !schedule.was_tried());
+                let due = schedule.due_or_converged(mask, iterations, done);
                 if due {
                     let found = self.try_polish(&iterate, params, true)?;
                     schedule.record(found.is_some());

@@ -79,6 +79,12 @@ impl PolishSchedule {
         iteration - self.since >= self.stable && !self.was_tried()
     }
 
+    /// [`PolishSchedule::due`], or the iterate passed the stopping test on a mask not tried
+    /// yet (its polish makes the answer exact): the one rule of every loop.
+    pub fn due_or_converged(&mut self, mask: Vec<u64>, iteration: usize, converged: bool) -> bool {
+        self.due(mask, iteration) || (converged && !self.was_tried())
+    }
+
     /// Whether the current mask was tried.
     pub fn was_tried(&self) -> bool {
         self.tried.contains(&self.current)
@@ -98,9 +104,7 @@ impl PolishSchedule {
     /// Records a mask without the iteration count (the end of a solve): true when it was
     /// not tried.
     pub fn untried(&mut self, mask: Vec<u64>) -> bool {
-        if mask != self.current {
-            self.current = mask;
-        }
+        self.current = mask;
         !self.was_tried()
     }
 }

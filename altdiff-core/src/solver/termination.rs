@@ -497,7 +497,7 @@ impl Checks {
             every,
             next: 1,
             never: matches!(rule, StoppingRule::Fixed(_)),
-            cost: (cost.round().clamp(1.0, Self::MAX_INTERVAL as f64)) as usize,
+            cost: Self::interval_of(cost),
             weight: 1,
         }
     }
@@ -508,9 +508,13 @@ impl Checks {
     /// many) shrinks by that factor, and the check's cost in iterations with it.
     pub fn carrying(mut self, columns: usize, cost: f64) -> Self {
         self.weight = 1 + columns;
-        let cost = cost / self.weight as f64;
-        self.cost = (cost.round().clamp(1.0, Self::MAX_INTERVAL as f64)) as usize;
+        self.cost = Self::interval_of(cost / self.weight as f64);
         self
+    }
+
+    /// A cost in iterations as an interval: rounded, within `1 ..= MAX_INTERVAL`.
+    fn interval_of(cost: f64) -> usize {
+        cost.round().clamp(1.0, Self::MAX_INTERVAL as f64) as usize
     }
 
     /// What a check costs in iterations of the dual-space iteration with `n` variables and
