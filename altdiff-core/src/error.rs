@@ -162,6 +162,18 @@ pub enum Error {
         /// The failing pivot of the Cholesky factorization, when the backend reports it.
         pivot: Option<usize>,
     },
+    /// Entries of `A` or `G` so large that `rho (A'A + G'G)` overflows the backend's
+    /// precision (the Ruiz scaling, on by default, normalizes such rows first).
+    #[error(
+        "entries of {field} as large as {value:e} make rho ({field}'{field}) overflow in this \
+         precision: divide those rows (and their right-hand sides), or turn the scaling on"
+    )]
+    Overflow {
+        /// `A` or `G`.
+        field: Field,
+        /// Its largest absolute entry.
+        value: f64,
+    },
     /// The reduced KKT system of [`Method::Kkt`](crate::Method::Kkt) is singular: the
     /// equality rows and the active inequality rows are linearly dependent.
     #[error(

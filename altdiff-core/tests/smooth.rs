@@ -801,3 +801,119 @@ fn smooth_vjp_takes_several_seeds_at_once() {
         }
     }
 }
+
+/// The constrained softmax in closed form, independent of the layer's own level search:
+/// `x = min(u, exp(y - tau))` with `tau` by bisection on `sum x = 1`, and its Jacobians
+/// from the free / capped split (free `F` with mass `S`: `dx_F/dy_F = diag(x_F) -
+/// x_F x_F'/S`; a capped `k` gives `dx_k/du_k = 1`, `dx_F/du_k = -x_F/S`).
+fn csoftmax_closed_form(y: &[f64], u: &[f64]) -> (Vec<f64>, DMatrix<f64>, DMatrix<f64>) {
+    let n = y.len();
+    let mass = |tau: f64| -> f64 { (0..n).map(|i| u[i].min((y[i] - tau).exp())).sum() };
+    let top = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (mut lo, mut hi) = (top - 1e4, top + (n as f64).ln() + 1.0);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mass(mid) > 1.0 { lo = mid } else { hi = mid }
+    }
+    let tau = 0.5 * (lo + hi);
+    let capped: Vec<bool> = (0..n).map(|i| (y[i] - tau).exp() >= u[i]).collect();
+    let x: Vec<f64> = (0..n).map(|i| u[i].min((y[i] - tau).exp())).collect();
+    let free = |i: usize| if capped[i] { 0.0 } else { x[i] };
+    let s: f64 = (0..n).map(free).sum();
+    let jy = DMatrix::from_fn(
+        n,
+        n,
+        |i, j| { if i == j { free(i) } else { 0.0 } } - free(i) * free(j) / s,
+    );
+    let ju = DMatrix::from_fn(n, n, |i, k| match (capped[k], i == k) {
+        (true, true) => 1.0,
+        (true, false) => -free(i) / s,
+        (false, _) => 0.0,
+    });
+    (x, jy, ju)
+}
+
+#[test]
+fn smooth_entropic_layers_solve_scores_of_any_spread() {
+    // scores 745 apart made 1/x of the free entries overflow ("H is not positive definite"
+    // for a layer without P), as did a capped entry hundreds above the rest
+    let check = |kind: LayerKind, y: &[f64], u: &[f64]| {
+        let n = y.len();
+        let layer = Layer::new(RefBackend, kind, n, SmoothSettings::default()).unwrap();
+        let caps = kind.has_upper_bound().then_some(u);
+        let wrt: &[LayerParam] = if caps.is_some() {
+            &[LayerParam::Y, LayerParam::U]
+        } else {
+            &[LayerParam::Y]
+        };
+        let out = layer
+            .forward(y, caps, wrt)
+            .unwrap_or_else(|e| panic!("{y:?} {u:?}: {e}"));
+        assert_eq!(out.status, Status::Solved, "{y:?} {u:?}");
+        let (x, jy, ju) = csoftmax_closed_form(y, u);
+        assert!(max_abs_diff(&out.x, &x) < 1e-5, "{:?} vs {x:?}", out.x);
+        // tiny entries come out at their closed-form magnitude, not as an iterate's noise
+        for (got, want) in out.x.iter().zip(&x) {
+            if *want < 1e-100 {
+                assert!(*got <= 1e3 * want + 1e-300, "{got} vs {want}");
+            }
+        }
+        let want_objective = kind.objective(&x, y);
+        assert!((out.objective - want_objective).abs() < 1e-4 * (1.0 + want_objective.abs()));
+        let err = jac_diff(out.jacobian(LayerParam::Y).unwrap(), |i, j| jy[(i, j)]);
+        assert!(err < 1e-4, "{y:?}: dx/dy error {err}");
+        if caps.is_some() {
+            let err = jac_diff(out.jacobian(LayerParam::U).unwrap(), |i, j| ju[(i, j)]);
+            assert!(err < 1e-4, "{y:?}: dx/du error {err}");
+        }
+        // the reverse mode agrees with the forward Jacobians
+        let g: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).sin()).collect();
+        let grads = layer.vjp(&out, &g).unwrap();
+        let want = jt_g(out.jacobian(LayerParam::Y).unwrap(), &g);
+        assert!(
+            max_abs_diff(&grads.y, &want) < 1e-5,
+            "{:?} vs {want:?}",
+            grads.y
+        );
+        if let Some(gu) = grads.u {
+            let want = jt_g(out.jacobian(LayerParam::U).unwrap(), &g);
+            assert!(max_abs_diff(&gu, &want) < 1e-5, "{gu:?} vs {want:?}");
+        }
+    };
+    let no_caps = |n: usize| vec![f64::INFINITY; n];
+    for y in [
+        vec![0.0, -745.0, -1.0],
+        vec![0.0, -2000.0, -1.0, -600.0],
+        vec![1e4, 0.0, 1e4 - 0.5],
+    ] {
+        check(LayerKind::Softmax, &y, &no_caps(y.len()));
+    }
+    // a capped top entry 1000 above the others
+    check(LayerKind::CSoftmax, &[0.0, -1000.0, -1.0], &[0.3, 1.0, 0.3]);
+    let mut rng = Rng(11);
+    for scale in [1.0, 100.0, 1000.0] {
+        for n in [3, 10, 40] {
+            let y = rng.vec(n, scale);
+            check(LayerKind::Softmax, &y, &no_caps(n));
+            let mut u: Vec<f64> = (0..n).map(|_| 0.02 + 0.58 * rng.uniform()).collect();
+            let total: f64 = u.iter().sum();
+            if total < 1.05 {
+                u.iter_mut().for_each(|v| *v *= 1.05 / total);
+            }
+            check(LayerKind::CSoftmax, &y, &u);
+        }
+    }
+}
+
+#[test]
+fn smooth_entropy_hessian_stays_finite_at_a_subnormal_iterate() {
+    // an iterate swung to x_i = 1e-320 gave 1/x = inf and a Cholesky failure blamed on P
+    use altdiff_core::smooth::{Hessian, SmoothObjective};
+    let be = RefBackend;
+    let f = Entropy::new(vec![0.0, 0.0]).unwrap();
+    let x = be.mat_from_col_major(2, 1, &[1e-320, 0.5]).unwrap();
+    match SmoothObjective::<RefBackend>::hessian(&f, &be, &x).unwrap() {
+        Hessian::Diagonal(d) => assert!(d.iter().all(|v| v.is_finite()), "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+}

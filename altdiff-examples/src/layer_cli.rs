@@ -269,7 +269,7 @@ impl BackendJob for LayerJob {
             status: out.status.as_str().to_owned(),
             iterations: out.iterations,
             newton_steps: sol.newton_steps(),
-            objective: sol.objective(),
+            objective: out.objective,
             primal_residual: sol.primal_residual(),
             dual_residual: sol.dual_residual(),
             x: out.x.clone(),

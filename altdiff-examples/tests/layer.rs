@@ -308,3 +308,38 @@ fn large_scores_solve_and_match_the_closed_form() {
         assert!((got - want).abs() < 1e-7, "{:?} vs {want:?}", r.x);
     }
 }
+
+#[test]
+fn scores_far_apart_solve_and_match_the_closed_form() {
+    // y 745 apart: exit 2 with "H = P + rho (A'A + G'G) is not positive definite"; now the
+    // far entry is 0 (exp(-745) underflows) and the rest is softmax's
+    let y = [0.0, -745.0, -1.0];
+    let y_path = write("far_y.json", "[0, -745, -1]");
+    let (code, r) = layer_json(&[
+        "layer",
+        "softmax",
+        "--y",
+        y_path.to_str().unwrap(),
+        "--wrt",
+        "y",
+    ]);
+    assert_eq!((code, r.status.as_str()), (0, "solved"));
+    for (got, want) in r.x.iter().zip(softmax(&y)) {
+        assert!((got - want).abs() < 1e-6, "{:?}", r.x);
+    }
+    // a capped top entry 1000 above the others: x = (0.3, 0.4, 0.3)
+    let y_path = write("far_capped_y.json", "[0, -1000, -1]");
+    let u_path = write("far_capped_u.json", "[0.3, 1, 0.3]");
+    let (code, r) = layer_json(&[
+        "layer",
+        "csoftmax",
+        "--y",
+        y_path.to_str().unwrap(),
+        "--u",
+        u_path.to_str().unwrap(),
+    ]);
+    assert_eq!((code, r.status.as_str()), (0, "solved"));
+    for (got, want) in r.x.iter().zip([0.3, 0.4, 0.3]) {
+        assert!((got - want).abs() < 1e-6, "{:?}", r.x);
+    }
+}

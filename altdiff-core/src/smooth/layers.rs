@@ -12,6 +12,8 @@
 //! upper-bound rows of `G` (`dx/du` is those columns of `dx/dh`). The sparsemax objective is
 //! quadratic: its `H` is factored once per solve.
 
+use std::sync::Arc;
+
 use num_traits::{Float, One, Zero};
 
 use crate::smooth::{
@@ -32,12 +34,89 @@ fn check_parameter(name: &'static str, y: &[f64]) -> Result<()> {
 }
 
 /// `y - max(y)`: every layer has `1'x = 1`, on which `y` and `y + c 1` give the same
-/// solution (the objective moves by the constant `c`) and the same derivatives; the shifted
-/// scores keep the entropy's iterates `x ~ exp(y - 1 - lam)` in range whatever the scores'
-/// magnitude (scores near 25 with a cap made `1/x` of the first iterates overflow).
+/// solution (the objective moves by the constant `c`) and the same derivatives. The sparsemax
+/// layers solve on these scores; the entropic ones on [`water_level`]'s.
 fn shifted(y: &[f64]) -> Vec<f64> {
     let top = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     y.iter().map(|v| v - top).collect()
+}
+
+/// `log(sum_i exp(v_i))` without overflow (`-inf` for no entries).
+fn log_sum_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
+    let top = v.clone().fold(f64::NEG_INFINITY, f64::max);
+    if top == f64::NEG_INFINITY {
+        return top;
+    }
+    top + v.map(|x| (x - top).exp()).sum::<f64>().ln()
+}
+
+/// The level `tau` with `sum_i min(u_i, exp(y_i - tau)) = 1` (no caps without `u`): the
+/// entropic layers' solution is `x_i = min(u_i, exp(y_i - tau))`, so on the scores `y - tau`
+/// the equality's multiplier is `-1` and the free entries are `exp(score)` whatever the
+/// magnitude or spread of `y`, or how far the caps push the mass down the ranking (`y`
+/// near 25 with a cap, or a capped top entry 1000 above the rest, made `1/x` of the
+/// iterates overflow when the scores were only shifted by their maximum).
+///
+/// Exact, by the breakpoints `c_i = y_i - log u_i` (entry `i` is capped when `tau <= c_i`):
+/// with the `k` largest breakpoints capped, `tau = logsumexp(rest) - log(1 - U_k)`.
+fn water_level(y: &[f64], u: Option<&[f64]>) -> f64 {
+    let Some(u) = u else {
+        return log_sum_exp(y.iter().copied());
+    };
+    let mut order: Vec<usize> = (0..y.len()).collect();
+    let breakpoint = |i: usize| y[i] - u[i].ln();
+    order.sort_by(|&i, &j| breakpoint(j).total_cmp(&breakpoint(i)));
+    // free[k] = logsumexp of y over order[k..]
+    let mut free = vec![f64::NEG_INFINITY; y.len() + 1];
+    for k in (0..y.len()).rev() {
+        free[k] = log_sum_exp([free[k + 1], y[order[k]]].into_iter());
+    }
+    let mut capped = 0.0;
+    for (k, &i) in order.iter().enumerate() {
+        if capped < 1.0 {
+            let tau = free[k] - (1.0 - capped).ln();
+            if tau > breakpoint(i) {
+                return tau;
+            }
+        }
+        capped += u[i];
+    }
+    // every entry capped (sum(u) = 1): any level below the smallest breakpoint
+    order.last().map_or(0.0, |&i| breakpoint(i))
+}
+
+/// How far above its cap (`log u_i`) an entropic score may stay: a capped entry's multiplier
+/// is `score_i - log u_i`, and the ADMM iterates swing as `exp` of its error (scores
+/// hundreds above the cap drove `x_i` to `1e-309`). Measured on 120 random csoftmax layers
+/// (`docs/defaults.md`): a margin of 20 left one of 30 at scale 1000 unsolved, 8 and 4
+/// solve all with the same median iteration count.
+const CAP_MARGIN: f64 = 8.0;
+
+/// Lowers each score more than [`CAP_MARGIN`] above `log u_i` to that margin: the entry
+/// stays strictly capped (`x_i = u_i`, `x_i < exp(score_i)`), so `x` is unchanged, as is
+/// every derivative (`dx/dy_i` is zero on both sides of the clamp, the others do not see
+/// `y_i`); only the reported multiplier of that cap and the internal objective move.
+fn clamp_capped(scores: &mut [f64], u: &[f64]) {
+    for (score, &u) in scores.iter_mut().zip(u) {
+        *score = score.min(u.ln() + CAP_MARGIN);
+    }
+}
+
+/// Half of `-log` of the smallest positive normal number of `R` (about 354 in `f64`, 44 in
+/// `f32`): an entropic entry whose score `y_i - tau` is below minus this has `x_i` below
+/// `1e-153` (`f64`; `1e-19` in `f32`), and the iterates, which swing as `exp` of the
+/// multipliers' error, would take it past the range where the Hessian `1/x` is finite.
+fn negligible_exponent<R: Real>() -> f64 {
+    -0.5 * R::min_positive_value().to_f64_lossy().ln()
+}
+
+/// The entries an entropic layer keeps on the scores `y - tau`: all but the free ones
+/// (score below `-cut` and cap `u_i` above `exp(score)`) whose `x_i = exp(score)` is
+/// negligible; `None` when it keeps them all.
+fn kept_entries(scores: &[f64], u: Option<&[f64]>, cut: f64) -> Option<Vec<usize>> {
+    let negligible = |i: usize| scores[i] < -cut && u.is_none_or(|u| u[i].ln() > scores[i] + 1.0);
+    let kept: Vec<usize> = (0..scores.len()).filter(|&i| !negligible(i)).collect();
+    (kept.len() < scores.len() && !kept.is_empty()).then_some(kept)
 }
 
 /// The entropy objective `f(x) = sum_i x_i log x_i - y'x` on the domain `x > 0`, with
@@ -128,8 +207,11 @@ impl<B: LinAlg> SmoothObjective<B> for Entropy {
 
     fn hessian(&self, be: &B, x: &B::Mat) -> Result<Hessian<B>> {
         let x = be.to_col_major(x)?;
+        // 1/x bounded by 1/(smallest normal): an iterate swung to a subnormal x_i keeps a
+        // finite Hessian (and a Newton step back) instead of an infinite pivot
+        let floor = B::Real::min_positive_value();
         Ok(Hessian::Diagonal(
-            x.iter().map(|&xi| B::Real::one() / xi).collect(),
+            x.iter().map(|&xi| B::Real::one() / xi.max(floor)).collect(),
         ))
     }
 
@@ -443,6 +525,29 @@ impl LayerKind {
         }
     }
 
+    /// The layer's objective at `x` for the scores `y`: `sum x_i log x_i - y'x` (with
+    /// `0 log 0 = 0`) or `|x - y|^2`.
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::smooth::layers::LayerKind;
+    /// assert_eq!(LayerKind::Sparsemax.objective(&[1.0, 0.0], &[1.0, 2.0]), 4.0);
+    /// assert_eq!(LayerKind::Softmax.objective(&[1.0, 0.0], &[3.0, 0.0]), -3.0);
+    /// ```
+    pub fn objective(self, x: &[f64], y: &[f64]) -> f64 {
+        let entropy = |x: f64| if x > 0.0 { x * x.ln() } else { 0.0 };
+        x.iter()
+            .zip(y)
+            .map(|(&x, &y)| {
+                if self.is_entropic() {
+                    entropy(x) - y * x
+                } else {
+                    (x - y) * (x - y)
+                }
+            })
+            .sum()
+    }
+
     /// The first row of `G` holding the upper bounds `u`.
     fn upper_offset(self, n: usize) -> usize {
         match self {
@@ -517,8 +622,20 @@ pub struct LayerOutput<B: LinAlg> {
     pub iterations: usize,
     /// The Jacobians asked for (`n x n` each).
     pub jacobians: Vec<(LayerParam, HostMatrix)>,
+    /// The objective at `x` with the caller's `y` (the solver's
+    /// [`SmoothSolution::objective`] is that of the shifted scores it solved on).
+    pub objective: f64,
     y: Vec<f64>,
     solution: SmoothSolution<B>,
+    reduced: Option<Reduced<B>>,
+}
+
+/// A forward pass solved on the entries `kept` by a narrower layer (the others' `x_i` are
+/// negligible: see [`Layer::forward`]); `y` and `solution` of the output are that layer's.
+#[derive(Clone, Debug)]
+struct Reduced<B: LinAlg> {
+    kept: Vec<usize>,
+    layer: Arc<Layer<B>>,
 }
 
 impl<B: LinAlg> LayerOutput<B> {
@@ -640,6 +757,15 @@ impl<B: LinAlg> Layer<B> {
     /// Solves the layer for `y` (and `u` for the constrained layers), with the Jacobians
     /// `dx/dparam` for `wrt`. Not converging is a [`Status`], not an error.
     ///
+    /// Any finite `y` is solved: the solution depends on `y` up to a constant, so the
+    /// sparsemax layers solve on `y - max(y)` and the entropic ones on `y - tau` with the
+    /// level `tau` where `sum_i min(u_i, exp(y_i - tau)) = 1` (the closed form's, found
+    /// exactly by sorting), the scores of strictly capped entries lowered to 8 above
+    /// `log u_i` (which changes neither `x` nor a derivative), and the free entries whose
+    /// `x_i` is below about `1e-153` (`1e-19` in `f32`) left out of the iteration: their
+    /// `x_i = exp(y_i - tau - 1 - lam)` comes from the multiplier of the others' solve and
+    /// their Jacobian rows and columns (below `x_i`) are zero.
+    ///
     /// # Errors
     /// [`Error::Input`] naming `y` or `u` (wrong length, NaN, `u` out of range,
     /// `sum(u) < 1`); [`Error::Request`] when `u` is missing or not expected, or `dx/du` is
@@ -673,6 +799,44 @@ impl<B: LinAlg> Layer<B> {
                 "dx/du needs a layer with upper bounds (csoftmax, csparsemax)",
             ));
         }
+        let mut out = if self.kind.is_entropic() {
+            self.forward_entropic(y, u, wrt)?
+        } else {
+            self.solve_scores(shifted(y), u, wrt)?
+        };
+        out.objective = self.kind.objective(&out.x, y);
+        Ok(out)
+    }
+
+    /// The entropic layers' forward pass: on the scores `y - tau` of [`water_level`], capped
+    /// scores clamped ([`clamp_capped`]), negligible free entries left out
+    /// ([`Layer::forward_reduced`]).
+    fn forward_entropic(
+        &self,
+        y: &[f64],
+        u: Option<&[f64]>,
+        wrt: &[LayerParam],
+    ) -> Result<LayerOutput<B>> {
+        let level = water_level(y, u);
+        let mut scores: Vec<f64> = y.iter().map(|v| v - level).collect();
+        if let Some(u) = u {
+            clamp_capped(&mut scores, u);
+        }
+        if let Some(kept) = kept_entries(&scores, u, negligible_exponent::<B::Real>())
+            && let Some(out) = self.forward_reduced(&scores, u, wrt, kept)?
+        {
+            return Ok(out);
+        }
+        self.solve_scores(scores, u, wrt)
+    }
+
+    /// Solves on scores already shifted, every entry.
+    fn solve_scores(
+        &self,
+        scores: Vec<f64>,
+        u: Option<&[f64]>,
+        wrt: &[LayerParam],
+    ) -> Result<LayerOutput<B>> {
         let be = self.solver.backend();
         let b = be.mat_from_col_major(1, 1, &[B::Real::one()])?;
         let h = self.kind.h(self.n, u);
@@ -685,18 +849,11 @@ impl<B: LinAlg> Layer<B> {
             })
             .collect();
         let solution = if self.kind.is_entropic() {
-            self.solver
-                .solve(&Entropy::new(shifted(y))?, &b, &h, &params)?
+            let f = Entropy::new(scores.clone())?;
+            self.solver.solve(&f, &b, &h, &params)?
         } else {
-            self.solver
-                .solve(&SquaredDistance::new(shifted(y))?, &b, &h, &params)?
-        };
-        let host = |m: &B::Mat| -> Result<Vec<f64>> {
-            Ok(be
-                .to_col_major(m)?
-                .into_iter()
-                .map(Real::to_f64_lossy)
-                .collect())
+            let f = SquaredDistance::new(scores.clone())?;
+            self.solver.solve(&f, &b, &h, &params)?
         };
         let n = self.n;
         let mut wrt = wrt.to_vec();
@@ -711,18 +868,97 @@ impl<B: LinAlg> Layer<B> {
             let j = solution
                 .jacobian(smooth)
                 .ok_or(Error::Request("internal: a Jacobian was not computed"))?;
-            let data = host(j)?;
+            let data = self.to_host(j)?;
             let cols = data[offset * n..(offset + n) * n].to_vec();
             jacobians.push((param, HostMatrix::from_col_major(Field::Q, n, n, cols)?));
         }
         Ok(LayerOutput {
-            x: host(solution.x())?,
+            x: self.to_host(solution.x())?,
             status: solution.status(),
             iterations: solution.iterations(),
             jacobians,
-            y: shifted(y),
+            objective: f64::NAN,
+            y: scores,
             solution,
+            reduced: None,
         })
+    }
+
+    /// Solves an entropic layer on the entries `kept` alone (the scores `y - tau` of
+    /// [`water_level`]); the others are free entries far below the rest, whose
+    /// `x_i = exp(score_i - 1 - lam)` the narrower solve's multiplier `lam` then gives (their
+    /// rows and columns of the Jacobians are below that `x_i` and left zero). `None` when the
+    /// narrower solve contradicts the premise (an `x_i` not negligible, or caps of the kept
+    /// entries below 1): the caller solves on every entry.
+    fn forward_reduced(
+        &self,
+        scores: &[f64],
+        u: Option<&[f64]>,
+        wrt: &[LayerParam],
+        kept: Vec<usize>,
+    ) -> Result<Option<LayerOutput<B>>> {
+        let pick = |v: &[f64]| -> Vec<f64> { kept.iter().map(|&i| v[i]).collect() };
+        let kept_u = u.map(pick);
+        if kept_u.as_ref().is_some_and(|u| u.iter().sum::<f64>() < 1.0) {
+            return Ok(None);
+        }
+        let layer = Layer::new(
+            self.solver.backend().clone(),
+            self.kind,
+            kept.len(),
+            self.solver.settings().clone(),
+        )?;
+        let inner = layer.solve_scores(pick(scores), kept_u.as_deref(), wrt)?;
+        let lam = self.to_host(inner.solution.lam())?[0];
+        let mut x: Vec<f64> = scores.iter().map(|s| (s - 1.0 - lam).exp()).collect();
+        if let Some(u) = u {
+            x.iter_mut().zip(u).for_each(|(x, &u)| *x = x.min(u));
+        }
+        let dropped_mass: f64 = x.iter().sum::<f64>() - pick(&x).iter().sum::<f64>();
+        if dropped_mass.is_nan() || dropped_mass > f64::EPSILON * 1e-3 {
+            return Ok(None);
+        }
+        for (&i, &xi) in kept.iter().zip(&inner.x) {
+            x[i] = xi;
+        }
+        let embed = |j: &HostMatrix| -> Result<HostMatrix> {
+            let mut data = vec![0.0; self.n * self.n];
+            for (c, &jc) in kept.iter().enumerate() {
+                for (r, &ir) in kept.iter().enumerate() {
+                    data[jc * self.n + ir] = j.get(r, c);
+                }
+            }
+            HostMatrix::from_col_major(Field::Q, self.n, self.n, data)
+        };
+        let jacobians = inner
+            .jacobians
+            .iter()
+            .map(|(p, j)| Ok((*p, embed(j)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(LayerOutput {
+            x,
+            status: inner.status,
+            iterations: inner.iterations,
+            jacobians,
+            objective: f64::NAN,
+            y: inner.y,
+            solution: inner.solution,
+            reduced: Some(Reduced {
+                kept,
+                layer: Arc::new(layer),
+            }),
+        }))
+    }
+
+    /// A backend block on the host, in `f64`.
+    fn to_host(&self, m: &B::Mat) -> Result<Vec<f64>> {
+        Ok(self
+            .solver
+            .backend()
+            .to_col_major(m)?
+            .into_iter()
+            .map(Real::to_f64_lossy)
+            .collect())
     }
 
     /// The gradients `(dx/dy)'g` (and `(dx/du)'g`) of a loss with `dloss/dx = g` at a
@@ -748,6 +984,28 @@ impl<B: LinAlg> Layer<B> {
     /// ```
     pub fn vjp(&self, output: &LayerOutput<B>, g: &[f64]) -> Result<LayerGrads> {
         check_vector("g", g, self.n)?;
+        let Some(reduced) = &output.reduced else {
+            return self.pull_back(output, g);
+        };
+        let kept_g: Vec<f64> = reduced.kept.iter().map(|&i| g[i]).collect();
+        let inner = reduced.layer.pull_back(output, &kept_g)?;
+        let embed = |v: &[f64]| {
+            let mut full = vec![0.0; self.n];
+            reduced
+                .kept
+                .iter()
+                .zip(v)
+                .for_each(|(&i, &vi)| full[i] = vi);
+            full
+        };
+        Ok(LayerGrads {
+            y: embed(&inner.y),
+            u: inner.u.as_deref().map(embed),
+        })
+    }
+
+    /// [`Layer::vjp`] on an output of this layer's width.
+    fn pull_back(&self, output: &LayerOutput<B>, g: &[f64]) -> Result<LayerGrads> {
         let be = self.solver.backend();
         let seed = be.mat_from_col_major(self.n, 1, &to_real::<B::Real>(g))?;
         let grads: SmoothGrads<B> = if self.kind.is_entropic() {
@@ -757,21 +1015,14 @@ impl<B: LinAlg> Layer<B> {
             let f = SquaredDistance::new(output.y.clone())?;
             self.solver.vjp(&f, &output.solution, &seed)?
         };
-        let host = |m: &B::Mat| -> Result<Vec<f64>> {
-            Ok(be
-                .to_col_major(m)?
-                .into_iter()
-                .map(Real::to_f64_lossy)
-                .collect())
-        };
         let u = if self.kind.has_upper_bound() {
             let offset = self.kind.upper_offset(self.n);
-            Some(host(&grads.h)?[offset..offset + self.n].to_vec())
+            Some(self.to_host(&grads.h)?[offset..offset + self.n].to_vec())
         } else {
             None
         };
         Ok(LayerGrads {
-            y: host(&grads.theta)?,
+            y: self.to_host(&grads.theta)?,
             u,
         })
     }

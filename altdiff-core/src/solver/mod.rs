@@ -220,6 +220,7 @@ impl<B: LinAlg> AltDiff<B> {
             Ok(factor) => (factor, B::Real::zero()),
             // P is singular on the null space of [A; G] (a convex P, tested), or indefinite
             Err(Error::NotPositiveDefinite { .. }) => {
+                overflow_of(&backend, [&a, &g], dims, rho)?;
                 if test_on_gram {
                     check_convexity(&backend, &p)?;
                 }
@@ -1245,6 +1246,29 @@ impl SumBounds {
             c_cols: c_cols.fold(0.0, f64::max),
         }
     }
+}
+
+/// [`Error::Overflow`] when the largest entry `c` of `A` or `G` makes `rho c^2 (p + m)`, a
+/// bound on the entries of `rho C'C`, overflow the backend's scalar: a failed factorization
+/// of `H` then says so instead of blaming `P`.
+fn overflow_of<B: LinAlg>(backend: &B, ops: [&B::Op; 2], dims: QpDims, rho: B::Real) -> Result<()> {
+    let limit = B::Real::max_value().to_f64_lossy();
+    for (field, op) in [Field::A, Field::G].into_iter().zip(ops) {
+        let largest = backend
+            .op_abs_profile(op, false)?
+            .col_max
+            .into_iter()
+            .map(Real::to_f64_lossy)
+            .fold(0.0, f64::max);
+        let bound = rho.to_f64_lossy() * largest * largest * (dims.p + dims.m) as f64;
+        if bound.is_nan() || bound >= limit {
+            return Err(Error::Overflow {
+                field,
+                value: largest,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The convexity test on `M = C H^-1 C'` (r x r) instead of `P` (n x n). With `H = L L'`

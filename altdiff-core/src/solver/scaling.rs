@@ -49,6 +49,25 @@ fn ruiz_factor(norm: f64) -> f64 {
     1.0 / norm.clamp(MIN_SCALE, MAX_SCALE).sqrt()
 }
 
+/// Row norms beyond which a row is normalized outright before the Ruiz passes
+/// (`MIN_SCALE^2 .. MAX_SCALE^2`): a pass moves a norm by at most 100, so ten passes leave a
+/// row of `G` of `1e200` at `1e180`, whose square in `rho G'G` overflows (the dense backends
+/// then failed the factorization of `H` with a message blaming `P`).
+const EXTREME: (f64, f64) = (MIN_SCALE * MIN_SCALE, MAX_SCALE * MAX_SCALE);
+
+/// Sets the scale of each row whose norm is outside [`EXTREME`] to `1 / norm` rounded to a
+/// power of two (exact in floating point); whether there was one.
+fn normalize_extreme(scales: &mut [f64], norms: &[f64]) -> bool {
+    let mut any = false;
+    for (scale, &norm) in scales.iter_mut().zip(norms) {
+        if norm > 0.0 && norm.is_finite() && !(EXTREME.0..=EXTREME.1).contains(&norm) {
+            *scale = (-norm.log2().round()).exp2();
+            any = true;
+        }
+    }
+    any
+}
+
 /// What [`Scaling::ruiz`] made of the data.
 pub(crate) enum Ruized<B: LinAlg> {
     /// The scaling and the scaled `(P, A, G)`.
@@ -102,6 +121,12 @@ impl<B: LinAlg> Scaling<B> {
             let (a_rows, g_rows) = (f64s(a_rows), f64s(g_rows));
             if pass == 0 && spread(columns.iter().chain(&a_rows).chain(&g_rows)) <= ruiz.threshold {
                 return Ok(Ruized::Unscaled { sums });
+            }
+            if pass == 0
+                && normalize_extreme(&mut e_a, &a_rows) | normalize_extreme(&mut e_g, &g_rows)
+            {
+                // the columns' norms were measured on the rows as given: next pass
+                continue;
             }
             for (dj, norm) in d.iter_mut().zip(columns) {
                 *dj *= ruiz_factor(norm);

@@ -7,8 +7,8 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 pub use crate::testing::trust_checks::{
-    batch_defaults_on_user_data, big_m_bound_changes_nothing, lps_and_non_unique_solutions,
-    user_data_is_solved_right,
+    batch_defaults_on_user_data, big_m_bound_changes_nothing, extreme_rows_are_normalized,
+    lps_and_non_unique_solutions, user_data_is_solved_right,
 };
 
 use crate::testing::{
@@ -86,6 +86,7 @@ macro_rules! conformance_tests {
             conformance_test!(anderson_keeps_the_fixed_point);
             conformance_test!(user_data_is_solved_right);
             conformance_test!(big_m_bound_changes_nothing);
+            conformance_test!(extreme_rows_are_normalized);
             conformance_test!(lps_and_non_unique_solutions);
             conformance_test!(batch_defaults_on_user_data);
         }

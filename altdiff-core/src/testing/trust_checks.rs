@@ -75,6 +75,36 @@ pub fn big_m_bound_changes_nothing<B: LinAlg<Real = f64>>(be: &B) {
     }
 }
 
+/// Rows of `1e200` and `1e-150` (an active bound written `1e200 x_0 <= -2e200`, an equality
+/// `3e-150 x_0 + 1e-150 x_1 = 1e-150`): with the default settings the solution is the
+/// well-scaled problem's, `x = (-2, 7)`; without the scaling a backend either solves it or
+/// says the rows overflow `rho G'G` ([`Error::Overflow`](crate::Error::Overflow)), never
+/// that `P` is not positive semidefinite (ten clamped Ruiz passes left the row at `1e180`
+/// and the dense factorization of `H` failed with that message).
+pub fn extreme_rows_are_normalized<B: LinAlg<Real = f64>>(be: &B) {
+    let qp = HostQp {
+        p: HostMatrix::from_rows(crate::Field::P, &[vec![2.0, 0.5], vec![0.5, 1.0]]).expect("P"),
+        q: vec![1.0, -1.0],
+        a: HostMatrix::from_rows(crate::Field::A, &[vec![3e-150, 1e-150]]).expect("A"),
+        b: vec![1e-150],
+        g: HostMatrix::from_rows(crate::Field::G, &[vec![1e200, 0.0], vec![0.0, 1e-200]])
+            .expect("G"),
+        h: vec![-2e200, 1e-199],
+    };
+    let sol = solve_host(be, &qp, Settings::default()).expect("solve");
+    assert_eq!(sol.status, Status::Solved);
+    assert!(x_within(&sol.x, &[-2.0, 7.0], 1e-8), "{:?}", sol.x);
+    assert!((sol.objective - 12.5).abs() <= 1e-8, "{}", sol.objective);
+    match solve_host(be, &qp, Settings::default().with_scaling(None)) {
+        Ok(_)
+        | Err(crate::Error::Overflow {
+            field: crate::Field::G,
+            ..
+        }) => {}
+        Err(other) => panic!("unscaled: {other}"),
+    }
+}
+
 /// LPs with the default settings: a vertex solution found exactly (the polish), and the
 /// LP whose solutions form a face flagged not unique, with the right objective.
 pub fn lps_and_non_unique_solutions<B: LinAlg<Real = f64>>(be: &B) {
