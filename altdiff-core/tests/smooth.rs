@@ -917,3 +917,28 @@ fn smooth_entropy_hessian_stays_finite_at_a_subnormal_iterate() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn smooth_sparsemax_solves_scores_of_any_spread() {
+    // y = (1e300, -1e300, 0): |x - y|^2 overflowed (numerical_error), and y - max(y) = -inf
+    // for 1e308 was reported as a non-finite input
+    let cases = [
+        (vec![1e300, -1e300, 0.0], [1.0, 0.0, 0.0]),
+        (vec![1e308, -1e308, 0.0], [1.0, 0.0, 0.0]),
+        (vec![0.5, -1e9, 0.2], [0.65, 0.0, 0.35]),
+    ];
+    for (y, x) in cases {
+        let out = layer(LayerKind::Sparsemax, 3)
+            .forward(&y, None, &[LayerParam::Y])
+            .unwrap_or_else(|e| panic!("{y:?}: {e}"));
+        assert_eq!(out.status, Status::Solved, "{y:?}");
+        assert!(max_abs_diff(&out.x, &x) < 1e-8, "{:?} vs {x:?}", out.x);
+        let support: Vec<usize> = (0..3).filter(|&i| x[i] > 0.0).collect();
+        let k = support.len() as f64;
+        let err = jac_diff(out.jacobian(LayerParam::Y).unwrap(), |i, j| {
+            let (si, sj) = (support.contains(&i), support.contains(&j));
+            f64::from(u8::from(si && sj)) * (f64::from(u8::from(i == j)) - 1.0 / k)
+        });
+        assert!(err < 1e-8, "{y:?}: dx/dy error {err}");
+    }
+}

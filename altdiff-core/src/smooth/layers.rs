@@ -33,12 +33,21 @@ fn check_parameter(name: &'static str, y: &[f64]) -> Result<()> {
     check_vector(name, y, y.len())
 }
 
-/// `y - max(y)`: every layer has `1'x = 1`, on which `y` and `y + c 1` give the same
-/// solution (the objective moves by the constant `c`) and the same derivatives. The sparsemax
-/// layers solve on these scores; the entropic ones on [`water_level`]'s.
+/// `y - max(y)` (saturating at `-f64::MAX`): every layer has `1'x = 1`, on which `y` and
+/// `y + c 1` give the same solution (the objective moves by the constant `c`) and the same
+/// derivatives. The sparsemax layers solve on these scores; the entropic ones on
+/// [`water_level`]'s.
 fn shifted(y: &[f64]) -> Vec<f64> {
     let top = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    y.iter().map(|v| v - top).collect()
+    y.iter().map(|v| (v - top).max(-f64::MAX)).collect()
+}
+
+/// The sparsemax scores (no caps): `y - max(y)`, raised to `-2` where below. The level
+/// `tau` of `x = max(y - tau, 0)` is at least `max(y) - 1` (`x_max <= 1`), so such an entry
+/// stays strictly at zero (`x_i = 0`, multiplier at least 2): neither `x` nor a derivative
+/// moves, and scores `1e300` apart keep `|x - y|^2` finite.
+fn sparsemax_scores(y: &[f64]) -> Vec<f64> {
+    shifted(y).into_iter().map(|v| v.max(-2.0)).collect()
 }
 
 /// `log(sum_i exp(v_i))` without overflow (`-inf` for no entries).
@@ -757,8 +766,10 @@ impl<B: LinAlg> Layer<B> {
     /// Solves the layer for `y` (and `u` for the constrained layers), with the Jacobians
     /// `dx/dparam` for `wrt`. Not converging is a [`Status`], not an error.
     ///
-    /// Any finite `y` is solved: the solution depends on `y` up to a constant, so the
-    /// sparsemax layers solve on `y - max(y)` and the entropic ones on `y - tau` with the
+    /// Any finite `y` is solved (csparsemax: up to spreads of about `1e150`, beyond which
+    /// `|x - y|^2` overflows and the status says so): the solution depends on `y` up to a
+    /// constant, so the sparsemax layers solve on `y - max(y)` (sparsemax: raised to `-2`
+    /// where below, entries that stay at zero) and the entropic ones on `y - tau` with the
     /// level `tau` where `sum_i min(u_i, exp(y_i - tau)) = 1` (the closed form's, found
     /// exactly by sorting), the scores of strictly capped entries lowered to 8 above
     /// `log u_i` (which changes neither `x` nor a derivative), and the free entries whose
@@ -799,10 +810,10 @@ impl<B: LinAlg> Layer<B> {
                 "dx/du needs a layer with upper bounds (csoftmax, csparsemax)",
             ));
         }
-        let mut out = if self.kind.is_entropic() {
-            self.forward_entropic(y, u, wrt)?
-        } else {
-            self.solve_scores(shifted(y), u, wrt)?
+        let mut out = match self.kind {
+            LayerKind::Softmax | LayerKind::CSoftmax => self.forward_entropic(y, u, wrt)?,
+            LayerKind::Sparsemax => self.solve_scores(sparsemax_scores(y), u, wrt)?,
+            LayerKind::CSparsemax => self.solve_scores(shifted(y), u, wrt)?,
         };
         out.objective = self.kind.objective(&out.x, y);
         Ok(out)
