@@ -392,6 +392,10 @@ impl<T: CandleReal> LinAlg for CandleBackend<T> {
     ///
     /// # Panics
     /// When `rhs` does not have `n` rows.
+    fn factor_pivots(&self, factor: &CandleFactor) -> Result<Option<Vec<f64>>> {
+        Ok(Some(factor.cholesky.pivots()))
+    }
+
     fn solve_in_place(&self, factor: &CandleFactor, rhs: &mut Tensor) -> Result<()> {
         assert_eq!(dims2(rhs).0, factor.dim(), "solve_in_place: rhs rows");
         *rhs = self.product(&factor.inverse, rhs)?;

@@ -174,6 +174,16 @@ pub enum Error {
         /// Its largest absolute entry.
         value: f64,
     },
+    /// A VJP asked with [`Settings::require_differentiable`](crate::Settings::require_differentiable)
+    /// at a solution whose report is not `differentiable`.
+    #[error(
+        "the derivative is not certified at this solution: {}",
+        describe_report(report)
+    )]
+    NotDifferentiable {
+        /// The report.
+        report: Box<crate::Differentiability>,
+    },
     /// The reduced KKT system of [`Method::Kkt`](crate::Method::Kkt) is singular: the
     /// equality rows and the active inequality rows are linearly dependent.
     #[error(
@@ -228,6 +238,30 @@ impl Error {
             source: Box::new(source),
         }
     }
+}
+
+/// One line for [`Error::NotDifferentiable`]: the verdict and what made it.
+fn describe_report(report: &crate::Differentiability) -> String {
+    let mut parts = vec![report.status.as_str().to_owned()];
+    if report.licq == Some(false) {
+        parts.push("the active rows are dependent (LICQ fails)".into());
+    }
+    if !report.weakly_active.is_empty() {
+        parts.push(format!("weakly active rows {:?}", report.weakly_active));
+    }
+    if report.min_active_multiplier < report.margin {
+        parts.push(format!(
+            "smallest active multiplier {:.1e}",
+            report.min_active_multiplier
+        ));
+    }
+    if report.min_inactive_slack < report.margin {
+        parts.push(format!(
+            "smallest inactive slack {:.1e}",
+            report.min_inactive_slack
+        ));
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]

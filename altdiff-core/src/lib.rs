@@ -146,6 +146,6 @@ pub use settings::{
 };
 pub use smooth::{SmoothObjective, SmoothSolver};
 pub use solver::{
-    AltDiff, BatchSolution, Certificate, Directions, Element, Grads, HostSolution, Iterate,
-    Observation, Observer, Solution, Status, TangentKey, VjpMode,
+    AltDiff, BatchSolution, Certificate, DerivativeStatus, Differentiability, Directions, Element,
+    Grads, HostSolution, Iterate, Observation, Observer, Solution, Status, TangentKey, VjpMode,
 };

@@ -430,6 +430,29 @@ pub trait LinAlg: Clone + Send + Sync + core::fmt::Debug + 'static {
         }
     }
 
+    /// The pivots of a Cholesky factorization (`L_ii^2`), for the condition estimate of the
+    /// differentiability report ([`AltDiff::differentiability`](crate::AltDiff::differentiability));
+    /// `None` (the default) when the backend does not keep them.
+    ///
+    /// # Errors
+    /// A backend error.
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use altdiff_core::{LinAlg, testing::RefBackend};
+    /// let be = RefBackend;
+    /// let f = be.cholesky(&be.op_from_col_major(2, 2, &[4.0, 2.0, 2.0, 3.0])?)?;
+    /// let pivots = be.factor_pivots(&f)?.unwrap();
+    /// assert!((pivots[0] - 4.0).abs() < 1e-14 && (pivots[1] - 2.0).abs() < 1e-14);
+    /// # }
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    fn factor_pivots(&self, factor: &Self::Factor) -> Result<Option<Vec<f64>>> {
+        let _ = factor;
+        Ok(None)
+    }
+
     /// The unit roundoff of [`LinAlg::factor`] and its solves: the precision of
     /// `Self::Real` (the default), or a coarser one when the backend factors `H` in a
     /// shorter type to save time (faer's `Precision::Single`: `f32::EPSILON`). Above

@@ -530,6 +530,12 @@ pub struct Settings {
     pub krylov_restart: usize,
     /// Anderson acceleration of the forward iteration (default off; see [`Anderson`]).
     pub anderson: Option<Anderson>,
+    /// Refuse a VJP whose derivative is not certified: [`AltDiff::vjp`](crate::AltDiff::vjp)
+    /// returns [`Error::NotDifferentiable`](crate::Error::NotDifferentiable) with the report
+    /// unless [`AltDiff::differentiability`](crate::AltDiff::differentiability) says
+    /// `differentiable` (default false: the derivative is returned and the report, asked
+    /// apart, flags it).
+    pub require_differentiable: bool,
 }
 
 impl Default for Settings {
@@ -551,6 +557,7 @@ impl Default for Settings {
             scaling: Some(Ruiz::default()),
             krylov_restart: 30,
             anderson: None,
+            require_differentiable: false,
         }
     }
 }
@@ -665,6 +672,19 @@ impl Settings {
     #[must_use]
     pub fn with_check_convexity(mut self, check: bool) -> Self {
         self.check_convexity = check;
+        self
+    }
+
+    /// Sets [`Settings::require_differentiable`].
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_core::Settings;
+    /// assert!(Settings::default().with_require_differentiable(true).require_differentiable);
+    /// ```
+    #[must_use]
+    pub fn with_require_differentiable(mut self, require: bool) -> Self {
+        self.require_differentiable = require;
         self
     }
 

@@ -82,8 +82,9 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The program's exit code for this failure: 1 for [`CliError::NotSolved`] (a status),
-    /// 2 for everything else (bad input, a file, a library error).
+    /// The program's exit code for this failure: 1 for [`CliError::NotSolved`] and a
+    /// derivative refused as not certified (statuses), 2 for everything else (bad input, a
+    /// file, a library error).
     ///
     /// # Example
     /// ```
@@ -95,7 +96,8 @@ impl CliError {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::NotSolved { .. } => 1,
+            CliError::NotSolved { .. }
+            | CliError::Core(altdiff_core::Error::NotDifferentiable { .. }) => 1,
             _ => 2,
         }
     }

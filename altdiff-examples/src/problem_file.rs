@@ -173,6 +173,56 @@ pub struct ResultFile {
     /// `J'g` for `--vjp GRAD.json`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vjp: Option<VjpFile>,
+    /// The differentiability report, with every derivative of a solved problem.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub differentiability: Option<DifferentiabilityFile>,
+}
+
+/// The JSON form of [`altdiff_core::Differentiability`] (key `"differentiability"`; an
+/// infinite margin, where no row is active or inactive, is `null`).
+///
+/// # Example
+/// ```
+/// use altdiff_examples::problem_file::DifferentiabilityFile;
+/// let f: DifferentiabilityFile = serde_json::from_str(r#"{"status": "degenerate",
+///     "licq": false, "min_active_multiplier": 0.5, "min_inactive_slack": null,
+///     "kkt_condition": 1e17, "weakly_active": [], "active": 2, "margin": 0.001}"#).unwrap();
+/// assert_eq!((f.status.as_str(), f.licq), ("degenerate", Some(false)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DifferentiabilityFile {
+    /// `"differentiable"`, `"near_degenerate"`, `"degenerate"` or `"not_unique"`.
+    pub status: String,
+    /// Whether the active rows are independent (`null`: not known on this backend).
+    pub licq: Option<bool>,
+    /// The smallest relative multiplier of an active inequality.
+    pub min_active_multiplier: Option<f64>,
+    /// The smallest relative slack of an inactive inequality.
+    pub min_inactive_slack: Option<f64>,
+    /// The condition estimate of the active set's KKT Schur complement.
+    pub kkt_condition: Option<f64>,
+    /// Active inequalities with a multiplier below the tolerance.
+    pub weakly_active: Vec<usize>,
+    /// Active inequalities.
+    pub active: usize,
+    /// The margin below which the report says `near_degenerate`.
+    pub margin: f64,
+}
+
+impl From<&altdiff_core::Differentiability> for DifferentiabilityFile {
+    fn from(d: &altdiff_core::Differentiability) -> Self {
+        let finite = |v: f64| v.is_finite().then_some(v);
+        Self {
+            status: d.status.as_str().to_owned(),
+            licq: d.licq,
+            min_active_multiplier: finite(d.min_active_multiplier),
+            min_inactive_slack: finite(d.min_inactive_slack),
+            kkt_condition: d.kkt_condition.and_then(finite),
+            weakly_active: d.weakly_active.clone(),
+            active: d.active,
+            margin: d.margin,
+        }
+    }
 }
 
 impl ResultFile {
@@ -293,6 +343,7 @@ impl From<&HostSolution> for ResultFile {
             dx_dg: jac(Param::G),
             weakly_active: sol.weakly_active.clone(),
             vjp: None,
+            differentiability: None,
         }
     }
 }

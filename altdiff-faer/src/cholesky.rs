@@ -997,6 +997,26 @@ impl DenseCholesky {
         }
     }
 
+    /// The pivots `L_ii^2` of `H = L L'` (their spread bounds the condition number of `H`
+    /// from below: a tiny one marks a matrix singular to working precision).
+    ///
+    /// # Example
+    /// ```
+    /// use altdiff_faer::{DenseCholesky, Par};
+    /// let h = faer::mat![[4.0, 2.0], [2.0, 3.0]];
+    /// let pivots = DenseCholesky::new(h.as_ref(), Par::Seq)?.pivots();
+    /// assert!((pivots[0] - 4.0).abs() < 1e-14 && (pivots[1] - 2.0).abs() < 1e-14);
+    /// # Ok::<(), altdiff_core::Error>(())
+    /// ```
+    pub fn pivots(&self) -> Vec<f64> {
+        match &self.l {
+            Lower::Double(l) => (0..l.nrows()).map(|i| l[(i, i)] * l[(i, i)]).collect(),
+            Lower::Single(l) => (0..l.nrows())
+                .map(|i| f64::from(l[(i, i)]) * f64::from(l[(i, i)]))
+                .collect(),
+        }
+    }
+
     /// The order `n` of `H`.
     pub fn dim(&self) -> usize {
         match &self.l {

@@ -343,6 +343,10 @@ impl LinAlg for FaerBackend {
         )
     }
 
+    fn factor_pivots(&self, factor: &DenseCholesky) -> Result<Option<Vec<f64>>> {
+        Ok(Some(factor.pivots()))
+    }
+
     fn factor_epsilon(&self) -> f64 {
         match self.precision {
             Precision::Double => f64::EPSILON,

@@ -333,6 +333,10 @@ impl LinAlg for NdarrayBackend {
         Ok(from_faer(&x))
     }
 
+    fn factor_pivots(&self, factor: &DenseCholesky) -> Result<Option<Vec<f64>>> {
+        Ok(Some(factor.pivots()))
+    }
+
     fn solve_in_place(&self, factor: &DenseCholesky, rhs: &mut Array2<f64>) -> Result<()> {
         in_place(rhs, |view| factor.solve_in_place(view, self.par.0));
         Ok(())

@@ -946,7 +946,7 @@ impl<B: LinAlg> AltDiff<B> {
             None => seed,
         };
         let (q, b, h) = match mode {
-            VjpMode::Kkt => self.kkt_adjoints(&it.s, &it.nu, &seed, &usable)?,
+            VjpMode::Kkt => self.kkt_adjoints(&it.s, &seed, &usable)?,
             // without a dense dual space (sparse backends) the limit is iterated instead
             // (the dual space has no proximal term)
             VjpMode::Limit
@@ -1000,24 +1000,17 @@ impl<B: LinAlg> AltDiff<B> {
     fn kkt_adjoints(
         &self,
         s: &B::Mat,
-        nu: &B::Mat,
         seed: &B::Mat,
         usable: &[bool],
     ) -> Result<(B::Mat, B::Mat, B::Mat)> {
         let (be, dims) = (&self.backend, self.dims);
-        let (s_cols, nu_cols, g_cols) = (
-            host_columns(be, s)?,
-            host_columns(be, nu)?,
-            host_columns(be, seed)?,
-        );
+        let (s_cols, g_cols) = (host_columns(be, s)?, host_columns(be, seed)?);
         let k = g_cols.len();
         let zero = |rows: usize| vec![vec![B::Real::zero(); rows]; k];
         let (mut q, mut b, mut h) = (zero(dims.n), zero(dims.p), zero(dims.m));
         let mut degenerate = Vec::new();
         for j in (0..k).filter(|&j| usable[j]) {
-            let to_f64 = |v: &[B::Real]| v.iter().map(|x| x.to_f64_lossy()).collect::<Vec<_>>();
-            let weak = self.weak_rows(&to_f64(&s_cols[j]), &to_f64(&nu_cols[j]));
-            let kkt = match self.kkt_system_at(&s_cols[j], weak.into_iter()) {
+            let kkt = match self.kkt_system_at(&s_cols[j]) {
                 Ok(kkt) => kkt,
                 Err(Error::SingularKkt { .. }) => {
                     degenerate.push(j);

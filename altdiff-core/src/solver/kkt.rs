@@ -51,7 +51,15 @@ impl<B: LinAlg> KktSystem<B> {
         let h_c = backend.factor(p, a, &g_act, rho)?;
         // S = C H_C^-1 C' (r x r, dense)
         let (s, _) = backend.gram_inverse(&h_c, &c, false)?;
-        let s_op = backend.op_from_col_major(r, r, &backend.to_col_major(&s)?)?;
+        let host = backend.to_col_major(&s)?;
+        // dependent rows leave S singular to rounding, which a Cholesky factorization may
+        // still pass with a tiny pivot (the sparse backend did, on CVXQP2_S): the pivots'
+        // spread decides, on the host, the same rule for every backend
+        let pivots = host.iter().map(|v| v.to_f64_lossy()).collect();
+        if !super::differentiability::independent_rows(pivots, r, backend.factor_epsilon()) {
+            return Err(Error::SingularKkt { rows: r });
+        }
+        let s_op = backend.op_from_col_major(r, r, &host)?;
         let schur = backend.cholesky(&s_op).map_err(|err| match err {
             Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: r },
             other => other,

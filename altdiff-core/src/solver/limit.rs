@@ -178,6 +178,15 @@ impl<B: LinAlg> Limit<B> {
         Ok(false)
     }
 
+    /// The pivots of `Sigma`'s Cholesky factor (empty without active rows), when the
+    /// backend keeps them ([`LinAlg::factor_pivots`]).
+    pub fn schur_pivots(&self, backend: &B) -> Result<Option<Vec<f64>>> {
+        match &self.sigma {
+            Some(sigma) => backend.factor_pivots(sigma),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
     /// Whether the system is the one of the stacked slack `s`'s mask.
     pub fn is_for(&self, s: &[B::Real]) -> bool {
         s.len() == self.r

@@ -4,6 +4,7 @@
 mod adjoint;
 mod anderson;
 mod batch;
+mod differentiability;
 mod dual;
 mod dual_loop;
 mod infeasibility;
@@ -22,6 +23,7 @@ mod vjp;
 
 pub use adjoint::{Grads, VjpMode};
 pub use batch::{BatchSolution, Element};
+pub use differentiability::{DerivativeStatus, Differentiability};
 pub use iteration::Iterate;
 pub use solution::{Certificate, HostSolution, Solution, TangentKey};
 pub use status::Status;
@@ -496,19 +498,14 @@ impl<B: LinAlg> AltDiff<B> {
     /// active ones (convention: weakly active rows are treated as active).
     fn kkt_system(&self, solution: &Solution<B>) -> Result<KktSystem<B>> {
         let s = self.backend.to_col_major(solution.s())?;
-        self.kkt_system_at(&s, solution.weakly_active.iter().copied())
+        self.kkt_system_at(&s)
     }
 
-    /// The KKT system for the slack `s` (host, one column) and the weakly active rows.
-    fn kkt_system_at(
-        &self,
-        s: &[B::Real],
-        weakly_active: impl Iterator<Item = usize>,
-    ) -> Result<KktSystem<B>> {
-        let mut active = active_indices(s);
-        active.extend(weakly_active);
-        active.sort_unstable();
-        active.dedup();
+    /// The KKT system for the slack `s` (host, one column), on the active set of every
+    /// mode: the rows with `s = 0` (weakly active ones included: the derivative returned
+    /// there is the one-sided derivative that holds the row active; the report says so).
+    fn kkt_system_at(&self, s: &[B::Real]) -> Result<KktSystem<B>> {
+        let active = active_indices(s);
         KktSystem::new(
             &self.backend,
             [&self.p, &self.a, &self.g],

@@ -221,10 +221,10 @@ impl<B: LinAlg> Solution<B> {
 
     /// The weakly active inequalities: slack `s_i` and dual `nu_i` both zero within the
     /// tolerance (the residual rule's `eps_abs + eps_rel max(1, |s|, |nu|)`). The solution
-    /// map is not differentiable there; only one-sided derivatives exist. Convention:
-    /// [`Method::Kkt`](crate::Method::Kkt) and the KKT VJP treat them as active (the
-    /// derivative for perturbations that keep them binding); Alt-Diff follows the mask of
-    /// its final iterate (`s > 0` strictly is inactive), which may fall on either side.
+    /// map is not differentiable there; only one-sided derivatives exist. Every derivative
+    /// mode follows the mask of the final iterate (`s > 0` strictly is inactive, `s = 0`
+    /// active), which may fall on either side; the differentiability report
+    /// ([`AltDiff::differentiability`](crate::AltDiff::differentiability)) flags both.
     pub fn weakly_active(&self) -> &[usize] {
         &self.weakly_active
     }

@@ -11,9 +11,18 @@ impl<B: LinAlg> AltDiff<B> {
     /// # Errors
     /// [`Error::Dimension`] for `g` of the wrong shape, [`Error::Request`] for an unrolled VJP
     /// of a solve without a tape, [`Error::SingularKkt`] for the KKT mode at a degenerate
-    /// active set.
+    /// active set, [`Error::NotDifferentiable`] with
+    /// [`Settings::require_differentiable`](crate::Settings::require_differentiable).
     pub fn vjp(&self, solution: &Solution<B>, g: &B::Mat, mode: VjpMode) -> Result<Grads<B>> {
         crate::problem::check_block(&self.backend, Field::Seed, g, (self.dims.n, 1))?;
+        if self.settings.require_differentiable {
+            let report = self.differentiability(solution)?;
+            if !report.status.is_differentiable() {
+                return Err(Error::NotDifferentiable {
+                    report: Box::new(report),
+                });
+            }
+        }
         let Some(scaling) = &self.scaling else {
             return self.vjp_in(solution, g, mode);
         };

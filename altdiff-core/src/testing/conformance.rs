@@ -6,6 +6,7 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
+pub use crate::testing::differentiability_checks::derivatives_are_certified;
 pub use crate::testing::trust_checks::{
     batch_defaults_on_user_data, big_m_bound_changes_nothing, extreme_rows_are_normalized,
     lps_and_non_unique_solutions, user_data_is_solved_right,
@@ -87,6 +88,7 @@ macro_rules! conformance_tests {
             conformance_test!(user_data_is_solved_right);
             conformance_test!(big_m_bound_changes_nothing);
             conformance_test!(extreme_rows_are_normalized);
+            conformance_test!(derivatives_are_certified);
             conformance_test!(lps_and_non_unique_solutions);
             conformance_test!(batch_defaults_on_user_data);
         }
@@ -1755,6 +1757,7 @@ pub fn degenerate_problem_reports_weakly_active<B: LinAlg<Real = f64>>(be: &B) {
         g: HostMatrix::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 0.0 }),
         h: vec![1.0, 0.5],
     };
+    let mut dx0_dh0 = Vec::new();
     for method in [Method::AltDiff, Method::Kkt] {
         let sol = solve(be, &qp, tight().with_method(method));
         assert_eq!(sol.status, Status::Solved, "{method:?}");
@@ -1766,11 +1769,28 @@ pub fn degenerate_problem_reports_weakly_active<B: LinAlg<Real = f64>>(be: &B) {
                 param.name()
             );
         }
-        if method == Method::Kkt {
-            // convention: weakly active rows count as active, so dx0/dh0 = 1
-            assert!((sol.jacobian(Param::H).unwrap().get(0, 0) - 1.0).abs() < 1e-9);
-        }
+        dx0_dh0.push(sol.jacobian(Param::H).unwrap().get(0, 0));
     }
+    // each a one-sided derivative: 1 (row held active) or 0 (row left inactive)
+    for d in &dx0_dh0 {
+        assert!(d.abs() < 1e-9 || (d - 1.0).abs() < 1e-9, "{dx0_dh0:?}");
+    }
+    // one active-set rule (the final iterate's s = 0): at one solution every VJP mode
+    // returns the same one-sided derivative, and the report does not certify it
+    let problem = Qp::from_host(be, &qp).unwrap();
+    let solver = AltDiff::new(be.clone(), &problem, tight()).unwrap();
+    let sol = solver.solve(problem.params()).unwrap();
+    let g = be.mat_from_col_major(2, 1, &[1.0, 0.0]).unwrap();
+    let dh0: Vec<f64> = [VjpMode::Limit, VjpMode::Implicit, VjpMode::Kkt]
+        .into_iter()
+        .map(|mode| host(be, &solver.vjp(&sol, &g, mode).unwrap().h)[0])
+        .collect();
+    assert!(
+        dh0.iter().all(|d| (d - dh0[0]).abs() < 1e-6),
+        "modes disagree: {dh0:?}"
+    );
+    let report = solver.differentiability(&sol).unwrap();
+    assert!(!report.status.is_differentiable(), "{report:?}");
     let moved = perturbed(&qp, &zero_direction(&qp), 0.0);
     assert_eq!(moved, qp);
 }

@@ -15,6 +15,7 @@
 mod clarabel_oracle;
 mod closed_forms;
 pub mod conformance;
+mod differentiability_checks;
 mod finite_diff;
 mod kkt;
 mod problems;

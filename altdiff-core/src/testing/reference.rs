@@ -189,6 +189,15 @@ impl LinAlg for RefBackend {
         cholesky(&h).map(|l| RefFactor { l })
     }
 
+    fn factor_pivots(&self, factor: &RefFactor) -> Result<Option<Vec<f64>>> {
+        let l = &factor.l;
+        Ok(Some(
+            (0..l.nrows)
+                .map(|i| l.data[i * l.nrows + i] * l.data[i * l.nrows + i])
+                .collect(),
+        ))
+    }
+
     fn solve_in_place(&self, factor: &RefFactor, rhs: &mut RefMat) -> Result<()> {
         let l = &factor.l;
         let n = l.nrows;

@@ -18,7 +18,9 @@ use altdiff_examples::cli::{ParamArg, SolverArgs, VjpModeArg};
 use altdiff_examples::demo::{DemoConfig, DemoRow};
 use altdiff_examples::derivatives::{DerivativeRow, DerivativesJob};
 use altdiff_examples::plot::{TraceJob, plot_trace};
-use altdiff_examples::problem_file::{ResultFile, VjpFile, read_problem, read_vector};
+use altdiff_examples::problem_file::{
+    DifferentiabilityFile, ResultFile, VjpFile, read_problem, read_vector,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// mimalloc keeps freed blocks for reuse: the solver's large blocks (n x n and n x (p + m),
@@ -55,7 +57,7 @@ enum Command {
     /// + VJP solved as one block against a loop of single solves, per backend.
     BatchBench(BatchBenchArgs),
     /// The Maros-Meszaros test set (a directory of MAT-files): every problem solved with a
-    /// time limit, a derivative check (implicit vs KKT VJP), a markdown summary and JSON.
+    /// time limit, a derivative check (the differentiability report, finite differences of re-solves), a markdown summary and JSON.
     Suite(altdiff_examples::suite::SuiteArgs),
     /// A softmax / sparsemax layer (or their constrained variants, x <= u) solved by
     /// Newton-ADMM, with the Jacobians wrt y (and u) or a VJP, as JSON.
@@ -93,6 +95,10 @@ struct SolveArgs {
     /// How the VJP is computed (with --method kkt it is the KKT adjoint).
     #[arg(long, value_enum, default_value_t = VjpModeArg::Limit)]
     vjp_mode: VjpModeArg,
+    /// Refuse a VJP whose differentiability report is not "differentiable" (exit code 1,
+    /// the report's reasons on one line) instead of returning it flagged.
+    #[arg(long)]
+    require_differentiable: bool,
     #[command(flatten)]
     solver: SolverArgs,
     /// Write the result here instead of stdout.
@@ -399,7 +405,7 @@ struct SolveJob<'a> {
 }
 
 impl BackendJob for SolveJob<'_> {
-    type Output = (HostSolution, Option<VjpFile>);
+    type Output = (HostSolution, Option<VjpFile>, Option<DifferentiabilityFile>);
 
     fn run<B: LinAlg<Real = f64>>(self, backend: B) -> Result<Self::Output, CliError> {
         let problem = Qp::from_host(&backend, self.qp)?;
@@ -431,7 +437,16 @@ impl BackendJob for SolveJob<'_> {
             }
             _ => None,
         };
-        Ok((solution.to_host(&backend)?, vjp))
+        // the report comes with every derivative of a solved problem
+        let derivatives = vjp.is_some() || !solver.settings().wrt.is_empty();
+        let report = if derivatives && status.is_solved() {
+            Some(DifferentiabilityFile::from(
+                &solver.differentiability(&solution)?,
+            ))
+        } else {
+            None
+        };
+        Ok((solution.to_host(&backend)?, vjp, report))
     }
 }
 
@@ -439,7 +454,11 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
     let qp = read_problem(&args.problem)?;
     let wrt: Wrt = args.wrt.iter().map(|&p| Param::from(p)).collect();
     let mode = args.vjp_mode.mode(&args.solver);
-    let mut settings = args.solver.settings().with_wrt(wrt);
+    let mut settings = args
+        .solver
+        .settings()
+        .with_wrt(wrt)
+        .with_require_differentiable(args.require_differentiable);
     let grad = match &args.vjp {
         Some(path) => {
             let g = read_vector(path)?;
@@ -469,9 +488,10 @@ fn solve(args: SolveArgs) -> Result<ExitCode, CliError> {
         qp.q.len(),
         qp.b.len() + qp.h.len(),
     )?;
-    let (solution, vjp) = backend.on(args.device)?.run(job)?;
+    let (solution, vjp, report) = backend.on(args.device)?.run(job)?;
     let mut result = ResultFile::from(&solution);
     result.vjp = vjp;
+    result.differentiability = report;
     if let Some((what, index, value)) = result.non_finite_derivative() {
         return Err(CliError::Overflow { what, index, value });
     }
