@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Entropic layers against their closed form: x = min(u, exp(y - tau)), Jacobians by the
 free / capped split. Usage: layer_check.py ALTDIFF [COUNT]"""
 import json, subprocess, sys, tempfile, os

@@ -106,10 +106,10 @@ pub struct Differentiability {
     pub margin: f64,
 }
 
-/// [`Differentiability::margin`] over the solve's tolerance. On the 37 Maros-Meszaros
+/// [`Differentiability::margin`] over the solve's tolerance. On the 36 Maros-Meszaros
 /// problems with `n + rows <= 2500` checked against finite differences: `sqrt(tol)` flagged
-/// 20 (17 right), `10 tol` 11 (26 right), `0.5 tol` 9 with one wrong derivative unflagged
-/// (KSIP, slack `1.7e-6`); none wrong unflagged at `10 tol`.
+/// 19 (17 right), `10 tol` 10 (26 right, none wrong unflagged), `0.5 tol` 9 (one wrong
+/// derivative unflagged in an earlier run: KSIP, slack `1.7e-6`); see `docs/defaults.md`.
 const MARGIN_OVER_TOL: f64 = 10.0;
 
 /// The condition estimate above which the active rows count as dependent:
