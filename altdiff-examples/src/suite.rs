@@ -606,7 +606,7 @@ impl BackendJob for SolveJob<'_> {
             return Ok(record);
         }
         let check_start = Instant::now();
-        let check = check_derivative(&backend, problem, config, &solver, &solution);
+        let check = check_derivative(&backend, (problem, &qp), config, &solver, &solution);
         record.check_s = check_start.elapsed().as_secs_f64();
         match check {
             Ok(Some((report, error))) => {
@@ -634,7 +634,7 @@ impl BackendJob for SolveJob<'_> {
 /// [module docs](self)); `None` when a re-solve does not solve.
 fn check_derivative<B: LinAlg<Real = f64>>(
     backend: &B,
-    problem: &MarosProblem,
+    (problem, qp_device): (&MarosProblem, &Qp<B>),
     config: &SuiteConfig,
     solver: &AltDiff<B>,
     solution: &Solution<B>,
@@ -673,8 +673,7 @@ fn check_derivative<B: LinAlg<Real = f64>>(
         eps_abs: 1e-10,
         eps_rel: 1e-10,
     });
-    let qp_device = Qp::from_host(backend, qp)?;
-    let oracle = AltDiff::new(backend.clone(), &qp_device, tight)?;
+    let oracle = AltDiff::new(backend.clone(), qp_device, tight)?;
     // g'x at theta + t d
     let shifted = |t: f64| -> HostQp {
         let shift = |theta: &[f64], d: &[f64]| -> Vec<f64> {

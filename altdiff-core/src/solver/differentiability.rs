@@ -173,7 +173,11 @@ impl Margins<'_> {
         let licq = if active + self.p > self.n {
             Some(false)
         } else {
-            kkt_condition.map(|c| c < licq_limit(epsilon))
+            match &pivots {
+                Some(Ok(pivots)) => Some(spread_is_regular(pivots, epsilon)),
+                Some(Err(())) => Some(false),
+                None => None,
+            }
         };
         let margin = MARGIN_OVER_TOL * tol;
         let status = if !unique {
@@ -230,7 +234,12 @@ fn cholesky_pivots(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, ()> {
 /// with pivots spread less than the LICQ limit at unit roundoff `epsilon`: the rows it is
 /// the Gram matrix of (through `H^-1`) are independent.
 pub(crate) fn independent_rows(gram: Vec<f64>, n: usize, epsilon: f64) -> bool {
-    cholesky_pivots(gram, n).is_ok_and(|p| spread(&p) < licq_limit(epsilon))
+    cholesky_pivots(gram, n).is_ok_and(|p| spread_is_regular(&p, epsilon))
+}
+
+/// Whether Cholesky pivots spread less than the LICQ limit at unit roundoff `epsilon`.
+pub(crate) fn spread_is_regular(pivots: &[f64], epsilon: f64) -> bool {
+    spread(pivots) < licq_limit(epsilon)
 }
 
 /// The largest pivot over the smallest (`inf` when one is not positive; 1 for none).

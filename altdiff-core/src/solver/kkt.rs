@@ -52,18 +52,27 @@ impl<B: LinAlg> KktSystem<B> {
         // S = C H_C^-1 C' (r x r, dense)
         let (s, _) = backend.gram_inverse(&h_c, &c, false)?;
         let host = backend.to_col_major(&s)?;
-        // dependent rows leave S singular to rounding, which a Cholesky factorization may
-        // still pass with a tiny pivot (the sparse backend did, on CVXQP2_S): the pivots'
-        // spread decides, on the host, the same rule for every backend
-        let pivots = host.iter().map(|v| v.to_f64_lossy()).collect();
-        if !super::differentiability::independent_rows(pivots, r, backend.factor_epsilon()) {
-            return Err(Error::SingularKkt { rows: r });
-        }
         let s_op = backend.op_from_col_major(r, r, &host)?;
         let schur = backend.cholesky(&s_op).map_err(|err| match err {
             Error::NotPositiveDefinite { .. } => Error::SingularKkt { rows: r },
             other => other,
         })?;
+        // dependent rows leave S singular to rounding, which a Cholesky factorization may
+        // still pass with a tiny pivot (the sparse backend did, on CVXQP2_S): the pivots'
+        // spread decides, the same rule for every backend (the factor's own pivots, or a
+        // factorization on the host where the backend keeps none)
+        let independent = match backend.factor_pivots(&schur)? {
+            Some(pivots) => {
+                super::differentiability::spread_is_regular(&pivots, backend.factor_epsilon())
+            }
+            None => {
+                let gram = host.iter().map(|v| v.to_f64_lossy()).collect();
+                super::differentiability::independent_rows(gram, r, backend.factor_epsilon())
+            }
+        };
+        if !independent {
+            return Err(Error::SingularKkt { rows: r });
+        }
         Ok(Self {
             c,
             h_c,
